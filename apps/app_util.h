@@ -1,0 +1,63 @@
+// Small helpers shared by the subcommands (flag parsing and error reporting only).
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+
+namespace tachyon::apps {
+
+// Prints "error: <message>" and returns the exit code for the status: 2 for bad input
+// (invalid argument, missing or corrupt file, unsupported model), 1 otherwise.
+inline int fail(const Status& st) {
+  std::fprintf(stderr, "error: %s\n", st.message().c_str());
+  switch (st.code()) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kNotFound:
+    case ErrorCode::kCorrupt:
+    case ErrorCode::kUnsupported:
+    case ErrorCode::kIo: return 2;
+    default: return 1;
+  }
+}
+
+inline Result<std::string> read_text_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status(ErrorCode::kNotFound, path + ": cannot open");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+inline int default_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+// Parses "1,2,3" (spaces allowed) into ids; rejects anything else.
+inline Result<std::vector<int32_t>> parse_token_list(const std::string& s) {
+  std::vector<int32_t> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == ',')) ++i;
+    if (i >= s.size()) break;
+    size_t j = i;
+    if (s[j] == '-') ++j;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+    if (j == i || (s[i] == '-' && j == i + 1) || (j < s.size() && s[j] != ',' && s[j] != ' '))
+      return invalid_argument("token list: '" + s.substr(i, 20) + "' is not an integer id");
+    if (j - i > 10) return invalid_argument("token list: '" + s.substr(i, j - i) + "' is out of range");
+    const long long v = std::stoll(s.substr(i, j - i));
+    if (v < INT32_MIN || v > INT32_MAX) return invalid_argument("token list: " + s.substr(i, j - i) + " is out of range");
+    out.push_back(static_cast<int32_t>(v));
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace tachyon::apps

@@ -1,0 +1,83 @@
+// tachyon logits -m FILE --tokens ID,ID,... [--top-k K] [-t THREADS]
+// Evaluates the whole sequence teacher-forced (one batch) and prints JSON: for every
+// position the top-K [id, logit] pairs and the log-sum-exp of all logits.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "app_util.h"
+#include "commands.h"
+#include "kernels/ops.h"
+#include "kernels/traits.h"
+#include "model/model.h"
+
+namespace tachyon::apps {
+
+int cmd_logits(int argc, char** argv) {
+  CLI::App app{"teacher-forced top-k logits for a token sequence (JSON on stdout)", "tachyon logits"};
+  std::string path, tokens_arg;
+  int top_k = 8, threads = default_threads(), ubatch = 512;
+  bool scalar = false;
+  app.add_option("-m,--model", path, "GGUF model file")->required();
+  app.add_option("--tokens", tokens_arg, "comma-separated token ids")->required();
+  app.add_option("--top-k", top_k, "pairs per position")->check(CLI::Range(1, 1000000));
+  app.add_option("-t,--threads", threads, "compute threads")->check(CLI::Range(1, 1024));
+  app.add_option("--ubatch", ubatch, "tokens per forward step")->check(CLI::Range(1, 1 << 20));
+  app.add_flag("--scalar", scalar, "use the scalar reference kernels");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  auto ids = parse_token_list(tokens_arg);
+  if (!ids) return fail(ids.status());
+  if (ids->empty()) return fail(invalid_argument("--tokens: empty list"));
+  if (scalar) kernels::force_scalar_kernels(true);
+
+  auto m = model::Model::load(path);
+  if (!m) return fail(m.status());
+  model::Model& model = *m.value();
+  const int n_vocab = model.hparams().n_vocab;
+  for (int32_t id : *ids)
+    if (id < 0 || id >= n_vocab)
+      return fail(invalid_argument("--tokens: id " + std::to_string(id) + " out of range [0, " + std::to_string(n_vocab) + ")"));
+
+  const int n = static_cast<int>(ids->size());
+  const int page = 16;
+  auto pool_kv = kv::KvPool::create(model.kv_config((n + page - 1) / page, page));
+  if (!pool_kv) return fail(pool_kv.status());
+  ThreadPool pool(threads);
+  kv::PageTable pt;
+  pt.reserve(pool_kv.value(), n);
+
+  nlohmann::json positions = nlohmann::json::array();
+  std::vector<float> logits;
+  std::vector<int32_t> order(n_vocab);
+  const int k = std::min(top_k, n_vocab);
+  for (int start = 0; start < n; start += ubatch) {
+    model::Batch batch;
+    batch.seqs.push_back(&pt);
+    const int end = std::min(n, start + ubatch);
+    for (int i = start; i < end; ++i) batch.add((*ids)[i], i, 0, true);
+    Status st = model.forward(batch, pool_kv.value(), pool, &logits);
+    if (!st) return fail(st);
+    pt.n_tokens = end;
+    for (int i = 0; i < end - start; ++i) {
+      const float* row = logits.data() + static_cast<size_t>(i) * n_vocab;
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+        return row[a] > row[b] || (row[a] == row[b] && a < b);
+      });
+      nlohmann::json top = nlohmann::json::array();
+      for (int j = 0; j < k; ++j) top.push_back({order[j], row[order[j]]});
+      positions.push_back({{"top", top}, {"logsumexp", kernels::log_sum_exp(row, n_vocab)}});
+    }
+  }
+  nlohmann::json out = {{"model", path}, {"n_vocab", n_vocab}, {"tokens", *ids}, {"positions", positions}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+}  // namespace tachyon::apps

@@ -1,0 +1,186 @@
+// tachyon run -m FILE -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS] [--json]
+// Generates a continuation of a prompt. Text streams to stdout; timings go to stderr
+// (or into the JSON object with --json).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "app_util.h"
+#include "base/clock.h"
+#include "base/cpu.h"
+#include "commands.h"
+#include "kernels/traits.h"
+#include "model/model.h"
+#include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tachyon::apps {
+
+namespace {
+std::string hex_bytes(const std::string& s) {
+  static const char* d = "0123456789abcdef";
+  std::string h;
+  h.reserve(s.size() * 2);
+  for (unsigned char c : s) {
+    h += d[c >> 4];
+    h += d[c & 15];
+  }
+  return h;
+}
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+  CLI::App app{"generate a continuation of a prompt", "tachyon run"};
+  std::string path, prompt, prompt_file;
+  int n_predict = 64, threads = default_threads(), n_ctx = 0, ubatch = 512;
+  sampling::SamplingParams sp;
+  sp.temperature = 0.8f;
+  sp.penalty_last_n = 64;
+  bool json = false, no_special = false, ignore_eos = false, scalar = false, seed_set = false;
+  uint64_t seed = 0;
+  app.add_option("-m,--model", path, "GGUF model file")->required();
+  auto* p_opt = app.add_option("-p,--prompt", prompt, "prompt text");
+  app.add_option("-f,--file", prompt_file, "read the prompt from a file")->excludes(p_opt);
+  app.add_option("-n,--n-predict", n_predict, "tokens to generate")->check(CLI::Range(0, 1 << 20));
+  app.add_option("--temp", sp.temperature, "temperature (0 = greedy)");
+  app.add_option("--top-k", sp.top_k, "top-k (0 = off)");
+  app.add_option("--top-p", sp.top_p, "top-p (1 = off)");
+  app.add_option("--min-p", sp.min_p, "min-p (0 = off)");
+  app.add_option("--repeat-penalty", sp.repetition_penalty, "repetition penalty (1 = off)");
+  app.add_option("--presence-penalty", sp.presence_penalty, "presence penalty");
+  app.add_option("--frequency-penalty", sp.frequency_penalty, "frequency penalty");
+  app.add_option("--repeat-last-n", sp.penalty_last_n, "penalty window (-1 = all)");
+  app.add_option("--seed", seed, "RNG seed (default: random)")->each([&](const std::string&) { seed_set = true; });
+  app.add_option("-t,--threads", threads, "compute threads")->check(CLI::Range(1, 1024));
+  app.add_option("-c,--ctx", n_ctx, "context length (default: the model's, at most 4096)")->check(CLI::Range(0, 1 << 24));
+  app.add_option("--ubatch", ubatch, "prompt tokens per forward step")->check(CLI::Range(1, 1 << 16));
+  app.add_flag("--json", json, "print one JSON object (prompt_tokens, tokens, text, timings)");
+  app.add_flag("--no-special", no_special, "do not parse special-token text in the prompt");
+  app.add_flag("--ignore-eos", ignore_eos, "keep generating past end-of-generation tokens");
+  app.add_flag("--scalar", scalar, "use the scalar reference kernels");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (!prompt_file.empty()) {
+    auto text = read_text_file(prompt_file);
+    if (!text) return fail(text.status());
+    prompt = text.value();
+  }
+  if (scalar) kernels::force_scalar_kernels(true);
+  sp.seed = seed_set ? seed : static_cast<uint64_t>(now_us());
+
+  const double t0 = now_ms();
+  auto m = model::Model::load(path);
+  if (!m) return fail(m.status());
+  model::Model& model = *m.value();
+  auto tk = tok::Tokenizer::from_gguf(model.file());
+  if (!tk) return fail(tk.status());
+  const tok::Tokenizer& tokenizer = *tk.value();
+  if (tokenizer.n_vocab() != model.hparams().n_vocab)
+    return fail(corrupt(path + ": tokenizer has " + std::to_string(tokenizer.n_vocab()) + " tokens but the model " +
+                        std::to_string(model.hparams().n_vocab)));
+  if (ignore_eos) sp.banned_tokens = tokenizer.eog_ids();
+  if (Status st = sp.validate(tokenizer.n_vocab()); !st) return fail(st);
+  const double load_ms = now_ms() - t0;
+
+  const std::vector<int32_t> prompt_ids = tokenizer.encode(prompt, true, !no_special);
+  if (prompt_ids.empty()) return fail(invalid_argument("prompt: empty (and the model adds no BOS)"));
+  if (n_ctx == 0) n_ctx = std::min(model.hparams().n_ctx_train, 4096);
+  const int n_total = static_cast<int>(prompt_ids.size()) + n_predict;
+  if (n_total > n_ctx)
+    return fail(invalid_argument("prompt: " + std::to_string(prompt_ids.size()) + " tokens + " + std::to_string(n_predict) +
+                                 " to generate exceed the context length " + std::to_string(n_ctx) + " (see --ctx)"));
+
+  const int page = 16;
+  auto kv = kv::KvPool::create(model.kv_config((n_total + page - 1) / page, page));
+  if (!kv) return fail(kv.status());
+  kv::PageTable pt;
+  if (!pt.reserve(kv.value(), n_total)) return fail(Status(ErrorCode::kInternal, "kv: page reservation failed"));
+  ThreadPool pool(threads);
+  sampling::Sampler sampler(sp);
+  tok::StreamDecoder::Options dopt;
+  dopt.leading = tok::LeadingSpace::kKeep;
+  tok::StreamDecoder decoder(tokenizer, dopt);
+
+  // Prefill in ubatches; logits only for the last prompt token.
+  std::vector<float> logits;
+  const double t_prompt = now_ms();
+  const int n_prompt = static_cast<int>(prompt_ids.size());
+  for (int s = 0; s < n_prompt; s += ubatch) {
+    model::Batch b;
+    b.seqs.push_back(&pt);
+    const int e = std::min(n_prompt, s + ubatch);
+    for (int i = s; i < e; ++i) b.add(prompt_ids[i], i, 0, i == n_prompt - 1);
+    if (Status st = model.forward(b, kv.value(), pool, &logits); !st) return fail(st);
+    pt.n_tokens = e;
+  }
+  const double prompt_ms = now_ms() - t_prompt;
+
+  std::vector<int32_t> out_ids;
+  std::string text;
+  const int n_vocab = model.hparams().n_vocab;
+  const double t_gen = now_ms();
+  std::string finish = "length";
+  for (int i = 0; i < n_predict; ++i) {
+    const auto r = sampler.sample(logits.data(), n_vocab);
+    if (!ignore_eos && tokenizer.is_eog(r.token)) {
+      finish = "stop";
+      break;
+    }
+    sampler.accept(r.token);
+    out_ids.push_back(r.token);
+    const std::string piece = decoder.push(r.token);
+    text += piece;
+    if (!json && !piece.empty()) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+    if (i + 1 == n_predict) break;  // the last token needs no forward pass
+    model::Batch b;
+    b.seqs.push_back(&pt);
+    b.add(r.token, pt.n_tokens, 0, true);
+    if (Status st = model.forward(b, kv.value(), pool, &logits); !st) return fail(st);
+    pt.n_tokens += 1;
+  }
+  const std::string tail = decoder.flush();
+  text += tail;
+  const double gen_ms = now_ms() - t_gen;
+  const int n_gen_steps = std::max(0, static_cast<int>(out_ids.size()) - (finish == "length" ? 1 : 0));
+
+  const double prompt_tps = prompt_ms > 0 ? n_prompt / (prompt_ms / 1000.0) : 0;
+  const double gen_tps = gen_ms > 0 && n_gen_steps > 0 ? n_gen_steps / (gen_ms / 1000.0) : 0;
+  const double gbps = gen_tps * model.weight_bytes() / 1e9;
+  if (json) {
+    nlohmann::json out = {
+        {"model", path},
+        {"prompt_tokens", prompt_ids},
+        {"tokens", out_ids},
+        {"text", text},  // invalid UTF-8 (possible from random or byte tokens) -> U+FFFD
+        {"text_hex", hex_bytes(text)},
+        {"finish_reason", finish},
+        {"timings",
+         {{"load_ms", load_ms},
+          {"prompt_n", n_prompt},
+          {"prompt_ms", prompt_ms},
+          {"prompt_tokens_per_s", prompt_tps},
+          {"predicted_n", static_cast<int>(out_ids.size())},
+          {"predicted_ms", gen_ms},
+          {"predicted_tokens_per_s", gen_tps},
+          {"weights_gb_per_s", gbps},
+          {"threads", threads}}}};
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    if (!tail.empty()) std::fwrite(tail.data(), 1, tail.size(), stdout);
+    std::printf("\n");
+    std::fprintf(stderr,
+                 "\nload %.0f ms | prompt %d tok, %.1f tok/s | generation %zu tok, %.1f tok/s, %.1f ms/tok, %.2f GB/s of "
+                 "weights | %d threads, %s\n",
+                 load_ms, n_prompt, prompt_tps, out_ids.size(), gen_tps, gen_tps > 0 ? 1000.0 / gen_tps : 0.0, gbps,
+                 threads, cpu_features_string().c_str());
+  }
+  return 0;
+}
+
+}  // namespace tachyon::apps

@@ -1,0 +1,14 @@
+// Every subcommand is one function taking the arguments after its name (argv[0] is the
+// subcommand name). It returns the process exit code: 0 success, 1 runtime failure,
+// 2 bad input (unreadable/corrupt file, bad flags).
+#pragma once
+
+namespace tachyon::apps {
+
+int cmd_inspect(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_logits(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_detokenize(int argc, char** argv);
+
+}  // namespace tachyon::apps

@@ -1,0 +1,49 @@
+// tachyon: one binary, one subcommand per job. Flags become config structs here; the
+// logic lives in the libraries.
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include "commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*fn)(int, char**);
+  const char* help;
+};
+
+const Command kCommands[] = {
+    {"run", tachyon::apps::cmd_run, "generate a continuation of a prompt"},
+    {"logits", tachyon::apps::cmd_logits, "teacher-forced top-k logits for a token sequence (JSON)"},
+    {"inspect", tachyon::apps::cmd_inspect, "print a GGUF file's metadata and tensor table"},
+    {"tokenize", tachyon::apps::cmd_tokenize, "print the token ids of a text"},
+    {"detokenize", tachyon::apps::cmd_detokenize, "print the text of a token id sequence"},
+};
+
+void usage(FILE* out) {
+  std::fprintf(out, "usage: tachyon <command> [options]\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(out, "  %-14s %s\n", c.name, c.help);
+  std::fprintf(out, "\nrun 'tachyon <command> --help' for a command's options\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  std::string_view name = argv[1];
+  if (name == "-h" || name == "--help" || name == "help") {
+    usage(stdout);
+    return 0;
+  }
+  for (const auto& c : kCommands) {
+    if (name == c.name) return c.fn(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "tachyon: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

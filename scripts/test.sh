@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs the whole test suite (what CI runs).
+#   1. Debian packages (scripts/setup.sh, idempotent)
+#   2. Release build + every test through CTest
+#   3. the file-parsing and kernel tests again under ASan+UBSan
+#   4. a bounded libFuzzer run of the GGUF parser
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="$(nproc)"
+./scripts/setup.sh
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs" --timeout 900)
+
+# Sanitizer configuration: everything that parses untrusted bytes.
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTACHYON_SANITIZE=ON >/dev/null
+asan_targets=(test_gguf test_kernels test_kv)
+for t in test_tokenizer test_chat test_sampling; do
+  grep -q "^$t:" <(cmake --build build-asan --target help 2>/dev/null | sed 's/ .*//') && asan_targets+=("$t")
+done
+cmake --build build-asan -j"$jobs" --target "${asan_targets[@]}"
+for t in "${asan_targets[@]}"; do
+  echo "== $t (ASan+UBSan)"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./build-asan/tests/"$t" --gtest_brief=1
+done
+
+./scripts/fuzz.sh "${TACHYON_FUZZ_SECONDS:-30}"
+echo "all tests passed"

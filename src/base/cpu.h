@@ -1,0 +1,18 @@
+#pragma once
+#include <string>
+
+namespace tachyon {
+
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool f16c = false;
+  bool avx512f = false;
+  bool avx512vnni = false;
+};
+
+// Detected once; cheap to call.
+const CpuFeatures& cpu_features();
+std::string cpu_features_string();
+
+}  // namespace tachyon

@@ -1,0 +1,46 @@
+// Persistent compute pool: n-1 worker threads plus the caller. run(fn) calls
+// fn(ith, nth) once for every ith in [0, nth) and returns when all are done. Workers
+// spin briefly on a generation counter, then sleep on a condition variable, so
+// back-to-back kernel launches cost no thread creation and little wake-up latency.
+// Not reentrant: one run() at a time (the engine thread owns the pool).
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tachyon {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int n_threads() const { return n_threads_; }
+  void run(const std::function<void(int ith, int nth)>& fn);
+
+ private:
+  void worker(int ith);
+
+  int n_threads_;
+  std::vector<std::thread> threads_;
+  const std::function<void(int, int)>* fn_ = nullptr;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+// Splits [0, n) into nth nearly equal contiguous ranges; returns ith's [begin, end).
+inline void split_range(int64_t n, int ith, int nth, int64_t* begin, int64_t* end) {
+  const int64_t per = (n + nth - 1) / nth;
+  *begin = std::min<int64_t>(n, per * ith);
+  *end = std::min<int64_t>(n, *begin + per);
+}
+
+}  // namespace tachyon

@@ -1,0 +1,67 @@
+#include "kernels/matmul.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "kernels/traits.h"
+
+namespace tachyon::kernels {
+
+void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, QuantActs* out, ThreadPool& pool) {
+  const TypeTraits* tt = type_traits(type);
+  assert(tt && tt->from_float);
+  out->type = type;
+  out->n_tok = n_tok;
+  out->n_cols = n_cols;
+  out->row_bytes = row_bytes(type, n_cols);
+  out->buf.resize(static_cast<size_t>(n_tok) * out->row_bytes);
+  if (n_tok * n_cols < 16384) {
+    for (int64_t t = 0; t < n_tok; ++t) tt->from_float(x + t * n_cols, out->buf.data() + t * out->row_bytes, n_cols);
+    return;
+  }
+  pool.run([&](int ith, int nth) {
+    int64_t b, e;
+    split_range(n_tok, ith, nth, &b, &e);
+    for (int64_t t = b; t < e; ++t) tt->from_float(x + t * n_cols, out->buf.data() + t * out->row_bytes, n_cols);
+  });
+}
+
+void matmul(const MatView& w, const QuantActs& acts, float* y, int64_t ld_y, ThreadPool& pool) {
+  const TypeTraits* tt = type_traits(w.type);
+  assert(tt && tt->vec_dot && acts.type == tt->vec_dot_type && acts.n_cols == w.n_cols);
+  const auto vec_dot = tt->vec_dot;
+  const int64_t n_tok = acts.n_tok;
+  // Rows per tile: keep a tile of weights in L2 while every token passes over it.
+  const int64_t tile = std::max<int64_t>(1, std::min<int64_t>(64, (128 * 1024) / std::max<size_t>(1, w.row_bytes)));
+  const auto* wdata = static_cast<const uint8_t*>(w.data);
+  pool.run([&](int ith, int nth) {
+    // Split rows in units of tiles so threads do not share cache lines of y.
+    const int64_t n_tiles = (w.n_rows + tile - 1) / tile;
+    int64_t tb, te;
+    split_range(n_tiles, ith, nth, &tb, &te);
+    for (int64_t ti = tb; ti < te; ++ti) {
+      const int64_t r0 = ti * tile, r1 = std::min(w.n_rows, r0 + tile);
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const uint8_t* a = acts.row(t);
+        float* yt = y + t * ld_y;
+        for (int64_t r = r0; r < r1; ++r) yt[r] = vec_dot(w.n_cols, wdata + r * w.row_bytes, a);
+      }
+    }
+  });
+}
+
+void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, int64_t ld_y, ThreadPool& pool,
+            QuantActs* scratch) {
+  const TypeTraits* tt = type_traits(w.type);
+  assert(tt);
+  quantize_acts(x, n_tok, w.n_cols, tt->vec_dot_type, scratch, pool);
+  matmul(w, *scratch, y, ld_y, pool);
+}
+
+void get_row(const MatView& w, int64_t r, float* y) {
+  const TypeTraits* tt = type_traits(w.type);
+  assert(tt && r >= 0 && r < w.n_rows);
+  tt->to_float(static_cast<const uint8_t*>(w.data) + r * w.row_bytes, y, w.n_cols);
+}
+
+}  // namespace tachyon::kernels

@@ -1,0 +1,48 @@
+// Matrix multiplication of a weight matrix with a batch of activation rows. The weight
+// matrix is streamed once per call for the whole batch: each thread takes a range of
+// rows and, tile by tile, applies every row of the tile to every token.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "base/dtype.h"
+#include "base/thread_pool.h"
+
+namespace tachyon::kernels {
+
+// A row-major weight matrix as stored in GGUF: n_rows rows of n_cols elements (GGUF
+// ne[0] = n_cols, ne[1] = n_rows).
+struct MatView {
+  const void* data = nullptr;
+  DType type = DType::F32;
+  int64_t n_cols = 0;
+  int64_t n_rows = 0;
+  size_t row_bytes = 0;
+};
+
+// Activations quantized to a weight type's vec_dot_type, one row per token.
+struct QuantActs {
+  DType type = DType::F32;
+  int64_t n_tok = 0;
+  int64_t n_cols = 0;
+  size_t row_bytes = 0;
+  std::vector<uint8_t> buf;  // [n_tok][row_bytes]
+  const uint8_t* row(int64_t t) const { return buf.data() + t * row_bytes; }
+};
+
+// Converts x [n_tok][n_cols] to `type` (a vec_dot_type), in parallel over tokens.
+void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, QuantActs* out, ThreadPool& pool);
+
+// y[t][r] = W[r] . x[t] for t < n_tok, r < n_rows; y has row stride ld_y floats.
+// Preconditions: acts.type == vec_dot_type of w.type, acts.n_cols == w.n_cols.
+void matmul(const MatView& w, const QuantActs& acts, float* y, int64_t ld_y, ThreadPool& pool);
+
+// Convenience: quantizes x into *scratch, then multiplies.
+void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, int64_t ld_y, ThreadPool& pool,
+            QuantActs* scratch);
+
+// Dequantizes row r of w into y[n_cols] (embedding look-up).
+void get_row(const MatView& w, int64_t r, float* y);
+
+}  // namespace tachyon::kernels

@@ -1,0 +1,98 @@
+#include "kernels/ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tachyon::kernels {
+
+void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) {
+  double sum = 0;
+  // float products summed in double: the same rounding as ggml's rms_norm
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>(sum / n);
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  if (w) {
+    for (int64_t i = 0; i < n; ++i) out[i] = (x[i] * scale) * w[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale;
+  }
+}
+
+void rope_cache(const RopeParams& p, int32_t pos, float* cs) {
+  const float theta_scale = std::pow(p.freq_base, -2.0f / p.n_rot);
+  float theta = static_cast<float>(pos);
+  for (int i = 0; i < p.n_rot / 2; ++i) {
+    const float ff = p.freq_factors ? p.freq_factors[i] : 1.0f;
+    const float t = p.freq_scale * (theta / ff);
+    cs[2 * i] = std::cos(t);
+    cs[2 * i + 1] = std::sin(t);
+    theta *= theta_scale;
+  }
+}
+
+void rope_apply(const RopeParams& p, const float* cs, float* x) {
+  const int half = p.n_rot / 2;
+  if (p.mode == RopeMode::kNorm) {
+    for (int i = 0; i < half; ++i) {
+      const float c = cs[2 * i], s = cs[2 * i + 1];
+      const float x0 = x[2 * i], x1 = x[2 * i + 1];
+      x[2 * i] = std::fma(x0, c, -(x1 * s));
+      x[2 * i + 1] = std::fma(x0, s, x1 * c);
+    }
+  } else {
+    for (int i = 0; i < half; ++i) {
+      const float c = cs[2 * i], s = cs[2 * i + 1];
+      const float x0 = x[i], x1 = x[i + half];
+      x[i] = std::fma(x0, c, -(x1 * s));
+      x[i + half] = std::fma(x0, s, x1 * c);
+    }
+  }
+}
+
+float expf_poly(float x) {
+  // exp(x) = 2^n * (1 + p(b)), n = round(x / ln2), b = x - n*ln2 (two-part ln2), p a
+  // degree-5 minimax polynomial without its constant term. The same reduction,
+  // coefficients and final k + k*p rounding as the widely used vectorized expf (ARM
+  // optimized-routines) in its AVX2 form, which ggml's SIMD SiLU and softmax use;
+  // agreeing with it bit for bit keeps our activations rounding like llama.cpp's.
+  const float shift = 0x1.8p23f;
+  const float z = std::fma(x, 0x1.715476p+0f, shift);
+  const float n = z - shift;
+  if (!(std::fabs(n) <= 126.f)) return std::exp(x);
+  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+  const float u = b * b;
+  const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                           u, 0x1.ffffecp-1f * b);
+  const float k = std::ldexp(1.0f, static_cast<int>(n));
+  return std::fma(j, k, k);
+}
+
+void swiglu(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf_poly(-g)) * up[i];
+  }
+}
+
+float softmax(float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  return mx + static_cast<float>(std::log(sum));
+}
+
+double log_sum_exp(const float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - mx);
+  return mx + std::log(sum);
+}
+
+}  // namespace tachyon::kernels

@@ -1,0 +1,38 @@
+// Element-wise and row-wise operations of the transformer forward pass (f32).
+#pragma once
+#include <cstdint>
+
+namespace tachyon::kernels {
+
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * (w ? w[i] : 1). out may alias x.
+void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out);
+
+enum class RopeMode { kNorm, kNeox };  // adjacent pairs (llama) or split halves (qwen2/3)
+
+struct RopeParams {
+  RopeMode mode = RopeMode::kNorm;
+  int n_rot = 0;             // rotated dims (<= head_dim)
+  float freq_base = 10000.f;
+  float freq_scale = 1.f;    // linear position scaling (1 / factor)
+  const float* freq_factors = nullptr;  // [n_rot/2] divisors of the frequencies (rope_freqs), or null
+};
+
+// Precomputes cos/sin for one position: cs[2*i] = cos(theta_i), cs[2*i+1] = sin(theta_i),
+// i < n_rot/2 (theta computed as ggml does: repeated multiplication by base^(-2/n_rot)).
+void rope_cache(const RopeParams& p, int32_t pos, float* cs);
+// Rotates one head vector x[head_dim] in place with a cache from rope_cache.
+void rope_apply(const RopeParams& p, const float* cs, float* x);
+
+// exp(x) by range reduction and a degree-5 polynomial (max error ~1.5 ulp).
+float expf_poly(float x);
+
+// x[i] = silu(gate[i]) * up[i]
+void swiglu(const float* gate, const float* up, int64_t n, float* out);
+
+// In-place softmax over n; returns the log-sum-exp.
+float softmax(float* x, int64_t n);
+
+// Log-sum-exp of x[n] (max-shifted, double accumulation).
+double log_sum_exp(const float* x, int64_t n);
+
+}  // namespace tachyon::kernels

@@ -1,0 +1,93 @@
+#include "kernels/traits.h"
+
+#include <atomic>
+
+#include "kernels/quant.h"
+#include "kernels/simd.h"
+
+namespace tachyon::kernels {
+
+namespace {
+
+template <class Blk, void (*F)(const Blk*, float*, int64_t)>
+void to_float_fn(const void* x, float* y, int64_t n) {
+  F(static_cast<const Blk*>(x), y, n);
+}
+template <class Blk, void (*F)(const float*, Blk*, int64_t)>
+void from_float_fn(const float* x, void* y, int64_t n) {
+  F(x, static_cast<Blk*>(y), n);
+}
+template <class W, class A, float (*F)(int64_t, const W*, const A*)>
+float vec_dot_fn(int64_t n, const void* w, const void* a) {
+  return F(n, static_cast<const W*>(w), static_cast<const A*>(a));
+}
+
+void f32_copy(const void* x, float* y, int64_t n) {
+  const float* s = static_cast<const float*>(x);
+  for (int64_t i = 0; i < n; ++i) y[i] = s[i];
+}
+void f32_from(const float* x, void* y, int64_t n) {
+  float* d = static_cast<float*>(y);
+  for (int64_t i = 0; i < n; ++i) d[i] = x[i];
+}
+
+constexpr int kMaxType = 40;
+
+struct Tables {
+  TypeTraits ref[kMaxType] = {};
+  TypeTraits best[kMaxType] = {};
+  bool has[kMaxType] = {};
+
+  Tables() {
+    auto put = [&](TypeTraits t) {
+      ref[static_cast<int>(t.type)] = t;
+      best[static_cast<int>(t.type)] = t;
+      has[static_cast<int>(t.type)] = true;
+    };
+    put({DType::F32, DType::F32, f32_copy, f32_from, vec_dot_fn<float, float, vec_dot_f32_ref>, "ref"});
+    put({DType::F16, DType::F16, to_float_fn<f16_t, dequantize_f16_ref>, from_float_fn<f16_t, quantize_f16_ref>,
+         vec_dot_fn<f16_t, f16_t, vec_dot_f16_ref>, "ref"});
+    put({DType::BF16, DType::BF16, to_float_fn<bf16_t, dequantize_bf16_ref>, from_float_fn<bf16_t, quantize_bf16_ref>,
+         vec_dot_fn<bf16_t, bf16_t, vec_dot_bf16_ref>, "ref"});
+    put({DType::Q4_0, DType::Q8_0, to_float_fn<BlockQ4_0, dequantize_q4_0_ref>, from_float_fn<BlockQ4_0, quantize_q4_0_ref>,
+         vec_dot_fn<BlockQ4_0, BlockQ8_0, vec_dot_q4_0_q8_0_ref>, "ref"});
+    put({DType::Q8_0, DType::Q8_0, to_float_fn<BlockQ8_0, dequantize_q8_0_ref>, from_float_fn<BlockQ8_0, quantize_q8_0_ref>,
+         vec_dot_fn<BlockQ8_0, BlockQ8_0, vec_dot_q8_0_q8_0_ref>, "ref"});
+    put({DType::Q4_K, DType::Q8_K, to_float_fn<BlockQ4_K, dequantize_q4_K_ref>, from_float_fn<BlockQ4_K, quantize_q4_K_ref>,
+         vec_dot_fn<BlockQ4_K, BlockQ8_K, vec_dot_q4_K_q8_K_ref>, "ref"});
+    put({DType::Q5_K, DType::Q8_K, to_float_fn<BlockQ5_K, dequantize_q5_K_ref>, from_float_fn<BlockQ5_K, quantize_q5_K_ref>,
+         vec_dot_fn<BlockQ5_K, BlockQ8_K, vec_dot_q5_K_q8_K_ref>, "ref"});
+    put({DType::Q6_K, DType::Q8_K, to_float_fn<BlockQ6_K, dequantize_q6_K_ref>, from_float_fn<BlockQ6_K, quantize_q6_K_ref>,
+         vec_dot_fn<BlockQ6_K, BlockQ8_K, vec_dot_q6_K_q8_K_ref>, "ref"});
+    // Q8_K exists only as an activation format.
+    put({DType::Q8_K, DType::Q8_K, to_float_fn<BlockQ8_K, dequantize_q8_K_ref>, from_float_fn<BlockQ8_K, quantize_q8_K_ref>,
+         nullptr, "ref"});
+    install_simd_kernels(best);
+  }
+};
+
+const Tables& tables() {
+  static const Tables t;
+  return t;
+}
+
+std::atomic<bool> g_force_scalar{false};
+
+}  // namespace
+
+const TypeTraits* type_traits(DType t) {
+  const int i = static_cast<int>(t);
+  if (i < 0 || i >= kMaxType || !tables().has[i]) return nullptr;
+  return g_force_scalar.load(std::memory_order_relaxed) ? &tables().ref[i] : &tables().best[i];
+}
+
+const TypeTraits* type_traits_ref(DType t) {
+  const int i = static_cast<int>(t);
+  if (i < 0 || i >= kMaxType || !tables().has[i]) return nullptr;
+  return &tables().ref[i];
+}
+
+void force_scalar_kernels(bool on) { g_force_scalar.store(on); }
+bool scalar_kernels_forced() { return g_force_scalar.load(); }
+
+}  // namespace tachyon::kernels

@@ -1,0 +1,33 @@
+// The per-type traits table: the only dispatch point from a weight type to its kernels.
+// type_traits() returns the fastest variant this CPU supports; type_traits_ref() the
+// scalar reference (used by tests and with TACHYON_FORCE_SCALAR at the apps level).
+#pragma once
+#include <cstdint>
+
+#include "base/dtype.h"
+
+namespace tachyon::kernels {
+
+struct TypeTraits {
+  DType type;
+  DType vec_dot_type;  // activation format the dot product consumes
+  // Dequantizes n elements (n a multiple of the block size).
+  void (*to_float)(const void* x, float* y, int64_t n);
+  // Converts n floats into this type; for vec_dot_type entries this is the activation
+  // quantizer. nullptr where not provided.
+  void (*from_float)(const float* x, void* y, int64_t n);
+  // Dot product of n elements: a weight row of this type and an activation row of
+  // vec_dot_type.
+  float (*vec_dot)(int64_t n, const void* w, const void* a);
+  const char* impl;  // "ref", "avx2", ...
+};
+
+// nullptr when the type has no compute kernels in this build.
+const TypeTraits* type_traits(DType t);
+const TypeTraits* type_traits_ref(DType t);
+
+// Selects the scalar reference kernels everywhere (for fidelity checks and debugging).
+void force_scalar_kernels(bool on);
+bool scalar_kernels_forced();
+
+}  // namespace tachyon::kernels

@@ -1,0 +1,62 @@
+#include "kv/kv_pool.h"
+
+#include <cassert>
+#include <new>
+
+namespace tachyon::kv {
+
+Result<KvPool> KvPool::create(const KvConfig& cfg) {
+  if (cfg.n_layer <= 0 || cfg.n_kv_head <= 0 || cfg.head_dim_k <= 0 || cfg.head_dim_v <= 0 || cfg.page_size <= 0 ||
+      cfg.n_pages <= 0)
+    return invalid_argument("kv: invalid cache configuration (all sizes must be positive)");
+  KvPool p;
+  p.cfg_ = cfg;
+  const size_t per_page = static_cast<size_t>(cfg.n_layer) * cfg.n_kv_head * cfg.page_size;
+  try {
+    p.k_.assign(per_page * cfg.head_dim_k * cfg.n_pages, 0);
+    p.v_.assign(per_page * cfg.head_dim_v * cfg.n_pages, 0);
+  } catch (const std::bad_alloc&) {
+    return Status(ErrorCode::kInvalidArgument, "kv: cannot allocate " + std::to_string(cfg.n_pages) + " pages");
+  }
+  p.refs_.assign(cfg.n_pages, 0);
+  p.free_.reserve(cfg.n_pages);
+  for (int32_t i = cfg.n_pages - 1; i >= 0; --i) p.free_.push_back(i);
+  return p;
+}
+
+int32_t KvPool::alloc() {
+  if (free_.empty()) return -1;
+  const int32_t p = free_.back();
+  free_.pop_back();
+  assert(refs_[p] == 0);
+  refs_[p] = 1;
+  return p;
+}
+
+void KvPool::retain(int32_t page) {
+  assert(refs_[page] > 0);
+  ++refs_[page];
+}
+
+void KvPool::release(int32_t page) {
+  assert(refs_[page] > 0);
+  if (--refs_[page] == 0) free_.push_back(page);
+}
+
+bool PageTable::reserve(KvPool& pool, int32_t n) {
+  const int32_t need = (n + pool.page_size() - 1) / pool.page_size();
+  while (static_cast<int32_t>(pages.size()) < need) {
+    const int32_t p = pool.alloc();
+    if (p < 0) return false;
+    pages.push_back(p);
+  }
+  return true;
+}
+
+void PageTable::clear(KvPool& pool) {
+  for (int32_t p : pages) pool.release(p);
+  pages.clear();
+  n_tokens = 0;
+}
+
+}  // namespace tachyon::kv

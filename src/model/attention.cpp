@@ -1,0 +1,217 @@
+// Causal attention over the paged KV cache.
+//
+// Numerics deliberately follow llama.cpp's CPU flash attention with an f16 cache, so
+// that logits agree with it to the last bits on the reference files (activation
+// quantization downstream turns one-ulp differences into visible logit noise):
+//  - a sequence with fewer than 64 query tokens in the step (decode, short prefill):
+//    Q rounded to f16, f16 dot products, online softmax with an f16 V accumulator;
+//  - 64 or more query tokens (prefill): f32 Q, KV processed in tiles of 64 with
+//    fused-multiply-add chains, a per-tile softmax using the polynomial exp, and an
+//    f32 accumulator.
+// Both are exact attention; they differ only in rounding. This scalar version is the
+// reference that faster variants are tested against.
+#include "model/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "base/fp16.h"
+#include "kernels/ops.h"
+
+namespace tachyon::model {
+
+namespace {
+
+constexpr int kTile = 64;           // KV tile and the query-count threshold of the tiled path
+constexpr int kTiledMinQueries = 64;
+
+// Tree reduction of 16 floats in the order of a 512-bit horizontal add.
+inline float reduce16(const float* a) {
+  float t8[8], t4[4];
+  for (int i = 0; i < 8; ++i) t8[i] = a[i] + a[i + 8];
+  for (int i = 0; i < 4; ++i) t4[i] = t8[i] + t8[i + 4];
+  return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
+
+// Horizontal add of 8 floats in the order of a 256-bit reduction.
+inline float reduce8(const float* a) {
+  float t[4];
+  for (int i = 0; i < 4; ++i) t[i] = a[i] + a[i + 4];
+  return (t[0] + t[2]) + (t[1] + t[3]);
+}
+
+// f16 dot product: 4 x 16-lane FMA accumulators over 64-element steps, tree-reduced;
+// the tail as float products summed in double.
+inline float dot_f16(int n, const f16_t* x, const f16_t* y) {
+  const int np = n & ~63;
+  double sum = 0;
+  if (np > 0) {
+    float acc[4][16] = {};
+    for (int i = 0; i < np; i += 64)
+      for (int j = 0; j < 4; ++j)
+        for (int l = 0; l < 16; ++l)
+          acc[j][l] = std::fma(f16_to_f32(x[i + 16 * j + l]), f16_to_f32(y[i + 16 * j + l]), acc[j][l]);
+    for (int l = 0; l < 16; ++l) {
+      acc[0][l] += acc[2][l];
+      acc[1][l] += acc[3][l];
+    }
+    for (int l = 0; l < 16; ++l) acc[0][l] += acc[1][l];
+    sum = reduce16(acc[0]);
+  }
+  for (int i = np; i < n; ++i) sum += static_cast<double>(f16_to_f32(x[i]) * f16_to_f32(y[i]));
+  return static_cast<float>(sum);
+}
+
+struct Scratch {
+  std::vector<f16_t> q16, acc16;
+  std::vector<float> acc, p;
+};
+
+inline float dot_f16_avx2(int n, const f16_t* x, const f16_t* y) {
+  const int np = n & ~31;
+  double sum = 0;
+  if (np > 0) {
+    float acc[4][8] = {};
+    for (int i = 0; i < np; i += 32)
+      for (int j = 0; j < 4; ++j)
+        for (int l = 0; l < 8; ++l)
+          acc[j][l] = std::fma(f16_to_f32(x[i + 8 * j + l]), f16_to_f32(y[i + 8 * j + l]), acc[j][l]);
+    for (int l = 0; l < 8; ++l) { acc[0][l] += acc[2][l]; acc[1][l] += acc[3][l]; }
+    for (int l = 0; l < 8; ++l) acc[0][l] += acc[1][l];
+    float t0[4];
+    for (int l = 0; l < 4; ++l) t0[l] = acc[0][l] + acc[0][l + 4];
+    sum = (t0[0] + t0[1]) + (t0[2] + t0[3]);
+  }
+  for (int i = np; i < n; ++i) sum += static_cast<double>(f16_to_f32(x[i]) * f16_to_f32(y[i]));
+  return static_cast<float>(sum);
+}
+
+// One query row (one token, one head), short-batch numerics.
+void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
+                       const float* q, int32_t n_ctx, float* out, Scratch& sc) {
+  const int ps = kv.page_size();
+  sc.q16.resize(hd);
+  sc.acc16.assign(hd, 0);
+  for (int d = 0; d < hd; ++d) sc.q16[d] = f32_to_f16(q[d]);
+  float M = -INFINITY, S = 0.f;
+  for (int32_t j = 0; j < n_ctx; ++j) {
+    const int32_t page = pt.pages[j / ps];
+    const size_t off = static_cast<size_t>(j % ps) * hd;
+    const float s = dot_f16_avx2(hd, kv.k(page, layer, hk) + off, sc.q16.data()) * scale;
+    float ms = 1.f, vs = 1.f;
+    if (s > M) {
+      const float m_old = M;
+      M = s;
+      ms = std::exp(m_old - M);
+      for (int d = 0; d < hd; ++d) sc.acc16[d] = f32_to_f16(f16_to_f32(sc.acc16[d]) * ms);
+    } else {
+      vs = std::exp(s - M);
+    }
+    const f16_t* vr = kv.v(page, layer, hk) + off;
+    for (int d = 0; d < hd; ++d) sc.acc16[d] = f32_to_f16(std::fma(f16_to_f32(vr[d]), vs, f16_to_f32(sc.acc16[d])));
+    S = std::fma(S, ms, vs);
+  }
+  const float inv = S == 0.f ? 0.f : 1.f / S;
+  for (int d = 0; d < hd; ++d) out[d] = f16_to_f32(sc.acc16[d]) * inv;
+}
+
+// One query row, prefill (tiled) numerics.
+void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
+                      const float* q, int32_t n_ctx, float* out, Scratch& sc) {
+  const int ps = kv.page_size();
+  sc.acc.assign(hd, 0.f);
+  sc.p.resize(kTile);
+  float M = -INFINITY, S = 0.f;
+  for (int32_t c = 0; c < n_ctx; c += kTile) {
+    const int n_vis = std::min<int32_t>(kTile, n_ctx - c);  // visible keys in this tile
+    float* p = sc.p.data();
+    float tile_max = -INFINITY;
+    for (int tk = 0; tk < kTile; ++tk) {
+      if (tk >= n_vis) {
+        p[tk] = -INFINITY;
+        continue;
+      }
+      const int32_t j = c + tk;
+      const f16_t* kr = kv.k(pt.pages[j / ps], layer, hk) + static_cast<size_t>(j % ps) * hd;
+      float s = 0.f;
+      for (int d = 0; d < hd; ++d) s = std::fma(f16_to_f32(kr[d]), q[d], s);
+      p[tk] = s * scale;
+      tile_max = std::max(tile_max, p[tk]);
+    }
+    if (tile_max == -INFINITY) continue;
+    const float m_new = std::fmax(M, tile_max);
+    if (m_new > M) {
+      const float ms = std::exp(M - m_new);
+      for (int d = 0; d < hd; ++d) sc.acc[d] *= ms;
+      S *= ms;
+    }
+    M = m_new;
+    double sum = 0;
+    for (int g = 0; g < kTile; g += 8) {
+      for (int l = 0; l < 8; ++l) p[g + l] = kernels::expf_poly(p[g + l] - m_new);
+      sum += reduce8(p + g);
+    }
+    S = static_cast<float>(S + sum);
+    for (int tk = 0; tk < n_vis; ++tk) {
+      const int32_t j = c + tk;
+      const f16_t* vr = kv.v(pt.pages[j / ps], layer, hk) + static_cast<size_t>(j % ps) * hd;
+      for (int d = 0; d < hd; ++d) sc.acc[d] = std::fma(f16_to_f32(vr[d]), p[tk], sc.acc[d]);
+    }
+  }
+  const float inv = S == 0.f ? 0.f : 1.f / S;
+  for (int d = 0; d < hd; ++d) out[d] = sc.acc[d] * inv;
+}
+
+}  // namespace
+
+void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const float* k, const float* v) {
+  const int ps = kv.page_size();
+  const int row = s.n_head_kv * s.head_dim;
+  for (int64_t t = 0; t < batch.size(); ++t) {
+    const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
+    const int32_t pos = batch.pos[t];
+    const int32_t page = pt.pages[pos / ps];
+    const int slot = pos % ps;
+    for (int h = 0; h < s.n_head_kv; ++h) {
+      f16_t* kd = kv.k(page, s.layer, h) + static_cast<size_t>(slot) * s.head_dim;
+      f16_t* vd = kv.v(page, s.layer, h) + static_cast<size_t>(slot) * s.head_dim;
+      const float* ks = k + t * row + h * s.head_dim;
+      const float* vs = v + t * row + h * s.head_dim;
+      for (int d = 0; d < s.head_dim; ++d) {
+        kd[d] = f32_to_f16(ks[d]);
+        vd[d] = f32_to_f16(vs[d]);
+      }
+    }
+  }
+}
+
+void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv, const float* q, float* out,
+               ThreadPool& pool) {
+  const int64_t n_tok = batch.size();
+  const int64_t n_work = n_tok * s.n_head;
+  const int hd = s.head_dim;
+  const int group = s.n_head / s.n_head_kv;
+  // Query tokens per sequence in this step select the numerics (see the file comment).
+  std::vector<int32_t> n_q(batch.seqs.size(), 0);
+  for (int64_t t = 0; t < n_tok; ++t) ++n_q[batch.seq[t]];
+  pool.run([&](int ith, int nth) {
+    Scratch sc;
+    int64_t b, e;
+    split_range(n_work, ith, nth, &b, &e);
+    for (int64_t w = b; w < e; ++w) {
+      const int64_t t = w / s.n_head;
+      const int h = static_cast<int>(w % s.n_head);
+      const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
+      const float* qt = q + (t * s.n_head + h) * hd;
+      float* o = out + (t * s.n_head + h) * hd;
+      if (n_q[batch.seq[t]] >= kTiledMinQueries) {
+        attend_row_tiled(kv, pt, s.layer, h / group, hd, s.scale, qt, batch.pos[t] + 1, o, sc);
+      } else {
+        attend_row_f16acc(kv, pt, s.layer, h / group, hd, s.scale, qt, batch.pos[t] + 1, o, sc);
+      }
+    }
+  });
+}
+
+}  // namespace tachyon::model

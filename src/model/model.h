@@ -1,0 +1,84 @@
+// A loaded model: hyper-parameters, zero-copy weight views into the mapped GGUF file,
+// and the forward pass. The KV cache is owned outside (kv::KvPool); forward() reads and
+// writes it through the batch's page tables.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "base/thread_pool.h"
+#include "gguf/gguf.h"
+#include "kernels/matmul.h"
+#include "kv/kv_pool.h"
+#include "model/batch.h"
+#include "model/hparams.h"
+
+namespace tachyon::model {
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // [n_embd]
+  kernels::MatView wq;               // [n_head*head_dim] x [n_embd]
+  kernels::MatView wk;               // [n_head_kv*head_dim] x [n_embd]
+  kernels::MatView wv;               // [n_head_kv*head_dim] x [n_embd]
+  kernels::MatView wo;               // [n_embd] x [n_head*head_dim]
+  const float* bq = nullptr;         // [n_head*head_dim] (qwen2)
+  const float* bk = nullptr;         // [n_head_kv*head_dim]
+  const float* bv = nullptr;         // [n_head_kv*head_dim]
+  const float* q_norm = nullptr;     // [head_dim] (qwen3)
+  const float* k_norm = nullptr;     // [head_dim]
+  const float* ffn_norm = nullptr;   // [n_embd]
+  kernels::MatView gate;             // [n_ff] x [n_embd]
+  kernels::MatView up;               // [n_ff] x [n_embd]
+  kernels::MatView down;             // [n_embd] x [n_ff]
+};
+
+struct ModelWeights {
+  kernels::MatView tok_embd;         // [n_vocab] x [n_embd]
+  const float* output_norm = nullptr;  // [n_embd]
+  kernels::MatView output;           // [n_vocab] x [n_embd] (tok_embd when tied)
+  bool tied_output = false;
+  const float* rope_freqs = nullptr;   // [n_rot/2] or null
+  std::vector<LayerWeights> layers;
+};
+
+class Model {
+ public:
+  // Maps and validates the file: architecture, hyper-parameters, every tensor's
+  // presence, shape and type. Errors name the file and the tensor or key.
+  static Result<std::unique_ptr<Model>> load(const std::string& path);
+
+  const Hparams& hparams() const { return hp_; }
+  const gguf::File& file() const { return *file_; }
+  const ModelWeights& weights() const { return w_; }
+  // Bytes of weights one forward step streams (all matrices + embeddings rows used).
+  size_t weight_bytes() const { return weight_bytes_; }
+  // Short label of the dominant weight type, e.g. "Q4_K" (by bytes).
+  std::string weight_type() const;
+
+  kv::KvConfig kv_config(int n_pages, int page_size = 16) const;
+
+  // Runs one step. Writes logits for the tokens with want_logits (in batch order) to
+  // *logits as [n_out][n_vocab]. Writes K/V of every batch token into its sequence's
+  // pages. Fails (without side effects on other sequences) on invalid token ids,
+  // positions, or page tables too short.
+  Status forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std::vector<float>* logits);
+
+ private:
+  Model() = default;
+  Status bind_weights();
+
+  std::unique_ptr<gguf::File> file_;
+  Hparams hp_;
+  ModelWeights w_;
+  std::vector<std::vector<float>> owned_;  // f32 copies of small non-f32 vectors
+  size_t weight_bytes_ = 0;
+
+  // Workspace reused across steps (the model is driven by one thread).
+  struct Workspace {
+    std::vector<float> x, xn, q, k, v, attn, tmp, gate, up, out_x;
+    kernels::QuantActs acts, acts2;
+  } ws_;
+};
+
+}  // namespace tachyon::model

@@ -1,0 +1,158 @@
+// The llama-family forward pass (llama, qwen2, qwen3) over a flat multi-sequence batch.
+// Every weight matrix is streamed once per step for all tokens of the batch.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/ops.h"
+#include "kernels/traits.h"
+#include "model/attention.h"
+#include "model/model.h"
+
+namespace tachyon::model {
+
+namespace {
+
+// Runs fn(t) for every token, split over the pool when the batch is large enough.
+template <class Fn>
+void for_tokens(ThreadPool& pool, int64_t n_tok, Fn&& fn) {
+  if (n_tok < 4 || pool.n_threads() == 1) {
+    for (int64_t t = 0; t < n_tok; ++t) fn(t);
+    return;
+  }
+  pool.run([&](int ith, int nth) {
+    int64_t b, e;
+    split_range(n_tok, ith, nth, &b, &e);
+    for (int64_t t = b; t < e; ++t) fn(t);
+  });
+}
+
+void add_bias(float* y, const float* b, int64_t n_tok, int64_t n) {
+  if (!b) return;
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
+}
+
+}  // namespace
+
+Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std::vector<float>* logits) {
+  const Hparams& h = hp_;
+  const int64_t n = batch.size();
+  if (n == 0) {
+    logits->clear();
+    return Status::ok();
+  }
+  if (batch.pos.size() != static_cast<size_t>(n) || batch.seq.size() != static_cast<size_t>(n) ||
+      batch.want_logits.size() != static_cast<size_t>(n))
+    return invalid_argument("batch: token, pos, seq and want_logits lengths differ");
+  for (int64_t t = 0; t < n; ++t) {
+    if (batch.token[t] < 0 || batch.token[t] >= h.n_vocab)
+      return invalid_argument("batch: token id " + std::to_string(batch.token[t]) + " out of range [0, " +
+                              std::to_string(h.n_vocab) + ")");
+    if (batch.seq[t] < 0 || batch.seq[t] >= static_cast<int32_t>(batch.seqs.size()) || !batch.seqs[batch.seq[t]])
+      return invalid_argument("batch: token " + std::to_string(t) + " names no sequence");
+    const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
+    if (batch.pos[t] < 0 || batch.pos[t] / kv.page_size() >= static_cast<int32_t>(pt.pages.size()))
+      return invalid_argument("batch: position " + std::to_string(batch.pos[t]) + " has no KV page reserved");
+  }
+  const auto kv_cfg = kv.config();
+  if (kv_cfg.n_layer != h.n_layer || kv_cfg.n_kv_head != h.n_head_kv || kv_cfg.head_dim_k != h.head_dim_k)
+    return invalid_argument("kv: cache shape does not match the model");
+
+  const int64_t E = h.n_embd, HD = h.head_dim_k;
+  const int64_t nq = h.n_head * HD, nkv = h.n_head_kv * HD, F = h.n_ff;
+  Workspace& ws = ws_;
+  ws.x.resize(n * E);      // [n][n_embd] residual stream
+  ws.xn.resize(n * E);     // [n][n_embd] normed input of a block
+  ws.q.resize(n * nq);     // [n][n_head*head_dim]
+  ws.k.resize(n * nkv);    // [n][n_head_kv*head_dim]
+  ws.v.resize(n * nkv);    // [n][n_head_kv*head_dim]
+  ws.attn.resize(n * nq);  // [n][n_head*head_dim]
+  ws.tmp.resize(n * E);    // [n][n_embd]
+  ws.gate.resize(n * F);   // [n][n_ff]
+  ws.up.resize(n * F);     // [n][n_ff]
+
+  for (int64_t t = 0; t < n; ++t) kernels::get_row(w_.tok_embd, batch.token[t], ws.x.data() + t * E);
+
+  const auto vdt = [](const kernels::MatView& m) { return kernels::type_traits(m.type)->vec_dot_type; };
+  AttentionShape as;
+  as.n_head = h.n_head;
+  as.n_head_kv = h.n_head_kv;
+  as.head_dim = static_cast<int>(HD);
+  as.scale = 1.0f / std::sqrt(static_cast<float>(HD));
+
+  for (int l = 0; l < h.n_layer; ++l) {
+    const LayerWeights& L = w_.layers[l];
+    for_tokens(pool, n, [&](int64_t t) {
+      kernels::rms_norm(ws.x.data() + t * E, L.attn_norm, E, h.rms_eps, ws.xn.data() + t * E);
+    });
+    // q, k, v share one quantization of the input when their types agree.
+    kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.wq), &ws.acts, pool);
+    kernels::matmul(L.wq, ws.acts, ws.q.data(), nq, pool);
+    const kernels::QuantActs* kv_acts = &ws.acts;
+    if (vdt(L.wk) != ws.acts.type) {
+      kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.wk), &ws.acts2, pool);
+      kv_acts = &ws.acts2;
+    }
+    kernels::matmul(L.wk, *kv_acts, ws.k.data(), nkv, pool);
+    if (vdt(L.wv) == kv_acts->type) {
+      kernels::matmul(L.wv, *kv_acts, ws.v.data(), nkv, pool);
+    } else {
+      kernels::matmul(L.wv, ws.xn.data(), n, ws.v.data(), nkv, pool, &ws.acts2);
+    }
+    add_bias(ws.q.data(), L.bq, n, nq);
+    add_bias(ws.k.data(), L.bk, n, nkv);
+    add_bias(ws.v.data(), L.bv, n, nkv);
+
+    for_tokens(pool, n, [&](int64_t t) {
+      float* qt = ws.q.data() + t * nq;
+      float* kt = ws.k.data() + t * nkv;
+      if (L.q_norm) {
+        for (int hh = 0; hh < h.n_head; ++hh) kernels::rms_norm(qt + hh * HD, L.q_norm, HD, h.rms_eps, qt + hh * HD);
+        for (int hh = 0; hh < h.n_head_kv; ++hh) kernels::rms_norm(kt + hh * HD, L.k_norm, HD, h.rms_eps, kt + hh * HD);
+      }
+      float cs[1024];
+      kernels::rope_cache(h.rope, batch.pos[t], cs);
+      for (int hh = 0; hh < h.n_head; ++hh) kernels::rope_apply(h.rope, cs, qt + hh * HD);
+      for (int hh = 0; hh < h.n_head_kv; ++hh) kernels::rope_apply(h.rope, cs, kt + hh * HD);
+    });
+
+    as.layer = l;
+    store_kv(as, batch, kv, ws.k.data(), ws.v.data());
+    attention(as, batch, kv, ws.q.data(), ws.attn.data(), pool);
+
+    kernels::matmul(L.wo, ws.attn.data(), n, ws.tmp.data(), E, pool, &ws.acts);
+    for (int64_t i = 0; i < n * E; ++i) ws.x[i] += ws.tmp[i];
+
+    for_tokens(pool, n, [&](int64_t t) {
+      kernels::rms_norm(ws.x.data() + t * E, L.ffn_norm, E, h.rms_eps, ws.xn.data() + t * E);
+    });
+    kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.gate), &ws.acts, pool);
+    kernels::matmul(L.gate, ws.acts, ws.gate.data(), F, pool);
+    if (vdt(L.up) == ws.acts.type) {
+      kernels::matmul(L.up, ws.acts, ws.up.data(), F, pool);
+    } else {
+      kernels::matmul(L.up, ws.xn.data(), n, ws.up.data(), F, pool, &ws.acts2);
+    }
+    for_tokens(pool, n, [&](int64_t t) {
+      kernels::swiglu(ws.gate.data() + t * F, ws.up.data() + t * F, F, ws.gate.data() + t * F);
+    });
+    kernels::matmul(L.down, ws.gate.data(), n, ws.tmp.data(), E, pool, &ws.acts);
+    for (int64_t i = 0; i < n * E; ++i) ws.x[i] += ws.tmp[i];
+  }
+
+  // Final norm and output projection only for the tokens that want logits.
+  const int64_t n_out = batch.n_logits();
+  ws.out_x.resize(n_out * E);
+  int64_t o = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    if (!batch.want_logits[t]) continue;
+    kernels::rms_norm(ws.x.data() + t * E, w_.output_norm, E, h.rms_eps, ws.out_x.data() + o * E);
+    ++o;
+  }
+  logits->resize(static_cast<size_t>(n_out) * h.n_vocab);
+  if (n_out > 0) kernels::matmul(w_.output, ws.out_x.data(), n_out, logits->data(), h.n_vocab, pool, &ws.acts);
+  return Status::ok();
+}
+
+}  // namespace tachyon::model

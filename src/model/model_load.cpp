@@ -1,0 +1,167 @@
+// Model loading: binds zero-copy views of every weight and checks shapes and types.
+#include <map>
+
+#include "kernels/traits.h"
+#include "model/model.h"
+
+namespace tachyon::model {
+
+namespace {
+
+std::string shape_str(std::initializer_list<int64_t> s) {
+  std::string r = "[";
+  bool first = true;
+  for (auto v : s) {
+    if (!first) r += ", ";
+    r += std::to_string(v);
+    first = false;
+  }
+  return r + "]";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
+  auto f = gguf::File::open(path);
+  if (!f) return f.status();
+  std::unique_ptr<Model> m(new Model());
+  m->file_ = std::move(f.value());
+  auto hp = read_hparams(*m->file_);
+  if (!hp) return hp.status();
+  m->hp_ = hp.value();
+  TACHYON_RETURN_IF_ERROR(m->bind_weights());
+  return m;
+}
+
+Status Model::bind_weights() {
+  const gguf::File& f = *file_;
+  const std::string p = f.path() + ": ";
+
+  auto find = [&](const std::string& name, bool required, const gguf::TensorInfo** out) -> Status {
+    *out = f.tensor(name);
+    if (!*out && required) return corrupt(p + "tensor '" + name + "': missing");
+    return Status::ok();
+  };
+  auto check_shape = [&](const gguf::TensorInfo* t, std::initializer_list<int64_t> shape) -> Status {
+    int d = 0;
+    bool ok = true;
+    for (auto v : shape) ok &= t->ne[d++] == v;
+    for (; d < 4; ++d) ok &= t->ne[d] == 1;
+    if (!ok)
+      return corrupt(p + "tensor '" + std::string(t->name) + "': shape " + t->shape_string() + ", expected " +
+                     shape_str(shape));
+    return Status::ok();
+  };
+  // Matrix with ne = [n_cols, n_rows] whose type has compute kernels.
+  auto mat = [&](const std::string& name, int64_t n_cols, int64_t n_rows, kernels::MatView* out) -> Status {
+    const gguf::TensorInfo* t;
+    TACHYON_RETURN_IF_ERROR(find(name, true, &t));
+    TACHYON_RETURN_IF_ERROR(check_shape(t, {n_cols, n_rows}));
+    const kernels::TypeTraits* tt = kernels::type_traits(t->type);
+    if (!tt || !tt->vec_dot || !tt->to_float)
+      return unsupported(p + "tensor '" + name + "': weight type " + std::string(dtype_info(t->type).name) +
+                         " is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)");
+    out->data = t->data;
+    out->type = t->type;
+    out->n_cols = n_cols;
+    out->n_rows = n_rows;
+    out->row_bytes = row_bytes(t->type, n_cols);
+    return Status::ok();
+  };
+  // Vector of n floats; non-F32 vectors are converted once into owned memory.
+  auto vec = [&](const std::string& name, int64_t n, bool required, const float** out) -> Status {
+    const gguf::TensorInfo* t;
+    TACHYON_RETURN_IF_ERROR(find(name, required, &t));
+    if (!t) {
+      *out = nullptr;
+      return Status::ok();
+    }
+    TACHYON_RETURN_IF_ERROR(check_shape(t, {n}));
+    if (t->type == DType::F32) {
+      if (reinterpret_cast<uintptr_t>(t->data) % alignof(float) == 0) {
+        *out = reinterpret_cast<const float*>(t->data);
+        return Status::ok();
+      }
+    }
+    const kernels::TypeTraits* tt = kernels::type_traits(t->type);
+    if (!tt || !tt->to_float)
+      return unsupported(p + "tensor '" + name + "': type " + std::string(dtype_info(t->type).name) + " not supported for vectors");
+    owned_.emplace_back(n);
+    tt->to_float(t->data, owned_.back().data(), n);
+    *out = owned_.back().data();
+    return Status::ok();
+  };
+
+  const Hparams& h = hp_;
+  // Vocabulary size comes from the embedding matrix.
+  const gguf::TensorInfo* te;
+  TACHYON_RETURN_IF_ERROR(find("token_embd.weight", true, &te));
+  if (te->n_dims != 2 || te->ne[0] != h.n_embd || te->ne[1] <= 0)
+    return corrupt(p + "tensor 'token_embd.weight': shape " + te->shape_string() + ", expected [" + std::to_string(h.n_embd) +
+                   ", n_vocab]");
+  hp_.n_vocab = static_cast<int>(te->ne[1]);
+  const int64_t V = hp_.n_vocab, E = h.n_embd, F = h.n_ff, HD = h.head_dim_k;
+  TACHYON_RETURN_IF_ERROR(mat("token_embd.weight", E, V, &w_.tok_embd));
+  TACHYON_RETURN_IF_ERROR(vec("output_norm.weight", E, true, &w_.output_norm));
+  if (f.tensor("output.weight")) {
+    TACHYON_RETURN_IF_ERROR(mat("output.weight", E, V, &w_.output));
+  } else {
+    w_.output = w_.tok_embd;
+    w_.tied_output = true;
+  }
+  TACHYON_RETURN_IF_ERROR(vec("rope_freqs.weight", h.rope.n_rot / 2, false, &w_.rope_freqs));
+  hp_.rope.freq_factors = w_.rope_freqs;
+
+  w_.layers.resize(h.n_layer);
+  for (int l = 0; l < h.n_layer; ++l) {
+    auto& L = w_.layers[l];
+    const std::string b = "blk." + std::to_string(l) + ".";
+    TACHYON_RETURN_IF_ERROR(vec(b + "attn_norm.weight", E, true, &L.attn_norm));
+    TACHYON_RETURN_IF_ERROR(mat(b + "attn_q.weight", E, h.n_head * HD, &L.wq));
+    TACHYON_RETURN_IF_ERROR(mat(b + "attn_k.weight", E, h.n_head_kv * HD, &L.wk));
+    TACHYON_RETURN_IF_ERROR(mat(b + "attn_v.weight", E, h.n_head_kv * h.head_dim_v, &L.wv));
+    TACHYON_RETURN_IF_ERROR(mat(b + "attn_output.weight", h.n_head * h.head_dim_v, E, &L.wo));
+    // Biases: required for qwen2, accepted wherever present.
+    TACHYON_RETURN_IF_ERROR(vec(b + "attn_q.bias", h.n_head * HD, h.qkv_bias, &L.bq));
+    TACHYON_RETURN_IF_ERROR(vec(b + "attn_k.bias", h.n_head_kv * HD, h.qkv_bias, &L.bk));
+    TACHYON_RETURN_IF_ERROR(vec(b + "attn_v.bias", h.n_head_kv * h.head_dim_v, h.qkv_bias, &L.bv));
+    TACHYON_RETURN_IF_ERROR(vec(b + "attn_q_norm.weight", HD, h.qk_norm, &L.q_norm));
+    TACHYON_RETURN_IF_ERROR(vec(b + "attn_k_norm.weight", HD, h.qk_norm, &L.k_norm));
+    TACHYON_RETURN_IF_ERROR(vec(b + "ffn_norm.weight", E, true, &L.ffn_norm));
+    TACHYON_RETURN_IF_ERROR(mat(b + "ffn_gate.weight", E, F, &L.gate));
+    TACHYON_RETURN_IF_ERROR(mat(b + "ffn_up.weight", E, F, &L.up));
+    TACHYON_RETURN_IF_ERROR(mat(b + "ffn_down.weight", F, E, &L.down));
+  }
+
+  size_t bytes = w_.output.row_bytes * w_.output.n_rows;
+  for (const auto& L : w_.layers)
+    for (const auto* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) bytes += m->row_bytes * m->n_rows;
+  weight_bytes_ = bytes;
+  return Status::ok();
+}
+
+std::string Model::weight_type() const {
+  std::map<std::string, size_t> by;
+  for (const auto& t : file_->tensors()) by[std::string(dtype_info(t.type).name)] += t.n_bytes;
+  std::string best;
+  size_t n = 0;
+  for (const auto& [k, v] : by)
+    if (v > n) {
+      n = v;
+      best = k;
+    }
+  return best;
+}
+
+kv::KvConfig Model::kv_config(int n_pages, int page_size) const {
+  kv::KvConfig c;
+  c.n_layer = hp_.n_layer;
+  c.n_kv_head = hp_.n_head_kv;
+  c.head_dim_k = hp_.head_dim_k;
+  c.head_dim_v = hp_.head_dim_v;
+  c.page_size = page_size;
+  c.n_pages = n_pages;
+  return c;
+}
+
+}  // namespace tachyon::model

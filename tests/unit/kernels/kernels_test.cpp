@@ -1,0 +1,269 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "base/fp16.h"
+#include "base/thread_pool.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "kernels/quant.h"
+#include "kernels/traits.h"
+
+using namespace tachyon;
+using namespace tachyon::kernels;
+
+namespace {
+
+std::vector<float> random_row(int64_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<uint8_t> convert(DType t, const std::vector<float>& x) {
+  const TypeTraits* tt = type_traits_ref(t);
+  std::vector<uint8_t> out(row_bytes(t, static_cast<int64_t>(x.size())));
+  tt->from_float(x.data(), out.data(), static_cast<int64_t>(x.size()));
+  return out;
+}
+
+std::vector<float> to_float(DType t, const std::vector<uint8_t>& q, int64_t n) {
+  std::vector<float> y(n);
+  type_traits_ref(t)->to_float(q.data(), y.data(), n);
+  return y;
+}
+
+double rms(const std::vector<float>& a) {
+  double s = 0;
+  for (float v : a) s += double(v) * v;
+  return std::sqrt(s / a.size());
+}
+
+const DType kWeightTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// Relative RMS error of quantize -> dequantize that each format must meet.
+double roundtrip_tolerance(DType t) {
+  switch (t) {
+    case DType::F32: return 0;
+    case DType::F16: return 1e-3;
+    case DType::BF16: return 5e-3;
+    case DType::Q8_0: return 0.01;
+    case DType::Q6_K: return 0.03;
+    case DType::Q5_K: return 0.06;
+    case DType::Q4_0:
+    case DType::Q4_K: return 0.12;
+    default: return 1;
+  }
+}
+
+}  // namespace
+
+TEST(Fp16, ExhaustiveRoundTripAndKnownValues) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = f16_to_f32(static_cast<f16_t>(h));
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(f))));
+      continue;
+    }
+    EXPECT_EQ(f32_to_f16(f), h) << "h=" << h;
+  }
+  EXPECT_EQ(f16_to_f32(0x3C00), 1.0f);
+  EXPECT_EQ(f16_to_f32(0xC000), -2.0f);
+  EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(f32_to_f16(65520.f), 0x7C00);                   // rounds to inf
+  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie -> even
+  EXPECT_EQ(f32_to_f16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3C02);
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3F80);
+  EXPECT_EQ(bf16_to_f32(0x4049), 3.140625f);
+}
+
+TEST(Kernels, BlockSizesMatchTheGgufTable) {
+  EXPECT_EQ(dtype_info(DType::Q4_0).block_bytes, sizeof(BlockQ4_0));
+  EXPECT_EQ(dtype_info(DType::Q8_0).block_bytes, sizeof(BlockQ8_0));
+  EXPECT_EQ(dtype_info(DType::Q4_K).block_bytes, sizeof(BlockQ4_K));
+  EXPECT_EQ(dtype_info(DType::Q5_K).block_bytes, sizeof(BlockQ5_K));
+  EXPECT_EQ(dtype_info(DType::Q6_K).block_bytes, sizeof(BlockQ6_K));
+  EXPECT_EQ(dtype_info(DType::Q8_K).block_bytes, sizeof(BlockQ8_K));
+}
+
+TEST(Kernels, QuantizeDequantizeRoundTrip) {
+  const int64_t n = 1024;
+  for (DType t : kWeightTypes) {
+    const auto x = random_row(n, 7);
+    const auto y = to_float(t, convert(t, x), n);
+    std::vector<float> err(n);
+    for (int64_t i = 0; i < n; ++i) err[i] = y[i] - x[i];
+    EXPECT_LE(rms(err) / rms(x), roundtrip_tolerance(t)) << dtype_info(t).name;
+  }
+}
+
+// The reference dot product of a weight row and quantized activations equals the dot of
+// their dequantized values (up to float summation order).
+TEST(Kernels, RefDotMatchesDequantizedDot) {
+  const int64_t n = 2048;
+  for (DType t : kWeightTypes) {
+    const TypeTraits* tt = type_traits_ref(t);
+    const auto w = convert(t, random_row(n, 11));
+    const auto a = convert(tt->vec_dot_type, random_row(n, 12));
+    const auto wf = to_float(t, w, n);
+    const auto af = to_float(tt->vec_dot_type, a, n);
+    double expect = 0, mag = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      expect += double(wf[i]) * af[i];
+      mag += std::fabs(double(wf[i]) * af[i]);
+    }
+    const float got = tt->vec_dot(n, w.data(), a.data());
+    EXPECT_NEAR(got, expect, 1e-5 * mag + 1e-6) << dtype_info(t).name;
+  }
+}
+
+// Each dispatched (SIMD) kernel agrees with its scalar reference twin.
+TEST(Kernels, SimdMatchesReference) {
+  for (int64_t n : {256, 512, 4096}) {
+    for (DType t : kWeightTypes) {
+      const TypeTraits* ref = type_traits_ref(t);
+      const TypeTraits* fast = type_traits(t);
+      const auto w = convert(t, random_row(n, 21));
+      const auto x = random_row(n, 22);
+      // activations converted by each path must be bit-identical
+      std::vector<uint8_t> a_ref(row_bytes(ref->vec_dot_type, n)), a_fast(a_ref.size());
+      type_traits_ref(ref->vec_dot_type)->from_float(x.data(), a_ref.data(), n);
+      type_traits(ref->vec_dot_type)->from_float(x.data(), a_fast.data(), n);
+      EXPECT_EQ(a_ref, a_fast) << "activation conversion to " << dtype_info(ref->vec_dot_type).name;
+      const float r = ref->vec_dot(n, w.data(), a_ref.data());
+      const float f = fast->vec_dot(n, w.data(), a_ref.data());
+      EXPECT_NEAR(f, r, 1e-5f * (std::fabs(r) + std::sqrt(float(n)))) << dtype_info(t).name << " impl=" << fast->impl;
+      std::vector<float> d_ref(n), d_fast(n);
+      ref->to_float(w.data(), d_ref.data(), n);
+      fast->to_float(w.data(), d_fast.data(), n);
+      EXPECT_EQ(d_ref, d_fast) << dtype_info(t).name;
+    }
+  }
+}
+
+TEST(Kernels, Q8ActivationsRoundTiesToEvenAndHandleZeros) {
+  std::vector<float> x(32, 0.f);
+  std::vector<BlockQ8_0> q(1);
+  quantize_q8_0_ref(x.data(), q.data(), 32);
+  EXPECT_EQ(f16_to_f32(q[0].d), 0.f);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(q[0].qs[i], 0);
+  x[0] = 127.f;
+  x[1] = 2.5f;   // exactly representable tie -> 2
+  x[2] = -3.5f;  // -> -4
+  quantize_q8_0_ref(x.data(), q.data(), 32);
+  EXPECT_EQ(q[0].qs[0], 127);
+  EXPECT_EQ(q[0].qs[1], 2);
+  EXPECT_EQ(q[0].qs[2], -4);
+  std::vector<float> k(256, 0.f);
+  std::vector<BlockQ8_K> qk(1);
+  quantize_q8_K_ref(k.data(), qk.data(), 256);
+  EXPECT_EQ(qk[0].d, 0.f);
+  k[5] = -3.f;
+  k[6] = 1.f;
+  quantize_q8_K_ref(k.data(), qk.data(), 256);
+  EXPECT_EQ(qk[0].qs[5], -127);
+  EXPECT_EQ(qk[0].bsums[0], qk[0].qs[5] + qk[0].qs[6]);
+}
+
+TEST(Kernels, MatmulIsBatchInvariant) {
+  ThreadPool pool(2);
+  const int64_t n_cols = 512, n_rows = 96, n_tok = 5;
+  for (DType t : kWeightTypes) {
+    std::vector<uint8_t> w(row_bytes(t, n_cols) * n_rows);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const auto row = convert(t, random_row(n_cols, 100 + r));
+      std::copy(row.begin(), row.end(), w.begin() + r * row_bytes(t, n_cols));
+    }
+    MatView m{w.data(), t, n_cols, n_rows, row_bytes(t, n_cols)};
+    std::vector<float> x(n_tok * n_cols);
+    for (int64_t tk = 0; tk < n_tok; ++tk) {
+      const auto r = random_row(n_cols, 900 + tk);
+      std::copy(r.begin(), r.end(), x.begin() + tk * n_cols);
+    }
+    QuantActs scratch;
+    std::vector<float> y(n_tok * n_rows), y1(n_rows);
+    matmul(m, x.data(), n_tok, y.data(), n_rows, pool, &scratch);
+    for (int64_t tk = 0; tk < n_tok; ++tk) {
+      matmul(m, x.data() + tk * n_cols, 1, y1.data(), n_rows, pool, &scratch);
+      for (int64_t r = 0; r < n_rows; ++r) ASSERT_EQ(y[tk * n_rows + r], y1[r]) << dtype_info(t).name;
+    }
+    // and agrees with the double-precision product of the dequantized weights and the
+    // activations as the kernel consumed them
+    const DType at = type_traits(t)->vec_dot_type;
+    const auto xq = to_float(at, convert(at, std::vector<float>(x.begin(), x.begin() + n_cols)), n_cols);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      std::vector<float> wf(n_cols);
+      get_row(m, r, wf.data());
+      double e = 0, mag = 0;
+      for (int64_t c = 0; c < n_cols; ++c) {
+        e += double(wf[c]) * xq[c];
+        mag += std::fabs(double(wf[c]) * xq[c]);
+      }
+      EXPECT_NEAR(y[r], e, 1e-5 * mag + 1e-5) << dtype_info(t).name << " row " << r;
+    }
+  }
+}
+
+TEST(Ops, RmsNormRopeSoftmax) {
+  std::vector<float> x = {1, 2, 3, 4};
+  std::vector<float> w = {1, 1, 2, 2};
+  std::vector<float> y(4);
+  rms_norm(x.data(), w.data(), 4, 0.f, y.data());
+  const float s = 1.f / std::sqrt(7.5f);
+  EXPECT_FLOAT_EQ(y[0], 1 * s);
+  EXPECT_FLOAT_EQ(y[3], 4 * s * 2);
+
+  // RoPE rotates pairs by pos * base^(-2i/d); norms are preserved, pos 0 is identity.
+  for (auto mode : {RopeMode::kNorm, RopeMode::kNeox}) {
+    RopeParams p;
+    p.mode = mode;
+    p.n_rot = 8;
+    p.freq_base = 10000.f;
+    std::vector<float> v = random_row(8, 3), v0 = v;
+    float cs[8];
+    rope_cache(p, 0, cs);
+    rope_apply(p, cs, v.data());
+    EXPECT_EQ(v, v0);
+    rope_cache(p, 5, cs);
+    rope_apply(p, cs, v.data());
+    EXPECT_NEAR(rms(v), rms(v0), 1e-5);
+    const int a = 0, b = mode == RopeMode::kNorm ? 1 : 4;
+    EXPECT_NEAR(v[a], v0[a] * std::cos(5.f) - v0[b] * std::sin(5.f), 1e-5);
+    EXPECT_NEAR(v[b], v0[a] * std::sin(5.f) + v0[b] * std::cos(5.f), 1e-5);
+  }
+
+  std::vector<float> l = {1.f, 2.f, 3.f, -INFINITY};
+  const double lse = log_sum_exp(l.data(), 4);
+  EXPECT_NEAR(lse, std::log(std::exp(1.) + std::exp(2.) + std::exp(3.)), 1e-6);
+  softmax(l.data(), 4);
+  EXPECT_NEAR(l[0] + l[1] + l[2] + l[3], 1.f, 1e-6);
+  EXPECT_EQ(l[3], 0.f);
+}
+
+TEST(Ops, PolynomialExpIsAccurate) {
+  for (float x = -80.f; x < 80.f; x += 0.0137f) {
+    const float e = expf_poly(x), r = std::exp(x);
+    EXPECT_NEAR(e, r, 4e-7f * r) << x;
+  }
+  EXPECT_EQ(expf_poly(-INFINITY), 0.f);
+  EXPECT_EQ(expf_poly(0.f), 1.f);
+  EXPECT_TRUE(std::isinf(expf_poly(100.f)));
+}
+
+TEST(ThreadPool, RunsEveryIndexOnce) {
+  for (int n : {1, 2, 3, 8}) {
+    ThreadPool pool(n);
+    for (int rep = 0; rep < 200; ++rep) {
+      std::vector<std::atomic<int>> hits(n);
+      pool.run([&](int ith, int nth) {
+        ASSERT_EQ(nth, n);
+        hits[ith]++;
+      });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+    }
+  }
+}
