@@ -205,7 +205,9 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
       const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
       const float* qt = q + (t * s.n_head + h) * hd;
       float* o = out + (t * s.n_head + h) * hd;
-      if (n_q[batch.seq[t]] >= kTiledMinQueries) {
+      const int32_t sq = batch.seq[t];
+      const bool tiled = batch.seq_tiled_until.empty() ? n_q[sq] >= kTiledMinQueries : batch.pos[t] < batch.seq_tiled_until[sq];
+      if (tiled) {
         attend_row_tiled(kv, pt, s.layer, h / group, hd, s.scale, qt, batch.pos[t] + 1, o, sc);
       } else {
         attend_row_f16acc(kv, pt, s.layer, h / group, hd, s.scale, qt, batch.pos[t] + 1, o, sc);

@@ -17,6 +17,13 @@ struct Batch {
   // Page tables of the sequences in this batch; each must already hold pages for
   // every position it will contain after the step (see PageTable::reserve).
   std::vector<const kv::PageTable*> seqs;
+  // Optional, per sequence: tokens at positions below this value use the prefill (tiled)
+  // attention numerics, the others the short-batch numerics. When empty, a sequence with
+  // >= 64 query tokens in the step uses the tiled path for all of them (as llama.cpp
+  // decides per batch). The engine sets it per request (its prompt length if the prompt
+  // is long, else 0) so that results do not depend on how prompts were chunked, batched
+  // with others, or recomputed after preemption.
+  std::vector<int32_t> seq_tiled_until;
 
   int64_t size() const { return static_cast<int64_t>(token.size()); }
   void clear() {
@@ -25,6 +32,7 @@ struct Batch {
     seq.clear();
     want_logits.clear();
     seqs.clear();
+    seq_tiled_until.clear();
   }
   void add(int32_t tok, int32_t p, int32_t s, bool logits) {
     token.push_back(tok);

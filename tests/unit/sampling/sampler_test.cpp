@@ -215,7 +215,6 @@ TEST(TopP, KeepsSmallestPrefixReachingP) {
   // shuffle the ids so order != id order
   std::vector<float> shuffled = {logits[3], logits[0], logits[7], logits[1], logits[9],
                                  logits[2], logits[5], logits[4], logits[8], logits[6]};
-  auto pr = softmax(shuffled);
   // best-first: ids 1 (.50), 3 (.25), 5 (.125), 0, ... ; cum .5, .75, .875
   SamplingParams p;
   p.top_p = 0.8f;  // needs 1, 3, 5
@@ -223,7 +222,6 @@ TEST(TopP, KeepsSmallestPrefixReachingP) {
   Sampler s(p);
   auto counts = histogram(s, shuffled, 100000);
   EXPECT_LT(chi_square(counts, restricted(shuffled, {1, 3, 5}, 1.0)), chi_bound(2));
-  (void)pr;
 }
 
 TEST(TopP, IsNormalizedOverTopK) {
@@ -496,35 +494,52 @@ bool reference_kept(const std::vector<float>& logits, const SamplingParams& p, s
 
 TEST(Truncation, MatchesBruteForceReference) {
   int checked = 0, bucketed = 0;  // bucketed: top_p over > 512 candidates (the bucket search)
-  for (uint64_t c = 0; c < 100 && checked < 30; ++c) {
-    const int vocabs[] = {40, 700, 3000};
-    const int n = vocabs[c % 3];
-    auto logits = random_logits(n, 1000 + c, c % 2 ? 3.0f : 1.0f);
-    for (int i = 0; i < n; i += 7) logits[i] = std::round(logits[i]);  // some exact ties
-    SamplingParams p;
-    p.temperature = 1e6f;  // uniform over the kept set: every kept token shows up quickly
-    p.seed = c;
-    const int ks[] = {0, 5, 300};
-    const float ps[] = {1.0f, 0.9f, 0.5f, 0.98f};
-    const float mins[] = {0.0f, 0.01f, 0.2f};
-    const uint64_t h = (c + 1) * 0x9e3779b97f4a7c15ull;  // decorrelates the choices
-    p.top_k = ks[(h >> 20) % 3];
-    p.top_p = ps[(h >> 30) % 4];
-    p.min_p = mins[(h >> 40) % 3];
-    std::set<int> kept;
-    if (!reference_kept(logits, p, &kept) || kept.size() > 300) continue;
-    ++checked;
-    if (n > 512 && p.top_k == 0 && p.top_p < 1.0f) ++bucketed;
-    Sampler s(p);
-    std::set<int> seen;
-    const int draws = 30 * static_cast<int>(kept.size()) + 100;
-    for (int i = 0; i < draws; ++i) seen.insert(s.sample(logits.data(), n).token);
-    EXPECT_EQ(seen, kept) << "case " << c << ": vocab " << n << " top_k " << p.top_k << " top_p "
-                          << p.top_p << " min_p " << p.min_p;
-  }
+  uint64_t c = 0;
+  for (int n : {40, 700, 3000})
+    for (int top_k : {0, 5, 300})
+      for (float top_p : {1.0f, 0.9f, 0.5f})
+        for (float min_p : {0.0f, 0.05f}) {
+          ++c;
+          auto logits = random_logits(n, 1000 + c, 3.0f);
+          for (int i = 0; i < n; i += 7) logits[i] = std::round(logits[i]);  // some exact ties
+          SamplingParams p;
+          p.temperature = 1e6f;  // uniform over the kept set: every kept token shows up quickly
+          p.seed = c;
+          p.top_k = top_k;
+          p.top_p = top_p;
+          p.min_p = min_p;
+          std::set<int> kept;
+          if (!reference_kept(logits, p, &kept) || kept.size() > 400) continue;
+          ++checked;
+          if (n > 512 && top_k == 0 && top_p < 1.0f) ++bucketed;
+          Sampler s(p);
+          std::set<int> seen;
+          const int draws = 30 * static_cast<int>(kept.size()) + 100;
+          for (int i = 0; i < draws; ++i) seen.insert(s.sample(logits.data(), n).token);
+          EXPECT_EQ(seen, kept) << "vocab " << n << " top_k " << top_k << " top_p " << top_p
+                                << " min_p " << min_p;
+        }
   std::printf("[ ref  ] %d cases checked, %d through the top_p bucket search\n", checked, bucketed);
-  EXPECT_GE(checked, 20);
-  EXPECT_GE(bucketed, 3);
+  EXPECT_GE(checked, 40);
+  EXPECT_GE(bucketed, 4);
+}
+
+TEST(Truncation, NearlyFlatLogitsNeedTheFinerBucketLevels) {
+  // All logits within 2e-3 of each other: the first level (4096 buckets over 32 nats)
+  // puts them in one bucket, the second level splits them and the crossing bucket is sorted.
+  const int n = 2000;
+  auto logits = random_logits(n, 77, 1.0f);
+  for (float& l : logits) l = 5.0f + l * 5e-4f;
+  SamplingParams p;
+  p.temperature = 1e6f;
+  p.top_p = 0.3f;
+  p.seed = 5;
+  std::set<int> kept;
+  ASSERT_TRUE(reference_kept(logits, p, &kept));
+  Sampler s(p);
+  std::set<int> seen;
+  for (int i = 0; i < 30 * static_cast<int>(kept.size()); ++i) seen.insert(s.sample(logits.data(), n).token);
+  EXPECT_EQ(seen, kept) << kept.size() << " kept";
 }
 
 }  // namespace

@@ -1,0 +1,34 @@
+// Per-request output text: incremental detokenization (never splits a UTF-8 character)
+// and stop strings (the text never contains them; a suffix that could begin one is held
+// back until it is decided).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tokenizer/tokenizer.h"
+
+namespace tachyon::engine {
+
+class TextStream {
+ public:
+  TextStream(const tok::Tokenizer& tokenizer, std::vector<std::string> stop);
+
+  // Adds one generated token; returns the text that is now safe to emit. Sets *hit_stop
+  // when a stop string completed (the returned text then ends right before it, and the
+  // request must finish).
+  std::string push(int32_t token, bool* hit_stop);
+  // Text still held back, released at the end (empty after a stop string).
+  std::string finish(bool flush_held);
+
+  // Emits everything before a stop string / the holdback suffix of `pending_`.
+  static size_t holdback(const std::string& text, const std::vector<std::string>& stop);
+
+ private:
+  tok::StreamDecoder decoder_;
+  std::vector<std::string> stop_;
+  std::string pending_;
+  bool stopped_ = false;
+};
+
+}  // namespace tachyon::engine
