@@ -8,6 +8,9 @@ namespace tachyon::apps {
 int cmd_inspect(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_logits(int argc, char** argv);
+int cmd_gen_model(int argc, char** argv);
+int cmd_quantize(int argc, char** argv);
+int cmd_perf(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_detokenize(int argc, char** argv);
 

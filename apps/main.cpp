@@ -17,6 +17,9 @@ struct Command {
 const Command kCommands[] = {
     {"run", tachyon::apps::cmd_run, "generate a continuation of a prompt"},
     {"logits", tachyon::apps::cmd_logits, "teacher-forced top-k logits for a token sequence (JSON)"},
+    {"perf", tachyon::apps::cmd_perf, "prompt and generation speed (like llama-bench), GB/s and % of bandwidth"},
+    {"gen-model", tachyon::apps::cmd_gen_model, "write a random-weight GGUF model at a real model's shape"},
+    {"quantize", tachyon::apps::cmd_quantize, "convert a GGUF model's weights to another type"},
     {"inspect", tachyon::apps::cmd_inspect, "print a GGUF file's metadata and tensor table"},
     {"tokenize", tachyon::apps::cmd_tokenize, "print the token ids of a text"},
     {"detokenize", tachyon::apps::cmd_detokenize, "print the text of a token id sequence"},

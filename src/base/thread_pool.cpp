@@ -4,6 +4,12 @@
 
 namespace tachyon {
 
+namespace {
+// Pause iterations a worker spins before sleeping (~50 us): long enough to catch the
+// next kernel launch of a forward pass, short enough not to steal a shared core.
+constexpr int kSpinIterations = 2000;
+}  // namespace
+
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
@@ -42,7 +48,7 @@ void ThreadPool::worker(int ith) {
   for (;;) {
     // Spin a little before sleeping: kernels are launched back to back.
     uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < 20000; ++spin) {
+    for (int spin = 0; g == seen && spin < kSpinIterations; ++spin) {
 #if defined(__x86_64__)
       __builtin_ia32_pause();
 #endif

@@ -293,7 +293,7 @@ Status resolve_pre_type(std::string_view name, Vocab* v) {
     t = PreType::kChameleon, v->add_bos = true, v->clean_spaces = false;
   } else if (is({"minerva-7b"})) {
     t = PreType::kMinerva;
-  } else if (is({"gpt-4o", "llama4", "kanana2", "talkie"})) {
+  } else if (is({"gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"})) {
     t = PreType::kGpt4o, v->clean_spaces = false;
   } else if (is({"seed-coder"})) {
     t = PreType::kSeedCoder, v->clean_spaces = false;

@@ -131,7 +131,8 @@ class Tokenizer {
 // becomes U+FFFD and chunks are always valid UTF-8, but the concatenation no longer equals
 // decode() for such input). Where clean_up_tokenization_spaces applies, a trailing space
 // or apostrophe is also held until the next character decides its fate.
-// Cost: O(piece length) per push; memory O(held-back bytes).
+// Cost: O(piece length) per push; memory O(held-back bytes). The Tokenizer must outlive
+// the decoder.
 class StreamDecoder {
  public:
   struct Options {

@@ -1,6 +1,6 @@
 // Throughput on 1 MB of mixed text (prose, code, numbers, CJK, Cyrillic, emoji, long
-// whitespace runs) for each tokenizer family. The budget is generous (5 s) so that a
-// loaded machine does not flake; the printed figure is the one to watch.
+// whitespace runs) for each tokenizer family. The budget is generous (5 s, optimized
+// builds) so that a loaded machine does not flake; the printed figure is the one to watch.
 #include <chrono>
 #include <random>
 
@@ -43,6 +43,13 @@ std::string mixed_text(size_t n_bytes) {
   return s;
 }
 
+// The budget applies to optimized builds; -O0 / sanitizer builds are 10-20x slower.
+#ifdef NDEBUG
+constexpr double kBudgetSeconds = 5.0;
+#else
+constexpr double kBudgetSeconds = 60.0;
+#endif
+
 class PerfTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PerfTest, OneMegabyteWellUnderASecond) {
@@ -59,8 +66,8 @@ TEST_P(PerfTest, OneMegabyteWellUnderASecond) {
   std::printf("[perf] %-15s encode 1 MiB: %7.1f ms (%5.2f MB/s, %zu tokens), decode: %6.1f ms\n", GetParam().c_str(),
               enc_s * 1e3, text.size() / enc_s / 1e6, ids.size(), dec_s * 1e3);
   EXPECT_GT(ids.size(), 100000u);
-  EXPECT_LT(enc_s, 5.0);
-  EXPECT_LT(dec_s, 5.0);
+  EXPECT_LT(enc_s, kBudgetSeconds);
+  EXPECT_LT(dec_s, kBudgetSeconds);
 }
 
 INSTANTIATE_TEST_SUITE_P(Vocabs, PerfTest,

@@ -1,0 +1,196 @@
+// tachyon perf -m FILE [-p 512] [-n 128] [-t THREADS] [-r REPS] [--batch B] [-d D,...] [--json]
+// Prompt processing (pp) and generation (tg) speed like llama-bench: mean ± sd over reps,
+// GB/s of weights streamed, and the fraction of this machine's measured read bandwidth.
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "app_util.h"
+#include "base/bandwidth.h"
+#include "base/clock.h"
+#include "base/cpu.h"
+#include "commands.h"
+#include "kernels/traits.h"
+#include "model/model.h"
+
+namespace tachyon::apps {
+
+namespace {
+
+struct Stat {
+  double mean = 0, sd = 0;
+};
+
+Stat stat_of(const std::vector<double>& v) {
+  Stat s;
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= v.size();
+  if (v.size() > 1) {
+    double q = 0;
+    for (double x : v) q += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(q / (v.size() - 1));
+  }
+  return s;
+}
+
+std::vector<int> parse_int_list(const std::string& s) {
+  std::vector<int> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    out.push_back(std::stoi(s.substr(i, j - i)));
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int cmd_perf(int argc, char** argv) {
+  CLI::App app{"prompt and generation speed, GB/s and % of measured bandwidth", "tachyon perf"};
+  std::string path, depths_arg = "0", pps_arg = "512";
+  int n_gen = 128, threads = default_threads(), reps = 3, batch = 1, ubatch = 512;
+  bool json = false, bandwidth_only = false, scalar = false;
+  app.add_option("-m,--model", path, "GGUF model file");
+  app.add_option("-p,--n-prompt", pps_arg, "prompt lengths for pp tests, comma-separated (0 = skip)");
+  app.add_option("-n,--n-gen", n_gen, "tokens for the tg test (0 = skip)")->check(CLI::Range(0, 1 << 20));
+  app.add_option("-t,--threads", threads, "compute threads")->check(CLI::Range(1, 1024));
+  app.add_option("-r,--reps", reps, "repetitions")->check(CLI::Range(1, 1000));
+  app.add_option("--batch", batch, "sequences decoding together in tg (aggregate tok/s)")->check(CLI::Range(1, 1024));
+  app.add_option("-d,--depth", depths_arg, "tokens already in the KV cache, comma-separated (e.g. 0,1024,4096)");
+  app.add_option("--ubatch", ubatch, "prompt tokens per step")->check(CLI::Range(1, 1 << 16));
+  app.add_flag("--json", json, "JSON output");
+  app.add_flag("--bandwidth", bandwidth_only, "only measure the memory read bandwidth");
+  app.add_flag("--scalar", scalar, "use the scalar reference kernels");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  std::vector<int> depths, pps;
+  try {
+    depths = parse_int_list(depths_arg);
+    pps = parse_int_list(pps_arg);
+  } catch (const std::exception&) {
+    return fail(invalid_argument("-d/-p: expected comma-separated integers"));
+  }
+  for (int v : depths)
+    if (v < 0) return fail(invalid_argument("-d: depths must be >= 0"));
+  for (int v : pps)
+    if (v < 0) return fail(invalid_argument("-p: prompt lengths must be >= 0"));
+  if (scalar) kernels::force_scalar_kernels(true);
+  ThreadPool pool(threads);
+  const double bw = measure_read_bandwidth(pool, size_t(1) << 30, 5);
+  if (bandwidth_only) {
+    if (json) std::printf("{\"read_bandwidth_gb_s\": %.2f, \"threads\": %d}\n", bw, threads);
+    else std::printf("read bandwidth: %.2f GB/s (%d threads)\n", bw, threads);
+    return 0;
+  }
+  if (path.empty()) return fail(invalid_argument("-m is required (or --bandwidth)"));
+  auto m = model::Model::load(path);
+  if (!m) return fail(m.status());
+  model::Model& model = *m.value();
+  const int nv = model.hparams().n_vocab;
+  int max_ctx = 0;
+  for (int d : depths) max_ctx = std::max(max_ctx, d + std::max(n_gen, *std::max_element(pps.begin(), pps.end())));
+  const int page = 16;
+  auto kv = kv::KvPool::create(model.kv_config(batch * ((max_ctx + page - 1) / page + 1), page));
+  if (!kv) return fail(kv.status());
+  std::mt19937 rng(42);
+  auto random_tokens = [&](int n) {
+    std::vector<int32_t> t(n);
+    for (auto& x : t) x = static_cast<int32_t>(rng() % nv);
+    return t;
+  };
+  std::vector<float> logits;
+  // Prefills `toks` into each table from position `start`, in ubatches.
+  auto prefill = [&](std::vector<kv::PageTable>& pts, const std::vector<int32_t>& toks) -> Status {
+    for (auto& pt : pts) {
+      const int start = pt.n_tokens;
+      if (!pt.reserve(kv.value(), start + static_cast<int>(toks.size()))) return invalid_argument("kv: out of pages");
+      for (size_t s = 0; s < toks.size(); s += ubatch) {
+        model::Batch b;
+        b.seqs.push_back(&pt);
+        const size_t e = std::min(toks.size(), s + ubatch);
+        for (size_t i = s; i < e; ++i) b.add(toks[i], start + static_cast<int>(i), 0, i + 1 == toks.size());
+        TACHYON_RETURN_IF_ERROR(model.forward(b, kv.value(), pool, &logits));
+        pt.n_tokens = start + static_cast<int>(e);
+      }
+    }
+    return Status::ok();
+  };
+  nlohmann::json results = nlohmann::json::array();
+  const double wgb = model.weight_bytes() / 1e9;
+  if (!json)
+    std::printf("model %s | %s | %.2f GB of weights | %d threads | %s | read bandwidth %.1f GB/s\n\n", path.c_str(),
+                model.weight_type().c_str(), wgb, threads, cpu_features_string().c_str(), bw);
+  if (!json) std::printf("| %-16s | %12s | %14s | %9s | %10s |\n", "test", "depth", "t/s", "GB/s", "% roofline");
+  auto report = [&](const std::string& test, int depth, const std::vector<double>& tps, double gbps) {
+    const Stat s = stat_of(tps);
+    const double pct = bw > 0 ? 100.0 * gbps / bw : 0;
+    if (json) {
+      results.push_back({{"test", test}, {"depth", depth}, {"tokens_per_s", s.mean}, {"tokens_per_s_sd", s.sd},
+                         {"samples", tps}, {"weights_gb_per_s", gbps}, {"roofline_pct", pct}});
+    } else {
+      std::printf("| %-16s | %12d | %7.2f ± %4.2f | %9.2f | %9.1f%% |\n", test.c_str(), depth, s.mean, s.sd, gbps, pct);
+      std::fflush(stdout);
+    }
+  };
+  for (int depth : depths) {
+    for (int p : pps) {
+      if (p <= 0) continue;
+      std::vector<double> tps;
+      for (int r = 0; r <= reps; ++r) {  // r == 0 is a warm-up
+        std::vector<kv::PageTable> pts(1);
+        if (Status st = prefill(pts, random_tokens(depth)); !st) return fail(st);
+        const auto toks = random_tokens(p);
+        const double t0 = now_ms();
+        if (Status st = prefill(pts, toks); !st) return fail(st);
+        const double ms = now_ms() - t0;
+        if (r > 0) tps.push_back(p / (ms / 1000));
+        pts[0].clear(kv.value());
+      }
+      // Each ubatch streams the weights once.
+      const double steps_per_s = stat_of(tps).mean / std::min(p, ubatch);
+      report("pp" + std::to_string(p), depth, tps, steps_per_s * wgb);
+    }
+    if (n_gen > 0) {
+      std::vector<double> tps;
+      for (int r = 0; r <= reps; ++r) {
+        std::vector<kv::PageTable> pts(batch);
+        if (depth > 0) {
+          if (Status st = prefill(pts, random_tokens(depth)); !st) return fail(st);
+        }
+        for (auto& pt : pts)
+          if (!pt.reserve(kv.value(), pt.n_tokens + n_gen)) return fail(invalid_argument("kv: out of pages"));
+        const double t0 = now_ms();
+        for (int i = 0; i < n_gen; ++i) {
+          model::Batch b;
+          for (int s = 0; s < batch; ++s) {
+            b.seqs.push_back(&pts[s]);
+            b.add(static_cast<int32_t>(rng() % nv), pts[s].n_tokens, s, true);
+          }
+          if (Status st = model.forward(b, kv.value(), pool, &logits); !st) return fail(st);
+          for (auto& pt : pts) pt.n_tokens += 1;
+        }
+        const double ms = now_ms() - t0;
+        if (r > 0) tps.push_back(static_cast<double>(n_gen) * batch / (ms / 1000));
+        for (auto& pt : pts) pt.clear(kv.value());
+      }
+      const double steps_per_s = stat_of(tps).mean / batch;
+      report("tg" + std::to_string(n_gen) + (batch > 1 ? " x" + std::to_string(batch) : ""), depth, tps, steps_per_s * wgb);
+    }
+  }
+  if (json) {
+    nlohmann::json out = {{"model", path}, {"weight_type", model.weight_type()}, {"weights_gb", wgb}, {"threads", threads},
+                          {"batch", batch}, {"cpu", cpu_features_string()}, {"read_bandwidth_gb_s", bw}, {"results", results}};
+    std::printf("%s\n", out.dump(2).c_str());
+  }
+  return 0;
+}
+
+}  // namespace tachyon::apps

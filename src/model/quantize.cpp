@@ -1,0 +1,275 @@
+#include "model/quantize.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "gguf/gguf.h"
+#include "gguf/writer.h"
+#include "kernels/traits.h"
+
+namespace tachyon::model {
+
+Result<QuantTarget> parse_quant_target(const std::string& raw) {
+  std::string n = raw;
+  for (auto& c : n) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  QuantTarget t;
+  t.name = n;
+  auto plain = [&](DType d, uint32_t ft) {
+    t.base = t.more_bits = d;
+    t.output = d;
+    t.file_type = ft;
+  };
+  if (n == "F32") plain(DType::F32, 0);
+  else if (n == "F16") plain(DType::F16, 1);
+  else if (n == "BF16") plain(DType::BF16, 32);
+  else if (n == "Q8_0") plain(DType::Q8_0, 7);
+  else if (n == "Q4_0") {
+    plain(DType::Q4_0, 2);
+    t.output = DType::Q6_K;
+  } else if (n == "Q4_K" || n == "Q4_K_S") {
+    plain(DType::Q4_K, 14);
+    t.output = DType::Q6_K;
+  } else if (n == "Q5_K" || n == "Q5_K_S") {
+    plain(DType::Q5_K, 16);
+    t.output = DType::Q6_K;
+  } else if (n == "Q6_K") plain(DType::Q6_K, 18);
+  else if (n == "Q4_K_M") {
+    t.base = DType::Q4_K;
+    t.more_bits = t.output = DType::Q6_K;
+    t.file_type = 15;
+  } else if (n == "Q5_K_M") {
+    t.base = DType::Q5_K;
+    t.more_bits = t.output = DType::Q6_K;
+    t.file_type = 17;
+  } else {
+    return invalid_argument("type '" + raw + "' is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M)");
+  }
+  return t;
+}
+
+namespace {
+
+bool use_more_bits(int layer, int n_layer) {
+  return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
+}
+
+int layer_of(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  return std::atoi(name.c_str() + 4);
+}
+
+// Quantizes rows [n_rows][row_len] f32 into `type`, in parallel.
+std::vector<uint8_t> convert_rows(const float* x, int64_t row_len, int64_t n_rows, DType type, int n_threads) {
+  const auto* tt = kernels::type_traits_ref(type);
+  const size_t rb = row_bytes(type, row_len);
+  std::vector<uint8_t> out(rb * n_rows);
+  std::vector<std::thread> ts;
+  const int nth = std::max(1, n_threads);
+  for (int i = 0; i < nth; ++i) {
+    ts.emplace_back([&, i] {
+      for (int64_t r = i; r < n_rows; r += nth) tt->from_float(x + r * row_len, out.data() + r * rb, row_len);
+    });
+  }
+  for (auto& t : ts) t.join();
+  return out;
+}
+
+}  // namespace
+
+DType tensor_type_for(const QuantTarget& t, const std::string& name, int64_t row_len, int n_layer) {
+  DType want = t.base;
+  if (name == "output.weight") {
+    want = t.output;
+  } else if (name.find("attn_v.weight") != std::string::npos || name.find("ffn_down.weight") != std::string::npos) {
+    const int l = layer_of(name);
+    if (l >= 0 && use_more_bits(l, n_layer)) want = t.more_bits;
+  }
+  // Keep output/v/down at least as precise as the base (Q8_0 base keeps Q8_0).
+  for (DType d : {want, DType::Q8_0, DType::F16}) {
+    if (row_len % dtype_info(d).block_elems == 0) return d;
+  }
+  return DType::F32;
+}
+
+Status quantize_file(const std::string& in_path, const std::string& out_path, const QuantTarget& target, int n_threads) {
+  auto f = gguf::File::open(in_path);
+  if (!f) return f.status();
+  const auto& in = *f.value();
+  auto arch = in.get_string("general.architecture");
+  int n_layer = 0;
+  if (arch) {
+    if (auto v = in.get_uint(std::string(*arch) + ".block_count")) n_layer = static_cast<int>(*v);
+  }
+  gguf::Writer w;
+  for (const auto& kv : in.metadata()) {
+    if (kv.key == "general.file_type" || kv.key == "general.quantization_version") continue;
+    w.copy_kv(std::string(kv.key), kv.value);
+  }
+  w.set_u32("general.quantization_version", 2);
+  w.set_u32("general.file_type", target.file_type);
+  for (const auto& t : in.tensors()) {
+    std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
+    const std::string name(t.name);
+    const bool matrix = t.n_dims == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 &&
+                        name.find("norm") == std::string::npos;
+    const auto* src = kernels::type_traits_ref(t.type);
+    if (!matrix || !src || !src->to_float) {
+      TACHYON_RETURN_IF_ERROR(w.add_tensor(name, t.type, ne, t.data, t.n_bytes));
+      continue;
+    }
+    const DType dst = tensor_type_for(target, name, ne[0], n_layer);
+    if (dst == t.type) {
+      TACHYON_RETURN_IF_ERROR(w.add_tensor(name, t.type, ne, t.data, t.n_bytes));
+      continue;
+    }
+    std::vector<float> x(static_cast<size_t>(ne[0]) * ne[1]);
+    const size_t srb = row_bytes(t.type, ne[0]);
+    for (int64_t r = 0; r < ne[1]; ++r) src->to_float(t.data + r * srb, x.data() + r * ne[0], ne[0]);
+    const auto q = convert_rows(x.data(), ne[0], ne[1], dst, n_threads);
+    TACHYON_RETURN_IF_ERROR(w.add_tensor(name, dst, ne, q.data(), q.size()));
+  }
+  return w.write(out_path);
+}
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> p = {
+      {"tinyllama-1.1b", "llama", 32000, 2048, 22, 32, 4, 64, 5632, 2048, 10000.f, 1e-5f, false, 0},
+      {"llama-3.2-1b", "llama", 128256, 2048, 16, 32, 8, 64, 8192, 131072, 500000.f, 1e-5f, true, 32.f},
+      {"qwen2.5-0.5b", "qwen2", 151936, 896, 24, 14, 2, 64, 4864, 32768, 1000000.f, 1e-6f, true, 0},
+      {"qwen3-0.6b", "qwen3", 151936, 1024, 28, 16, 8, 128, 3072, 40960, 1000000.f, 1e-6f, true, 0},
+      {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.f, 1e-5f, true, 0},
+  };
+  return p;
+}
+
+namespace {
+
+// Fast deterministic normal samples (xorshift64* + Box-Muller).
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  uint64_t next() {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 2685821657736338717ull;
+  }
+  float uniform() { return ((next() >> 40) + 0.5f) * (1.0f / 16777216.0f); }
+  void normals(float* out, int64_t n, float scale) {
+    for (int64_t i = 0; i + 1 < n; i += 2) {
+      const float u1 = uniform(), u2 = uniform();
+      const float r = std::sqrt(-2.f * std::log(u1)) * scale;
+      out[i] = r * std::cos(6.2831853f * u2);
+      out[i + 1] = r * std::sin(6.2831853f * u2);
+    }
+    if (n % 2) out[n - 1] = scale * (uniform() - 0.5f) * 3.4f;
+  }
+};
+
+}  // namespace
+
+Status generate_model(const std::string& preset_name, const std::string& vocab_path, const QuantTarget& target,
+                      const std::string& out_path, uint64_t seed, int n_threads) {
+  const Preset* pp = nullptr;
+  for (const auto& p : presets())
+    if (p.name == preset_name) pp = &p;
+  if (!pp) {
+    std::string names;
+    for (const auto& p : presets()) names += (names.empty() ? "" : ", ") + p.name;
+    return invalid_argument("preset '" + preset_name + "' is unknown (" + names + ")");
+  }
+  Preset P = *pp;
+  gguf::Writer w;
+  const std::string a = P.arch + ".";
+  w.set_str("general.architecture", P.arch);
+  w.set_str("general.name", P.name + " (random weights)");
+  w.set_str("general.description", "tachyon gen-model: RANDOM WEIGHTS at the " + P.name + " shape, for benchmarking only");
+  int n_vocab = P.n_vocab;
+  if (!vocab_path.empty()) {
+    auto v = gguf::File::open(vocab_path);
+    if (!v) return v.status();
+    const auto* toks = v.value()->get_array("tokenizer.ggml.tokens");
+    if (!toks || toks->arr_count == 0) return corrupt(vocab_path + ": key 'tokenizer.ggml.tokens': missing");
+    n_vocab = static_cast<int>(toks->arr_count);
+    for (const auto& kv : v.value()->metadata())
+      if (kv.key.rfind("tokenizer.", 0) == 0) w.copy_kv(std::string(kv.key), kv.value);
+  }
+  w.set_u32(a + "context_length", P.n_ctx);
+  w.set_u32(a + "embedding_length", P.n_embd);
+  w.set_u32(a + "block_count", P.n_layer);
+  w.set_u32(a + "feed_forward_length", P.n_ff);
+  w.set_u32(a + "attention.head_count", P.n_head);
+  w.set_u32(a + "attention.head_count_kv", P.n_head_kv);
+  w.set_u32(a + "attention.key_length", P.head_dim);
+  w.set_u32(a + "attention.value_length", P.head_dim);
+  w.set_u32(a + "rope.dimension_count", P.head_dim);
+  w.set_f32(a + "rope.freq_base", P.rope_base);
+  w.set_f32(a + "attention.layer_norm_rms_epsilon", P.rms_eps);
+  w.set_u32(a + "vocab_size", n_vocab);
+  w.set_u32("general.quantization_version", 2);
+  w.set_u32("general.file_type", target.file_type);
+
+  Rng rng(seed);
+  std::vector<float> buf;
+  auto matrix = [&](const std::string& name, int64_t cols, int64_t rows, float scale) -> Status {
+    buf.resize(static_cast<size_t>(cols) * rows);
+    rng.normals(buf.data(), static_cast<int64_t>(buf.size()), scale);
+    const DType t = tensor_type_for(target, name, cols, P.n_layer);
+    const auto q = convert_rows(buf.data(), cols, rows, t, n_threads);
+    return w.add_tensor(name, t, {cols, rows}, q.data(), q.size());
+  };
+  auto vector = [&](const std::string& name, int64_t n, float value, float jitter) -> Status {
+    buf.resize(n);
+    rng.normals(buf.data(), n, jitter);
+    for (auto& x : buf) x += value;
+    return w.add_tensor(name, DType::F32, {n}, buf.data(), n * sizeof(float));
+  };
+  const int64_t E = P.n_embd, Q = static_cast<int64_t>(P.n_head) * P.head_dim, KV = static_cast<int64_t>(P.n_head_kv) * P.head_dim;
+  // Small embeddings: with tied output a large one makes every token predict itself.
+  TACHYON_RETURN_IF_ERROR(matrix("token_embd.weight", E, n_vocab, P.tied_output ? 0.1f : 0.5f));
+  TACHYON_RETURN_IF_ERROR(vector("output_norm.weight", E, 1.0f, 0.02f));
+  if (!P.tied_output) TACHYON_RETURN_IF_ERROR(matrix("output.weight", E, n_vocab, 3.0f / std::sqrt(float(E))));
+  if (P.llama3_rope_factor > 0) {
+    // Llama-3 rope scaling as a frequency-factor tensor (low 1, high 4, original 8192).
+    std::vector<float> ff(P.head_dim / 2);
+    for (int i = 0; i < P.head_dim / 2; ++i) {
+      const double freq = std::pow(P.rope_base, -2.0 * i / P.head_dim);
+      const double wavelen = 2 * M_PI / freq;
+      const double lo = 8192.0 / 1.0, hi = 8192.0 / 4.0;
+      if (wavelen < hi) ff[i] = 1.f;
+      else if (wavelen > lo) ff[i] = P.llama3_rope_factor;
+      else {
+        const double smooth = (8192.0 / wavelen - 1.0) / (4.0 - 1.0);
+        ff[i] = static_cast<float>(1.0 / ((1 - smooth) / P.llama3_rope_factor + smooth));
+      }
+    }
+    TACHYON_RETURN_IF_ERROR(w.add_tensor("rope_freqs.weight", DType::F32, {P.head_dim / 2}, ff.data(), ff.size() * 4));
+  }
+  for (int l = 0; l < P.n_layer; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    TACHYON_RETURN_IF_ERROR(vector(b + "attn_norm.weight", E, 1.0f, 0.02f));
+    TACHYON_RETURN_IF_ERROR(vector(b + "ffn_norm.weight", E, 1.0f, 0.02f));
+    TACHYON_RETURN_IF_ERROR(matrix(b + "attn_q.weight", E, Q, 1.f / std::sqrt(float(E))));
+    TACHYON_RETURN_IF_ERROR(matrix(b + "attn_k.weight", E, KV, 1.f / std::sqrt(float(E))));
+    TACHYON_RETURN_IF_ERROR(matrix(b + "attn_v.weight", E, KV, 1.f / std::sqrt(float(E))));
+    TACHYON_RETURN_IF_ERROR(matrix(b + "attn_output.weight", Q, E, 1.f / std::sqrt(float(Q))));
+    TACHYON_RETURN_IF_ERROR(matrix(b + "ffn_gate.weight", E, P.n_ff, 1.f / std::sqrt(float(E))));
+    TACHYON_RETURN_IF_ERROR(matrix(b + "ffn_up.weight", E, P.n_ff, 1.f / std::sqrt(float(E))));
+    TACHYON_RETURN_IF_ERROR(matrix(b + "ffn_down.weight", P.n_ff, E, 1.f / std::sqrt(float(P.n_ff))));
+    if (P.arch == "qwen2") {
+      TACHYON_RETURN_IF_ERROR(vector(b + "attn_q.bias", Q, 0.f, 0.02f));
+      TACHYON_RETURN_IF_ERROR(vector(b + "attn_k.bias", KV, 0.f, 0.02f));
+      TACHYON_RETURN_IF_ERROR(vector(b + "attn_v.bias", KV, 0.f, 0.02f));
+    }
+    if (P.arch == "qwen3") {
+      TACHYON_RETURN_IF_ERROR(vector(b + "attn_q_norm.weight", P.head_dim, 1.0f, 0.02f));
+      TACHYON_RETURN_IF_ERROR(vector(b + "attn_k_norm.weight", P.head_dim, 1.0f, 0.02f));
+    }
+  }
+  return w.write(out_path);
+}
+
+}  // namespace tachyon::model
