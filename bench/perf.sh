@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Speed benchmark: generates random-weight models at real shapes with `tachyon gen-model`
+# and measures them with `tachyon perf`; with --llama-cpp DIR (a llama.cpp build, never
+# part of this repo) it runs llama-bench on the same files, alternating the two engines,
+# and prints the ratios.
+#
+#   bench/perf.sh [--llama-cpp BUILD_DIR] [--presets "tinyllama-1.1b"] [--types "Q4_0 Q8_0 Q4_K_M"]
+#                 [-t THREADS] [-p 512] [-n 128] [-r 3] [--rounds 2] [--models-dir DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+llama=""; presets="tinyllama-1.1b"; types="Q4_0 Q8_0 Q4_K_M"; threads=2; pp=512; tg=128; reps=3; rounds=2
+models=bench/models
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --llama-cpp) llama="$2"; shift 2 ;;
+    --presets) presets="$2"; shift 2 ;;
+    --types) types="$2"; shift 2 ;;
+    -t) threads="$2"; shift 2 ;;
+    -p) pp="$2"; shift 2 ;;
+    -n) tg="$2"; shift 2 ;;
+    -r) reps="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --models-dir) models="$2"; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+tachyon=./build/tachyon
+[ -x "$tachyon" ] || { cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null; cmake --build build --target tachyon; }
+mkdir -p "$models"
+vocab_for() {  # a real tokenizer of the same family from the shared test data
+  case "$1" in
+    qwen*) echo ../shared/data/tokenizer/ggml-vocab-deepseek-llm.gguf ;;
+    *) echo ../shared/data/tokenizer/ggml-vocab-llama-spm.gguf ;;
+  esac
+}
+printf "%-16s %-7s %-6s | %14s %14s | %14s %14s | %7s %7s | %6s\n" preset type test tachyon "" llama.cpp "" ratio "" roofl
+for preset in $presets; do
+  for type in $types; do
+    f="$models/$preset-$type.gguf"
+    [ -f "$f" ] || "$tachyon" gen-model --preset "$preset" --type "$type" --vocab "$(vocab_for "$preset")" -o "$f" -t "$threads"
+    declare -A ours=() theirs=() roof=()
+    for round in $(seq "$rounds"); do
+      out=$("$tachyon" perf -m "$f" -p "$pp" -n "$tg" -t "$threads" -r "$reps" --json)
+      while read -r test tps pct; do
+        ours[$test]="${ours[$test]:-} $tps"; roof[$test]="$pct"
+      done < <(python3 -c 'import json,sys; d=json.load(sys.stdin)
+for r in d["results"]: print(r["test"], r["tokens_per_s"], r["roofline_pct"])' <<<"$out")
+      if [ -n "$llama" ]; then
+        lb=$("$llama/bin/llama-bench" -m "$f" -t "$threads" -p "$pp" -n "$tg" -r "$reps" -o json 2>/dev/null)
+        while read -r test tps; do theirs[$test]="${theirs[$test]:-} $tps"; done < <(python3 -c 'import json,sys
+for r in json.load(sys.stdin):
+    t = "pp%d" % r["n_prompt"] if r["n_prompt"] > 0 else "tg%d" % r["n_gen"]
+    print(t, r["avg_ts"])' <<<"$lb")
+      fi
+    done
+    for test in "pp$pp" "tg$tg"; do
+      mean() { python3 -c 'import sys; v=[float(x) for x in sys.argv[1:]]; print("%.2f" % (sum(v)/len(v)) if v else "-")' $1; }
+      o=$(mean "${ours[$test]:-}"); l=$(mean "${theirs[$test]:-}")
+      r=$(python3 -c "import sys; o,l=sys.argv[1],sys.argv[2]; print('%.2fx' % (float(o)/float(l)) if l!='-' and o!='-' else '-')" "$o" "$l")
+      printf "%-16s %-7s %-6s | %14s %14s | %14s %14s | %7s %7s | %5.0f%%\n" "$preset" "$type" "$test" "$o t/s" "" "$l t/s" "" "$r" "" "${roof[$test]:-0}"
+    done
+    unset ours theirs roof
+  done
+done
