@@ -13,26 +13,26 @@
 namespace tachyon::chat::detail {
 
 enum class ExprKind {
-  kLiteral,     // literal
-  kName,        // name
-  kList,        // [items...]
-  kTuple,       // (items...)
-  kDict,        // {items[0]: items[1], ...}
-  kGetattr,     // a.name
-  kGetitem,     // a[b]
-  kSlice,       // a[b:c:d], any of b/c/d may be null
-  kCall,        // a(args)
-  kFilter,      // a|name(args); a == null for filter blocks: the block's rendered body
-  kTest,        // a is [not] name(args)
-  kNeg,         // -a
-  kPos,         // +a
-  kNot,         // not a
-  kBinary,      // a op b (arithmetic)
-  kAnd,         // a and b
-  kOr,          // a or b
-  kConcat,      // items joined with ~
-  kCompare,     // items[0] cmp_ops[0] items[1] ...
-  kCond,        // b if a else c  (c may be null)
+  kLiteral,  // literal
+  kName,     // name
+  kList,     // [items...]
+  kTuple,    // (items...)
+  kDict,     // {items[0]: items[1], ...}
+  kGetattr,  // a.name
+  kGetitem,  // a[b]
+  kSlice,    // a[b:c:d], any of b/c/d may be null
+  kCall,     // a(args)
+  kFilter,   // a|name(args); a == null for filter blocks: the block's rendered body
+  kTest,     // a is [not] name(args)
+  kNeg,      // -a
+  kPos,      // +a
+  kNot,      // not a
+  kBinary,   // a op b (arithmetic)
+  kAnd,      // a and b
+  kOr,       // a or b
+  kConcat,   // items joined with ~
+  kCompare,  // items[0] cmp_ops[0] items[1] ...
+  kCond,     // b if a else c  (c may be null)
 };
 
 enum class BinOp { kAdd, kSub, kMul, kDiv, kFloorDiv, kMod, kPow };
@@ -58,6 +58,13 @@ struct Expr {
   BinOp op = BinOp::kAdd;
   std::vector<CmpOp> cmp_ops;
   bool negated = false;
+  // Jinja2's optimizer evaluates constant subexpressions at compile time (as_const) and
+  // keeps results with a literal repr. That differs from run time in one way: a slice
+  // goes through environment.getitem, which turns a failing slice into Undefined, where
+  // the run-time Python subscript raises. `fold` marks the subexpressions where this can
+  // matter: they contain a slice, and no name or call, or one that short-circuiting may
+  // skip. The interpreter first tries them in folding mode (see Interp::eval).
+  bool fold = false;
 };
 
 enum class StmtKind {
@@ -72,7 +79,7 @@ enum class StmtKind {
   kFilterBlock,  // filter expr: body
   kBreak,
   kContinue,
-  kWith,         // with targets = values: body
+  kWith,  // with targets = values: body
 };
 
 struct Stmt;
@@ -92,6 +99,7 @@ struct Stmt {
   bool uses_varargs = false, uses_kwargs = false, uses_caller = false;
   // with
   std::vector<std::pair<ExprPtr, ExprPtr>> assigns;
+
   // Names local to the frame this statement opens (loop body, macro body, block) that
   // start out undefined there, shadowing outer values; else_locals: the for-else frame.
   // Filled by analyze_program.

@@ -1,5 +1,6 @@
-// The builtin library: Jinja2's filters and tests, Python methods of str/dict/list, the
-// globals chat templates call (range, namespace, dict, raise_exception, strftime_now,
+// The builtin library: Jinja2's filters and tests, Python methods of dict/list (str
+// methods are in strings.cpp), which of them the sandbox forbids, the globals chat
+// templates call (range, namespace, dict, raise_exception, strftime_now,
 // joiner) and the attributes of `loop`.
 //
 // Filters follow jinja2/filters.py (3.1), except `tojson`, which is the transformers
@@ -17,52 +18,38 @@ namespace tachyon::chat::detail {
 
 namespace {
 
-// Python-style argument binding: positional slots first, then keywords by name.
-class Bound {
- public:
-  Bound(std::string_view fname, const Args& args, std::initializer_list<const char*> names)
-      : names_(names.begin(), names.end()), slots_(names.size()) {
-    if (args.pos.size() > names_.size())
-      fail("TypeError", std::string(fname) + "() takes at most " + std::to_string(names_.size()) +
-                            " argument(s) (" + std::to_string(args.pos.size()) + " given)");
-    for (size_t i = 0; i < args.pos.size(); ++i) slots_[i] = &args.pos[i];
-    for (const auto& [k, v] : args.kw) {
-      size_t i = 0;
-      while (i < names_.size() && k != names_[i]) ++i;
-      if (i == names_.size()) fail("TypeError", std::string(fname) + "() got an unexpected keyword argument '" + k + "'");
-      if (slots_[i]) fail("TypeError", std::string(fname) + "() got multiple values for argument '" + k + "'");
-      slots_[i] = &v;
-    }
-  }
-  bool has(size_t i) const { return slots_[i] != nullptr; }
-  Value get(size_t i, Value def = Value::none()) const { return slots_[i] ? *slots_[i] : def; }
-  bool flag(size_t i, bool def = false) const { return slots_[i] ? truthy(*slots_[i]) : def; }
-  int64_t integer(size_t i, int64_t def) const {
-    if (!slots_[i] || slots_[i]->is_none()) return def;
-    if (!slots_[i]->is_number()) fail("TypeError", "'" + type_name(*slots_[i]) + "' object cannot be interpreted as an integer");
-    return slots_[i]->kind() == Kind::kFloat ? static_cast<int64_t>(slots_[i]->as_float()) : slots_[i]->as_int();
-  }
-
- private:
-  std::vector<const char*> names_;
-  std::vector<const Value*> slots_;
-};
-
 std::string soft_str(const Value& v) { return to_str(v); }
-
-Value str_like(Interp& in, const Value& self, std::string s) { return in.make_str(std::move(s), self.is_markup()); }
 
 Value generator(ValueList items) { return Value::list(std::move(items), Kind::kGenerator); }
 
+// Jinja2 implements map/select/items/unique/batch/... as Python generator functions:
+// nothing runs until the result is consumed, so their errors surface only then.
+template <class F>
+Value lazily(F produce) {
+  try {
+    return produce();
+  } catch (const RenderError& e) {
+    Value g = generator({});
+    g.obj<ListObj>().deferred_error = e.message.empty() ? "Error" : e.message;
+    return g;
+  }
+}
+
 int64_t py_len(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return 0;
-    case Kind::kStr: return static_cast<int64_t>(utf8_length(v.as_str()));
+    case Kind::kUndefined:
+      return 0;
+    case Kind::kStr:
+      return static_cast<int64_t>(utf8_length(v.as_str()));
     case Kind::kList:
-    case Kind::kTuple: return static_cast<int64_t>(v.items().size());
-    case Kind::kDict: return static_cast<int64_t>(v.obj<DictObj>().items.size());
-    case Kind::kLoop: return static_cast<int64_t>(v.obj<LoopObj>().seq.items().size());
-    default: fail("TypeError", "object of type '" + type_name(v) + "' has no len()");
+    case Kind::kTuple:
+      return static_cast<int64_t>(v.items().size());
+    case Kind::kDict:
+      return static_cast<int64_t>(v.obj<DictObj>().items.size());
+    case Kind::kLoop:
+      return static_cast<int64_t>(v.obj<LoopObj>().seq.items().size());
+    default:
+      fail("TypeError", "object of type '" + type_name(v) + "' has no len()");
   }
 }
 
@@ -89,17 +76,27 @@ Value get_attribute_path(Interp& in, const Value& item, const Value& attribute, 
   return v;
 }
 
-// Sort key for sort/dictsort/unique/min/max: attribute path(s), lower-cased strings.
+// Key for unique/min/max (make_attrgetter): the attribute path, lower-cased strings.
 Value sort_key(Interp& in, const Value& item, const Value& attribute, bool case_sensitive) {
   auto post = [&](Value v) { return case_sensitive ? v : ignore_case(v); };
   if (attribute.is_none()) return post(item);
-  if (attribute.is_str() && attribute.as_str().find(',') != std::string::npos) {
-    ValueList parts;
+  return post(get_attribute_path(in, item, attribute, Value::none()));
+}
+
+// Key for sort (make_multi_attrgetter): always a list, one entry per comma-separated
+// attribute, so that equal (even Undefined) keys compare without error, as in Python.
+Value multi_sort_key(Interp& in, const Value& item, const Value& attribute, bool case_sensitive) {
+  auto post = [&](Value v) { return case_sensitive ? v : ignore_case(v); };
+  ValueList parts;
+  if (attribute.is_none()) {
+    parts.push_back(post(item));
+  } else if (attribute.is_str()) {
     for (const auto& a : py_split(attribute.as_str(), Value::str(","), -1, false))
       parts.push_back(post(get_attribute_path(in, item, a, Value::none())));
-    return Value::tuple(std::move(parts));
+  } else {
+    parts.push_back(post(get_attribute_path(in, item, attribute, Value::none())));
   }
-  return post(get_attribute_path(in, item, attribute, Value::none()));
+  return Value::list(std::move(parts));
 }
 
 void sort_values(Interp& in, std::vector<std::pair<Value, Value>>& keyed, bool reverse) {
@@ -109,10 +106,18 @@ void sort_values(Interp& in, std::vector<std::pair<Value, Value>>& keyed, bool r
   });
 }
 
-std::string indent_filter(const std::string& s, const Value& width, bool first, bool blank) {
-  std::string ind = width.is_str() ? width.as_str() : std::string(static_cast<size_t>(std::clamp<int64_t>(
-                                                                       width.is_number() ? width.as_int() : 4, 0, 10000)),
-                                                                   ' ');
+std::string indent_filter(const Value& input, const Value& width, bool first, bool blank) {
+  // do_indent appends "\n" to its argument without converting it first.
+  if (input.is_undefined()) fail_undefined(input);
+  if (is_plain_list(input)) fail("AttributeError", "'list' object has no attribute 'splitlines'");
+  if (input.kind() == Kind::kTuple) fail("TypeError", "can only concatenate tuple (not \"str\") to tuple");
+  if (!input.is_str()) fail("TypeError", "unsupported operand type(s) for +=: '" + type_name(input) + "' and 'str'");
+  const std::string& s = input.as_str();
+  std::string ind =
+      width.is_str()
+          ? width.as_str()
+          : std::string(static_cast<size_t>(std::clamp<int64_t>(width.is_number() ? width.as_int() : 4, 0, 10000)),
+                        ' ');
   std::vector<std::string> lines = py_splitlines(s + "\n");
   std::string rv;
   if (blank) {
@@ -131,6 +136,7 @@ std::string indent_filter(const std::string& s, const Value& width, bool first, 
 }
 
 Value do_int(const Value& v, const Value& def, int64_t base) {
+  if (v.is_undefined()) fail_undefined(v);  // int(Undefined) raises UndefinedError
   auto parse_int = [&](std::string s, int64_t b, int64_t* out) {
     s = py_strip(s, Value::none(), true, true);
     s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
@@ -159,12 +165,14 @@ Value do_int(const Value& v, const Value& def, int64_t base) {
     std::string t = py_strip(v.as_str(), Value::none(), true, true);
     char* end = nullptr;
     double d = std::strtod(t.c_str(), &end);
-    if (!t.empty() && !*end && std::isfinite(d) && std::fabs(d) < 9.2e18) return Value::integer(static_cast<int64_t>(d));
+    if (!t.empty() && !*end && std::isfinite(d) && std::fabs(d) < 9.2e18)
+      return Value::integer(static_cast<int64_t>(d));
   }
   return def;
 }
 
 Value do_float(const Value& v, const Value& def) {
+  if (v.is_undefined()) fail_undefined(v);
   if (v.is_number()) return Value::number(v.as_float());
   if (v.is_str()) {
     std::string t = py_strip(v.as_str(), Value::none(), true, true);
@@ -227,9 +235,12 @@ Value map_filter(Interp& in, const Value& v, Args& args) {
     Value attribute, def = Value::none();
     bool have_attr = false;
     for (auto& [k, val] : args.kw) {
-      if (k == "attribute") attribute = val, have_attr = true;
-      else if (k == "default") def = val;
-      else fail("FilterArgumentError", "Unexpected keyword argument " + py_str_repr(k));
+      if (k == "attribute")
+        attribute = val, have_attr = true;
+      else if (k == "default")
+        def = val;
+      else
+        fail("FilterArgumentError", "Unexpected keyword argument " + py_str_repr(k));
     }
     if (!have_attr) fail("FilterArgumentError", "map requires a filter argument");
     for (const auto& item : iterate(v)) out.push_back(get_attribute_path(in, item, attribute, def));
@@ -278,7 +289,7 @@ Value select_filter(Interp& in, const Value& v, Args& args, bool select, bool by
 Value sort_filter(Interp& in, const Value& v, Args& args) {
   Bound b("sort", args, {"reverse", "case_sensitive", "attribute"});
   std::vector<std::pair<Value, Value>> keyed;
-  for (auto& item : iterate(v)) keyed.emplace_back(sort_key(in, item, b.get(2), b.flag(1)), item);
+  for (auto& item : iterate(v)) keyed.emplace_back(multi_sort_key(in, item, b.get(2), b.flag(1)), item);
   sort_values(in, keyed, b.flag(0));
   ValueList out;
   for (auto& kv : keyed) out.push_back(std::move(kv.second));
@@ -287,6 +298,8 @@ Value sort_filter(Interp& in, const Value& v, Args& args) {
 
 Value dictsort_filter(Interp& in, const Value& v, Args& args) {
   Bound b("dictsort", args, {"case_sensitive", "by", "reverse"});
+  if (v.is_undefined()) fail_undefined(v);
+  if (v.kind() == Kind::kNamespace) fail("AttributeError", "items");  // Namespace.__getattribute__
   if (v.kind() != Kind::kDict) fail("AttributeError", "'" + type_name(v) + "' object has no attribute 'items'");
   std::string by = b.has(1) ? to_str(b.get(1)) : "key";
   if (by != "key" && by != "value") fail("FilterArgumentError", "You can only sort by either \"key\" or \"value\"");
@@ -332,13 +345,19 @@ Value minmax_filter(Interp& in, const Value& v, Args& args, bool want_max) {
 
 Value truncate_filter(Interp& in, const Value& v, Args& args) {
   Bound b("truncate", args, {"length", "killwords", "end", "leeway"});
+  if (!v.is_str()) {  // do_truncate takes len() of its input without converting it
+    int64_t n = py_len(v);
+    if (n <= b.integer(0, 255) + b.integer(3, 5)) return v;
+    fail("AttributeError", "'" + type_name(v) + "' object has no attribute 'rsplit'");
+  }
   std::string s = soft_str(v);
   int64_t length = b.integer(0, 255);
   std::string end = b.has(2) ? to_str(b.get(2)) : "...";
   int64_t leeway = b.integer(3, 5);
   auto cps = utf8_decode(s);
   int64_t end_len = static_cast<int64_t>(utf8_length(end));
-  if (length < end_len) fail("AssertionError", "expected length >= " + std::to_string(end_len) + ", got " + std::to_string(length));
+  if (length < end_len)
+    fail("AssertionError", "expected length >= " + std::to_string(end_len) + ", got " + std::to_string(length));
   if (static_cast<int64_t>(cps.size()) <= length + leeway) return v.is_str() ? v : Value::str(s);
   std::string head = utf8_encode(cps, 0, static_cast<size_t>(length - end_len));
   if (!b.flag(1)) {
@@ -415,7 +434,7 @@ Value apply_filter(Interp& in, std::string_view name, const Value& v, Args& args
   }
   if (name == "indent") {
     Bound b("indent", args, {"width", "first", "blank"});
-    return str_like(in, v, indent_filter(soft_str(v), b.get(0, Value::integer(4)), b.flag(1), b.flag(2)));
+    return str_like(in, v, indent_filter(v, b.get(0, Value::integer(4)), b.flag(1), b.flag(2)));
   }
   if (name == "center") {
     Bound b("center", args, {"width"});
@@ -449,19 +468,27 @@ Value apply_filter(Interp& in, std::string_view name, const Value& v, Args& args
     in.charge(items.size());
     return Value::list(std::move(items));
   }
-  if (name == "items") {
-    if (v.is_undefined()) return generator({});
-    if (v.kind() != Kind::kDict) fail("TypeError", "Can only get item pairs from a mapping.");
-    ValueList out;
-    for (const auto& [k, val] : v.obj<DictObj>().items) out.push_back(Value::tuple({k, val}));
-    return generator(std::move(out));
-  }
+  if (name == "items")
+    return lazily([&] {
+      if (v.is_undefined()) return generator({});
+      if (v.kind() != Kind::kDict) fail("TypeError", "Can only get item pairs from a mapping.");
+      ValueList out;
+      for (const auto& [k, val] : v.obj<DictObj>().items) out.push_back(Value::tuple({k, val}));
+      return generator(std::move(out));
+    });
   if (name == "first") {
+    if (v.kind() == Kind::kGenerator) {  // next(iter(gen)) takes one item
+      auto& g = v.obj<ListObj>();
+      if (!g.deferred_error.empty()) throw RenderError{g.deferred_error};
+      if (g.consumed < g.items.size()) return g.items[g.consumed++];
+      return Value::undefined("No first item, sequence was empty.");
+    }
     ValueList items = iterate(v);
     return items.empty() ? Value::undefined("No first item, sequence was empty.") : items.front();
   }
-  if (name == "last") {
-    if (v.kind() == Kind::kGenerator || v.is_undefined())
+  if (name == "last") {  // next(iter(reversed(seq)))
+    if (v.is_undefined()) return Value::undefined("No last item, sequence was empty.");
+    if (!(v.is_str() || v.kind() == Kind::kList || v.kind() == Kind::kTuple || v.kind() == Kind::kDict))
       fail("TypeError", "'" + type_name(v) + "' object is not reversible");
     ValueList items = iterate(v);
     return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
@@ -479,12 +506,14 @@ Value apply_filter(Interp& in, std::string_view name, const Value& v, Args& args
     }
     return in.make_str(std::move(out));
   }
-  if (name == "map") return map_filter(in, v, args);
-  if (name == "select" || name == "reject") return select_filter(in, v, args, name == "select", false);
-  if (name == "selectattr" || name == "rejectattr") return select_filter(in, v, args, name == "selectattr", true);
+  if (name == "map") return lazily([&] { return map_filter(in, v, args); });
+  if (name == "select" || name == "reject")
+    return lazily([&] { return select_filter(in, v, args, name == "select", false); });
+  if (name == "selectattr" || name == "rejectattr")
+    return lazily([&] { return select_filter(in, v, args, name == "selectattr", true); });
   if (name == "sort") return sort_filter(in, v, args);
   if (name == "dictsort") return dictsort_filter(in, v, args);
-  if (name == "unique") return unique_filter(in, v, args);
+  if (name == "unique") return lazily([&] { return unique_filter(in, v, args); });
   if (name == "min" || name == "max") return minmax_filter(in, v, args, name == "max");
   if (name == "reverse") {
     if (v.is_str()) {
@@ -492,21 +521,34 @@ Value apply_filter(Interp& in, std::string_view name, const Value& v, Args& args
       std::reverse(cps.begin(), cps.end());
       return in.make_str(utf8_encode(cps, 0, cps.size()), v.is_markup());
     }
+    bool reversible =
+        v.kind() == Kind::kList || v.kind() == Kind::kTuple || v.kind() == Kind::kDict || v.is_undefined();
+    if (!reversible && v.kind() != Kind::kGenerator) fail("FilterArgumentError", "argument must be iterable");
     ValueList items = iterate(v);
     std::reverse(items.begin(), items.end());
-    return Value::list(std::move(items), v.kind() == Kind::kGenerator ? Kind::kList : Kind::kGenerator);
+    // reversed(seq) is an iterator; a generator is first copied into a list
+    if (!reversible) return Value::list(std::move(items));
+    Value it = generator(std::move(items));
+    it.obj<ListObj>().view = v.kind() == Kind::kDict    ? "dict_reversekeyiterator"
+                             : v.kind() == Kind::kTuple ? "reversed"
+                             : is_plain_list(v)         ? "list_reverseiterator"
+                                                        : "reversed";
+    return it;
   }
   if (name == "sum") {
     Bound b("sum", args, {"attribute", "start"});
     Value total = b.get(1, Value::integer(0));
     for (const auto& item : iterate(v)) {
       Value x = b.has(0) ? get_attribute_path(in, item, b.get(0), Value::none()) : item;
+      if (x.is_undefined()) fail_undefined(x);
       if (!total.is_number() || !x.is_number())
         fail("TypeError", "unsupported operand type(s) for +: '" + type_name(total) + "' and '" + type_name(x) + "'");
-      if (total.kind() == Kind::kFloat || x.kind() == Kind::kFloat) total = Value::number(total.as_float() + x.as_float());
+      if (total.kind() == Kind::kFloat || x.kind() == Kind::kFloat)
+        total = Value::number(total.as_float() + x.as_float());
       else {
         int64_t r;
-        if (__builtin_add_overflow(total.as_int(), x.as_int(), &r)) fail("OverflowError", "integer result does not fit in 64 bits");
+        if (__builtin_add_overflow(total.as_int(), x.as_int(), &r))
+          fail("OverflowError", "integer result does not fit in 64 bits");
         total = Value::integer(r);
       }
     }
@@ -534,7 +576,7 @@ Value apply_filter(Interp& in, std::string_view name, const Value& v, Args& args
     int64_t prec = b.integer(0, 0);
     std::string method = b.has(1) ? to_str(b.get(1)) : "common";
     if (!v.is_number()) {
-      if (v.is_undefined()) fail_undefined(v);
+      if (v.is_undefined() && method != "common") fail_undefined(v);
       fail("TypeError", "type " + type_name(v) + " doesn't define __round__ method");
     }
     double x = v.as_float();
@@ -551,8 +593,8 @@ Value apply_filter(Interp& in, std::string_view name, const Value& v, Args& args
     Bound b("attr", args, {"name"});
     return in.getattr(v, to_str(b.get(0)));
   }
-  if (name == "batch") return batch_or_slice(in, v, args, true);
-  if (name == "slice") return batch_or_slice(in, v, args, false);
+  if (name == "batch") return lazily([&] { return batch_or_slice(in, v, args, true); });
+  if (name == "slice") return lazily([&] { return batch_or_slice(in, v, args, false); });
   if (is_known_filter(name)) fail("TemplateRuntimeError", "the filter " + py_str_repr(name) + " is not supported");
   fail("TemplateRuntimeError", "No filter named " + py_str_repr(name) + " found.");
 }
@@ -562,18 +604,20 @@ Value apply_filter(Interp& in, std::string_view name, const Value& v, Args& args
 namespace {
 // Jinja2 3.1's builtin filters and tests. Those without an implementation here
 // (groupby, urlize, ...) still parse; using one is a render error.
-const char* const kKnownFilters[] = {
-    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape",
-    "filesizeformat", "first", "float", "forceescape", "format", "groupby", "indent", "int", "items", "join",
-    "last", "length", "list", "lower", "map", "max", "min", "pprint", "random", "reject", "rejectattr",
-    "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "string", "striptags",
-    "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "urlencode", "urlize", "wordcount",
-    "wordwrap", "xmlattr"};
+const char* const kKnownFilters[] = {"abs",    "attr",       "batch",       "capitalize", "center",   "count",
+                                     "d",      "default",    "dictsort",    "e",          "escape",   "filesizeformat",
+                                     "first",  "float",      "forceescape", "format",     "groupby",  "indent",
+                                     "int",    "items",      "join",        "last",       "length",   "list",
+                                     "lower",  "map",        "max",         "min",        "pprint",   "random",
+                                     "reject", "rejectattr", "replace",     "reverse",    "round",    "safe",
+                                     "select", "selectattr", "slice",       "sort",       "string",   "striptags",
+                                     "sum",    "title",      "tojson",      "trim",       "truncate", "unique",
+                                     "upper",  "urlencode",  "urlize",      "wordcount",  "wordwrap", "xmlattr"};
 const char* const kKnownTests[] = {
-    "boolean", "callable", "defined", "divisibleby", "eq", "equalto", "escaped", "even", "false", "filter",
-    "float", "ge", "gt", "greaterthan", "in", "integer", "iterable", "le", "lower", "lessthan", "lt",
-    "mapping", "ne", "none", "number", "odd", "sameas", "sequence", "string", "test", "true", "undefined",
-    "upper", "==", "!=", ">", ">=", "<", "<="};
+    "boolean", "callable",  "defined", "divisibleby", "eq",     "equalto", "escaped",  "even",     "false",  "filter",
+    "float",   "ge",        "gt",      "greaterthan", "in",     "integer", "iterable", "le",       "lower",  "lessthan",
+    "lt",      "mapping",   "ne",      "none",        "number", "odd",     "sameas",   "sequence", "string", "test",
+    "true",    "undefined", "upper",   "==",          "!=",     ">",       ">=",       "<",        "<="};
 }  // namespace
 
 bool is_known_filter(std::string_view name) {
@@ -627,15 +671,18 @@ bool apply_test(Interp& in, std::string_view name, const Value& v, Args& args) {
   if (name == "mapping") return v.kind() == Kind::kDict;
   if (name == "iterable")
     return v.is_str() || v.is_sequence() || v.kind() == Kind::kDict || v.is_undefined() || v.kind() == Kind::kLoop;
-  if (name == "sequence") return v.is_str() || v.kind() == Kind::kList || v.kind() == Kind::kTuple ||
-                                 v.kind() == Kind::kDict || v.is_undefined();
+  if (name == "sequence")
+    return v.is_str() || v.kind() == Kind::kList || v.kind() == Kind::kTuple || v.kind() == Kind::kDict ||
+           v.is_undefined();
   if (name == "callable") return v.kind() == Kind::kFunc || v.is_undefined();  // Undefined has __call__
   if (name == "escaped") return v.is_markup();
   if (name == "even") return num_mod(v, Value::integer(2)) == 0;
   if (name == "odd") return num_mod(v, Value::integer(2)) == 1;
   if (name == "divisibleby") return num_mod(v, arg("divisibleby")) == 0;
-  if (name == "lower") return soft_str(v) == py_lower(soft_str(v));
-  if (name == "upper") return soft_str(v) == py_upper(soft_str(v));
+  if (name == "lower" || name == "upper") {  // str(value).islower() / .isupper()
+    std::string s = soft_str(v), lo = py_lower(s), up = py_upper(s);
+    return lo != up && (name == "lower" ? lo == s : up == s);
+  }
   if (name == "eq" || name == "equalto" || name == "==") return equals(v, arg(std::string(name).c_str()));
   if (name == "ne" || name == "!=") return !equals(v, arg("ne"));
   if (name == "lt" || name == "lessthan" || name == "<") return compare(v, arg("lt"), "<") < 0;
@@ -668,12 +715,12 @@ bool apply_test(Interp& in, std::string_view name, const Value& v, Args& args) {
 
 namespace {
 
-const char* const kStrMethods[] = {"capitalize", "center", "count", "endswith", "find", "format", "index",
-                                   "isalnum", "isalpha", "isdigit", "isnumeric", "isdecimal", "islower",
-                                   "isspace", "istitle", "isupper", "join", "ljust", "lower", "lstrip",
-                                   "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex",
-                                   "rjust", "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith",
-                                   "strip", "swapcase", "title", "upper", "zfill", "casefold", "expandtabs"};
+const char* const kStrMethods[] = {
+    "capitalize", "center",  "count",     "endswith",   "find",      "format",       "index",        "isalnum",
+    "isalpha",    "isdigit", "isnumeric", "isdecimal",  "islower",   "isspace",      "istitle",      "isupper",
+    "join",       "ljust",   "lower",     "lstrip",     "partition", "removeprefix", "removesuffix", "replace",
+    "rfind",      "rindex",  "rjust",     "rpartition", "rsplit",    "rstrip",       "split",        "splitlines",
+    "startswith", "strip",   "swapcase",  "title",      "upper",     "zfill",        "casefold",     "expandtabs"};
 const char* const kDictMethods[] = {"get", "items", "keys", "values", "copy"};
 const char* const kDictUnsafe[] = {"pop", "popitem", "setdefault", "update", "clear"};
 const char* const kListMethods[] = {"count", "index", "copy"};
@@ -695,179 +742,8 @@ Value bound_method(const Value& self, const std::string& name) {
 }
 
 Value unsafe_attr(const Value& obj, const std::string& name) {
-  return Value::undefined("access to attribute " + py_str_repr(name) + " of " + py_str_repr(type_name(obj)) +
-                              " object is unsafe.",
-                          true);
-}
-
-bool str_pred(const std::string& s, bool (*pred)(uint32_t)) {
-  if (s.empty()) return false;
-  for (uint32_t c : utf8_decode(s))
-    if (!pred(c)) return false;
-  return true;
-}
-
-bool is_alpha_cp(uint32_t c) {
-  if (c < 0x80) return std::isalpha(static_cast<int>(c)) != 0;
-  return !py_isspace_cp(c) && !(c >= 0x2000 && c <= 0x206F) && !(c >= 0x3000 && c <= 0x303F) &&
-         !(c >= 0xFF00 && c <= 0xFF0F) && !(c >= 0xA0 && c <= 0xBF) && c != 0xD7 && c != 0xF7;
-}
-bool is_digit_cp(uint32_t c) { return c >= '0' && c <= '9'; }
-bool is_alnum_cp(uint32_t c) { return is_alpha_cp(c) || is_digit_cp(c); }
-bool is_space_cp(uint32_t c) { return py_isspace_cp(c); }
-
-Value str_method(Interp& in, const Value& self, const std::string& name, Args& args) {
-  const std::string& s = self.as_str();
-  auto sarg = [&](const Value& v, const char* fn) -> const std::string& {
-    if (!v.is_str()) fail("TypeError", std::string(fn) + "() argument must be str, not " + type_name(v));
-    return v.as_str();
-  };
-  if (name == "strip" || name == "lstrip" || name == "rstrip") {
-    Bound b(name, args, {"chars"});
-    return str_like(in, self, py_strip(s, b.get(0), name != "rstrip", name != "lstrip"));
-  }
-  if (name == "split" || name == "rsplit") {
-    Bound b(name, args, {"sep", "maxsplit"});
-    ValueList parts = py_split(s, b.get(0), b.integer(1, -1), name == "rsplit");
-    in.charge(parts.size());
-    return Value::list(std::move(parts));
-  }
-  if (name == "splitlines") {
-    ValueList out;
-    for (auto& l : py_splitlines(s)) out.push_back(Value::str(std::move(l)));
-    return Value::list(std::move(out));
-  }
-  if (name == "startswith" || name == "endswith") {
-    Bound b(name, args, {"prefix", "start", "end"});
-    Value p = b.get(0);
-    Value sub = self;
-    if (b.has(1) || b.has(2)) sub = py_slice(in, self, b.get(1), b.get(2), Value::none());
-    const std::string& t = sub.as_str();
-    ValueList cands = p.kind() == Kind::kTuple ? p.items() : ValueList{p};
-    for (const auto& c : cands) {
-      const std::string& x = sarg(c, name.c_str());
-      if (name == "startswith" ? t.compare(0, x.size(), x) == 0 && t.size() >= x.size()
-                               : t.size() >= x.size() && t.compare(t.size() - x.size(), x.size(), x) == 0)
-        return Value::boolean(true);
-    }
-    return Value::boolean(false);
-  }
-  if (name == "lower" || name == "casefold") return str_like(in, self, py_lower(s));
-  if (name == "upper") return str_like(in, self, py_upper(s));
-  if (name == "title") return str_like(in, self, py_title(s));
-  if (name == "capitalize") return str_like(in, self, py_capitalize(s));
-  if (name == "swapcase") {
-    std::string out;
-    for (uint32_t c : utf8_decode(s)) {
-      std::string one;
-      utf8_append(one, c);
-      std::string lo = py_lower(one);
-      out += lo != one ? lo : py_upper(one);
-    }
-    return str_like(in, self, std::move(out));
-  }
-  if (name == "replace") {
-    Bound b(name, args, {"old", "new", "count"});
-    return str_like(in, self, py_replace(s, sarg(b.get(0), "replace"), sarg(b.get(1), "replace"), b.integer(2, -1)));
-  }
-  if (name == "find" || name == "rfind" || name == "index" || name == "rindex") {
-    Bound b(name, args, {"sub", "start", "end"});
-    Value hay = (b.has(1) || b.has(2)) ? py_slice(in, self, b.get(1), b.get(2), Value::none()) : self;
-    int64_t r = py_find(hay.as_str(), sarg(b.get(0), name.c_str()), name[0] == 'r');
-    if (r >= 0 && b.has(1) && !b.get(1).is_none()) {
-      int64_t start = b.get(1).as_int(), n = static_cast<int64_t>(utf8_length(s));
-      if (start < 0) start = std::max<int64_t>(0, start + n);
-      r += std::min(start, n);
-    }
-    if (r < 0 && (name == "index" || name == "rindex")) fail("ValueError", "substring not found");
-    return Value::integer(r);
-  }
-  if (name == "count") {
-    Bound b(name, args, {"sub"});
-    return Value::integer(py_count(s, sarg(b.get(0), "count")));
-  }
-  if (name == "join") {
-    Bound b(name, args, {"iterable"});
-    std::string out;
-    bool first = true;
-    size_t idx = 0;
-    for (const auto& item : iterate(b.get(0))) {
-      if (!item.is_str())
-        fail("TypeError", "sequence item " + std::to_string(idx) + ": expected str instance, " + type_name(item) + " found");
-      ++idx;
-      if (!first) out += s;
-      first = false;
-      out += item.as_str();
-      in.check_size(out.size());
-    }
-    return str_like(in, self, std::move(out));
-  }
-  if (name == "format") return str_like(in, self, py_str_format(in, s, args));
-  if (name == "isalnum") return Value::boolean(str_pred(s, is_alnum_cp));
-  if (name == "isalpha") return Value::boolean(str_pred(s, is_alpha_cp));
-  if (name == "isdigit" || name == "isnumeric" || name == "isdecimal") return Value::boolean(str_pred(s, is_digit_cp));
-  if (name == "isspace") return Value::boolean(str_pred(s, is_space_cp));
-  if (name == "islower" || name == "isupper") {
-    bool any_cased = py_lower(s) != py_upper(s);
-    return Value::boolean(any_cased && (name == "islower" ? py_lower(s) == s : py_upper(s) == s));
-  }
-  if (name == "istitle") return Value::boolean(!s.empty() && py_title(s) == s && py_lower(s) != py_upper(s));
-  if (name == "removeprefix" || name == "removesuffix") {
-    Bound b(name, args, {"affix"});
-    const std::string& x = sarg(b.get(0), name.c_str());
-    if (name == "removeprefix" && s.compare(0, x.size(), x) == 0 && s.size() >= x.size())
-      return str_like(in, self, s.substr(x.size()));
-    if (name == "removesuffix" && !x.empty() && s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0)
-      return str_like(in, self, s.substr(0, s.size() - x.size()));
-    return self;
-  }
-  if (name == "partition" || name == "rpartition") {
-    Bound b(name, args, {"sep"});
-    const std::string& x = sarg(b.get(0), name.c_str());
-    if (x.empty()) fail("ValueError", "empty separator");
-    size_t q = name == "partition" ? s.find(x) : s.rfind(x);
-    if (q == std::string::npos)
-      return name == "partition" ? Value::tuple({self, Value::str(""), Value::str("")})
-                                 : Value::tuple({Value::str(""), Value::str(""), self});
-    return Value::tuple({Value::str(s.substr(0, q)), Value::str(x), Value::str(s.substr(q + x.size()))});
-  }
-  if (name == "center" || name == "ljust" || name == "rjust" || name == "zfill") {
-    Bound b(name, args, {"width", "fillchar"});
-    int64_t w = std::min<int64_t>(b.integer(0, 0), 100000), len = static_cast<int64_t>(utf8_length(s));
-    if (len >= w) return self;
-    std::string fill = name == "zfill" ? "0" : b.has(1) ? sarg(b.get(1), name.c_str()) : " ";
-    int64_t total = w - len;
-    auto rep = [&](int64_t n) {
-      std::string r;
-      for (int64_t i = 0; i < n; ++i) r += fill;
-      return r;
-    };
-    if (name == "ljust") return str_like(in, self, s + rep(total));
-    if (name == "rjust") return str_like(in, self, rep(total) + s);
-    if (name == "zfill") {
-      if (!s.empty() && (s[0] == '-' || s[0] == '+')) return str_like(in, self, s.substr(0, 1) + rep(total) + s.substr(1));
-      return str_like(in, self, rep(total) + s);
-    }
-    int64_t left = total / 2 + (total & w & 1);
-    return str_like(in, self, rep(left) + s + rep(total - left));
-  }
-  if (name == "expandtabs") {
-    Bound b(name, args, {"tabsize"});
-    int64_t ts = std::clamp<int64_t>(b.integer(0, 8), 0, 1000), col = 0;
-    std::string out;
-    for (uint32_t c : utf8_decode(s)) {
-      if (c == '\t') {
-        int64_t n = ts ? ts - col % ts : 0;
-        out.append(n, ' ');
-        col += n;
-      } else {
-        utf8_append(out, c);
-        col = (c == '\n' || c == '\r') ? 0 : col + 1;
-      }
-    }
-    return str_like(in, self, std::move(out));
-  }
-  fail("AttributeError", "'str' object has no attribute " + py_str_repr(name));
+  return Value::undefined(
+      "access to attribute " + py_str_repr(name) + " of " + py_str_repr(type_name(obj)) + " object is unsafe.", true);
 }
 
 }  // namespace
@@ -882,13 +758,22 @@ std::optional<Value> lookup_method(const Value& obj, const std::string& name) {
       if (in_list(kDictUnsafe, name)) return unsafe_attr(obj, name);
       return std::nullopt;
     case Kind::kList:
+      if (const char* view = obj.obj<ListObj>().view) {
+        bool range = std::string_view(view) == "range";
+        if (range && (name == "count" || name == "index")) return bound_method(obj, name);
+        if (range && name == "start") return Value::integer(obj.obj<ListObj>().range_start);
+        if (range && name == "stop") return Value::integer(obj.obj<ListObj>().range_stop);
+        if (range && name == "step") return Value::integer(obj.obj<ListObj>().range_step);
+        return std::nullopt;
+      }
       if (in_list(kListMethods, name)) return bound_method(obj, name);
       if (in_list(kListUnsafe, name)) return unsafe_attr(obj, name);
       return std::nullopt;
     case Kind::kTuple:
       if (name == "count" || name == "index") return bound_method(obj, name);
       return std::nullopt;
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -904,9 +789,12 @@ Value call_method(Interp& in, const Value& self, const std::string& name, Args& 
     if (name == "copy") return self.is_none() ? self : make_dict(d);
     ValueList out;
     for (const auto& [k, v] : d.items) {
-      if (name == "items") out.push_back(Value::tuple({k, v}));
-      else if (name == "keys") out.push_back(k);
-      else out.push_back(v);
+      if (name == "items")
+        out.push_back(Value::tuple({k, v}));
+      else if (name == "keys")
+        out.push_back(k);
+      else
+        out.push_back(v);
     }
     Value view = Value::list(std::move(out));
     view.obj<ListObj>().view = name == "items" ? "dict_items" : name == "keys" ? "dict_keys" : "dict_values";
@@ -923,16 +811,21 @@ Value call_method(Interp& in, const Value& self, const std::string& name, Args& 
   }
   for (size_t i = 0; i < items.size(); ++i)
     if (equals(items[i], b.get(0))) return Value::integer(static_cast<int64_t>(i));
-  fail("ValueError", repr(b.get(0)) + " is not in " + type_name(self));
+  if (self.kind() == Kind::kTuple) fail("ValueError", "tuple.index(x): x not in tuple");
+  fail("ValueError", repr(b.get(0)) + " is not in list");
 }
 
 std::string func_repr(const Value& v) {
   const FuncObj& f = v.obj<FuncObj>();
   switch (f.type) {
-    case FuncObj::Type::kMacro: return "<Macro " + py_str_repr(f.name) + ">";
-    case FuncObj::Type::kMethod: return "<built-in method " + f.name + " of " + type_name(f.self) + " object>";
-    case FuncObj::Type::kLoopMethod: return "<bound method LoopContext." + f.name + ">";
-    default: return "<function " + f.name + ">";
+    case FuncObj::Type::kMacro:
+      return "<Macro " + py_str_repr(f.name) + ">";
+    case FuncObj::Type::kMethod:
+      return "<built-in method " + f.name + " of " + type_name(f.self) + " object>";
+    case FuncObj::Type::kLoopMethod:
+      return "<bound method LoopContext." + f.name + ">";
+    default:
+      return "<function " + f.name + ">";
   }
 }
 
@@ -1013,10 +906,8 @@ Value call_global(Interp& in, const FuncObj& fn, Args& args) {
                                  : (static_cast<long double>(start) - stop - step - 1) / -step;
     if (count > 100000)
       fail("OverflowError", "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
-    ValueList out;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(Value::integer(i));
-    in.charge(out.size());
-    return Value::list(std::move(out));
+    in.charge(static_cast<uint64_t>(std::max<long double>(count, 0)));
+    return make_range(start, stop, step);
   }
   if (name == "namespace" || name == "dict") {
     DictObj d;
@@ -1026,7 +917,9 @@ Value call_global(Interp& in, const FuncObj& fn, Args& args) {
       } else {
         for (const auto& pair : iterate(a)) {
           ValueList kv = iterate(pair);
-          if (kv.size() != 2) fail("ValueError", "dictionary update sequence element has length " + std::to_string(kv.size()) + "; 2 is required");
+          if (kv.size() != 2)
+            fail("ValueError",
+                 "dictionary update sequence element has length " + std::to_string(kv.size()) + "; 2 is required");
           d.set(kv[0], kv[1]);
         }
       }
@@ -1035,6 +928,7 @@ Value call_global(Interp& in, const FuncObj& fn, Args& args) {
     if (name == "dict") return make_dict(std::move(d));
     auto ns = std::make_shared<NamespaceObj>();
     ns->attrs = std::move(d);
+    in.track(ns);
     return Value::object(Kind::kNamespace, std::move(ns));
   }
   if (name == "raise_exception") {

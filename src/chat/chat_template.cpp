@@ -71,8 +71,7 @@ Result<std::string> ChatTemplate::render(const nlohmann::json& messages, const n
 }
 
 Result<std::string> ChatTemplate::render_ordered(const nlohmann::ordered_json& messages,
-                                                 const nlohmann::ordered_json& tools,
-                                                 const RenderOptions& opts) const {
+                                                 const nlohmann::ordered_json& tools, const RenderOptions& opts) const {
   return render_impl(*program_, messages, tools, opts);
 }
 

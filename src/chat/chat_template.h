@@ -40,8 +40,9 @@ struct Program;
 // checked during rendering; exceeding one is a render error.
 struct RenderLimits {
   size_t max_output_bytes = size_t{16} << 20;  // the rendered text, and any string or list built
-  uint64_t max_steps = 20'000'000;  // expression evaluations + loop iterations + bytes built / 16
-  int max_call_depth = 150;          // nested macro calls (recursion); Python allows ~150-200
+  uint64_t max_steps = 10'000'000;             // expression evaluations + loop iterations + bytes built / 16
+                                               // (~1 s of CPU; the reference templates need < 20k)
+  int max_call_depth = 150;                    // nested macro calls (recursion); Python allows ~150-200
 };
 
 struct RenderOptions {
@@ -58,8 +59,9 @@ class ChatTemplate {
   // Syntax errors -> kInvalidArgument "chat template syntax error at line N: ...".
   static Result<ChatTemplate> parse(std::string_view source);
 
-  // messages: OpenAI-style array of {role, content, ...}; tools: array, or null/empty for
-  // none (then `tools` is undefined in the template, as transformers does).
+  // messages: OpenAI-style array of {role, content, ...}; tools: an array, or null for
+  // none (then `tools` is undefined in the template, as transformers does; an empty
+  // array stays defined and empty).
   // The template sees messages, tools, add_generation_prompt, bos_token, eos_token and
   // the extra_context entries.
   //
@@ -69,8 +71,7 @@ class ChatTemplate {
   // the same text whenever no rendered dict has keys out of alphabetical order.
   Result<std::string> render(const nlohmann::json& messages, const nlohmann::json& tools,
                              const RenderOptions& opts) const;
-  Result<std::string> render_ordered(const nlohmann::ordered_json& messages,
-                                     const nlohmann::ordered_json& tools,
+  Result<std::string> render_ordered(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
                                      const RenderOptions& opts) const;
 
   const std::string& source() const { return source_; }

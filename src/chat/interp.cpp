@@ -4,9 +4,10 @@
 // inside a loop never leaks out, hence namespace()); if/elif/else share the enclosing
 // scope; macros see the scope they were defined in (live, like a Python closure), never
 // their caller's.
-#include <cmath>
-
 #include "chat/interp.h"
+
+#include <algorithm>
+#include <cmath>
 
 namespace tachyon::chat::detail {
 
@@ -17,15 +18,14 @@ struct DepthGuard {
   explicit DepthGuard(int& d, int limit) : depth(d) {
     if (++depth > limit) {
       --depth;
-      fail("RecursionError", "maximum recursion depth exceeded (macro calls nested deeper than " + std::to_string(limit) + ")");
+      fail("RecursionError",
+           "maximum recursion depth exceeded (macro calls nested deeper than " + std::to_string(limit) + ")");
     }
   }
   ~DepthGuard() { --depth; }
 };
 
-[[noreturn]] void overflow() {
-  fail("OverflowError", "integer result does not fit in 64 bits");
-}
+[[noreturn]] void overflow() { fail("OverflowError", "integer result does not fit in 64 bits"); }
 
 int64_t checked_pow(int64_t base, int64_t exp) {
   int64_t result = 1;
@@ -59,6 +59,9 @@ struct NestGuard {
   }
   ~NestGuard() { --nest; }
 };
+
+// Raised in folding mode where Jinja2's as_const raises nodes.Impossible.
+[[noreturn]] void impossible() { throw RenderError{"Impossible"}; }
 
 // Names a frame assigns before any read (see symbols.cpp) start out undefined there.
 void bind_locals(Scope& scope, const std::vector<std::string>& names) {
@@ -98,7 +101,30 @@ void Interp::append(std::string& out, std::string_view s) {
 
 // --- statements ------------------------------------------------------------------------------
 
+template <class T>
+static void track_weak(std::vector<std::weak_ptr<T>>& list, const std::shared_ptr<T>& p) {
+  if (list.size() >= 64 && list.size() == list.capacity())  // drop dead entries before growing
+    list.erase(std::remove_if(list.begin(), list.end(), [](const auto& w) { return w.expired(); }), list.end());
+  list.push_back(p);
+}
+
+void Interp::track(const std::shared_ptr<Scope>& scope) { track_weak(cyclic_scopes_, scope); }
+void Interp::track(const std::shared_ptr<NamespaceObj>& ns) { track_weak(cyclic_namespaces_, ns); }
+
+void Interp::break_cycles() {
+  for (auto& w : cyclic_scopes_)
+    if (auto s = w.lock()) s->vars.clear();
+  for (auto& w : cyclic_namespaces_)
+    if (auto ns = w.lock()) ns->attrs = DictObj();
+  cyclic_scopes_.clear();
+  cyclic_namespaces_.clear();
+}
+
 std::string Interp::render(const Program& program, const ScopePtr& globals) {
+  struct Cleanup {
+    Interp& in;
+    ~Cleanup() { in.break_cycles(); }
+  } cleanup{*this};
   auto root = std::make_shared<Scope>();
   root->parent = globals;
   bind_locals(*root, program.locals);
@@ -119,19 +145,31 @@ Interp::Flow Interp::exec(const Body& body, const ScopePtr& scope, std::string& 
 Interp::Flow Interp::exec_stmt(const Stmt& s, const ScopePtr& scope, std::string& out) {
   NestGuard guard(nest_);
   switch (s.kind) {
-    case StmtKind::kText: append(out, s.text); return Flow::kNormal;
+    case StmtKind::kText:
+      append(out, s.text);
+      return Flow::kNormal;
     case StmtKind::kOutput: {
-      Value v = eval(*s.expr, scope);
-      if (v.is_str()) append(out, v.as_str());
-      else append(out, to_str(v, limits_.max_output_bytes));
+      // A {{ }} whose whole expression folds at compile time prints whatever it folds
+      // to, even values without a literal repr (Undefined).
+      Value v;
+      bool folded = s.expr->fold && try_fold(*s.expr, scope, v, /*need_literal=*/false);
+      if (!folded) v = eval(*s.expr, scope);
+      if (v.is_str())
+        append(out, v.as_str());
+      else
+        append(out, to_str(v, limits_.max_output_bytes));
       return Flow::kNormal;
     }
     case StmtKind::kIf:
       for (const auto& [cond, body] : s.branches)
         if (truthy(eval(*cond, scope))) return exec(body, scope, out);
       return exec(s.else_body, scope, out);
-    case StmtKind::kFor: exec_for(s, scope, out); return Flow::kNormal;
-    case StmtKind::kSet: assign(*s.target, eval(*s.expr, scope), scope); return Flow::kNormal;
+    case StmtKind::kFor:
+      exec_for(s, scope, out);
+      return Flow::kNormal;
+    case StmtKind::kSet:
+      assign(*s.target, eval(*s.expr, scope), scope);
+      return Flow::kNormal;
     case StmtKind::kSetBlock: {
       auto inner = std::make_shared<Scope>();
       inner->parent = scope;
@@ -150,6 +188,7 @@ Interp::Flow Interp::exec_stmt(const Stmt& s, const ScopePtr& scope, std::string
       fn->macro = &s;
       fn->closure = scope;
       scope->vars[s.name] = Value::object(Kind::kFunc, std::move(fn));
+      track(scope);
       return Flow::kNormal;
     }
     case StmtKind::kCallBlock: {
@@ -176,8 +215,10 @@ Interp::Flow Interp::exec_stmt(const Stmt& s, const ScopePtr& scope, std::string
       append(out, to_str(v, limits_.max_output_bytes));
       return Flow::kNormal;
     }
-    case StmtKind::kBreak: return Flow::kBreak;
-    case StmtKind::kContinue: return Flow::kContinue;
+    case StmtKind::kBreak:
+      return Flow::kBreak;
+    case StmtKind::kContinue:
+      return Flow::kContinue;
     case StmtKind::kWith: {
       auto inner = std::make_shared<Scope>();
       inner->parent = scope;
@@ -227,7 +268,9 @@ void Interp::exec_for(const Stmt& s, const ScopePtr& scope, std::string& out) {
 
 void Interp::assign(const Expr& target, const Value& v, const ScopePtr& scope) {
   switch (target.kind) {
-    case ExprKind::kName: scope->vars[target.name] = v; return;
+    case ExprKind::kName:
+      scope->vars[target.name] = v;
+      return;
     case ExprKind::kTuple: {
       ValueList items = iterate(v);
       size_t n = target.items.size();
@@ -245,7 +288,8 @@ void Interp::assign(const Expr& target, const Value& v, const ScopePtr& scope) {
       ns->obj<NamespaceObj>().attrs.set(Value::str(target.name), v);
       return;
     }
-    default: fail("TemplateRuntimeError", "cannot assign to this expression");
+    default:
+      fail("TemplateRuntimeError", "cannot assign to this expression");
   }
 }
 
@@ -274,19 +318,68 @@ Args Interp::eval_args(const std::vector<Arg>& args, const ScopePtr& scope) {
 
 Value Interp::eval_filter_chain(const Expr& e, const ScopePtr& scope, const Value& block_input) {
   // A filter block's chain: innermost filter has a == null and takes the block's text.
-  Value input = !e.a                           ? block_input
+  if (folding_ &&
+      (e.name == "map" || e.name == "select" || e.name == "reject" || e.name == "selectattr" || e.name == "rejectattr"))
+    impossible();  // context filters are never folded
+  Value input = !e.a                             ? block_input
                 : e.a->kind == ExprKind::kFilter ? eval_filter_chain(*e.a, scope, block_input)
                                                  : eval(*e.a, scope);
   Args args = eval_args(e.args, scope);
   return filter(e.name, input, args);
 }
 
+// Whether Jinja2's Const.from_untrusted accepts a folded value (compiler.has_safe_repr).
+static bool has_literal_repr(const Value& v, int depth = 0) {
+  if (depth > 512) return false;
+  switch (v.kind()) {
+    case Kind::kNone:
+    case Kind::kBool:
+    case Kind::kInt:
+    case Kind::kFloat:
+    case Kind::kStr:
+      return true;
+    case Kind::kList:
+      if (v.obj<ListObj>().view && std::string_view(v.obj<ListObj>().view) != "range") return false;
+      [[fallthrough]];
+    case Kind::kTuple:
+      for (const auto& x : v.items())
+        if (!has_literal_repr(x, depth + 1)) return false;
+      return true;
+    case Kind::kDict:
+      for (const auto& [k, x] : v.obj<DictObj>().items)
+        if (!has_literal_repr(k, depth + 1) || !has_literal_repr(x, depth + 1)) return false;
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool Interp::try_fold(const Expr& e, const ScopePtr& scope, Value& out, bool need_literal) {
+  folding_ = true;
+  try {
+    Value v = eval(e, scope);
+    folding_ = false;
+    if (need_literal && !has_literal_repr(v)) return false;
+    out = std::move(v);
+    return true;
+  } catch (const RenderError&) {
+    folding_ = false;
+    return false;
+  }
+}
+
 Value Interp::eval(const Expr& e, const ScopePtr& scope) {
   NestGuard guard(nest_);
   charge(1);
+  if (e.fold && !folding_) {
+    Value v;
+    if (try_fold(e, scope, v, /*need_literal=*/true)) return v;
+  }
   switch (e.kind) {
-    case ExprKind::kLiteral: return e.literal;
+    case ExprKind::kLiteral:
+      return e.literal;
     case ExprKind::kName: {
+      if (folding_) impossible();
       const Value* v = scope->lookup(e.name);
       if (v) return *v;
       return Value::undefined(py_str_repr(e.name) + " is undefined");
@@ -307,7 +400,8 @@ Value Interp::eval(const Expr& e, const ScopePtr& scope) {
       }
       return make_dict(std::move(d));
     }
-    case ExprKind::kGetattr: return getattr(eval(*e.a, scope), e.name);
+    case ExprKind::kGetattr:
+      return getattr(eval(*e.a, scope), e.name);
     case ExprKind::kGetitem: {
       Value obj = eval(*e.a, scope);
       return getitem(obj, eval(*e.b, scope));
@@ -317,14 +411,24 @@ Value Interp::eval(const Expr& e, const ScopePtr& scope) {
       Value start = e.b ? eval(*e.b, scope) : Value::none();
       Value stop = e.c ? eval(*e.c, scope) : Value::none();
       Value step = e.d ? eval(*e.d, scope) : Value::none();
+      if (folding_) {  // environment.getitem(obj, slice(...)): TypeError -> Undefined
+        try {
+          return py_slice(*this, obj, start, stop, step);
+        } catch (const RenderError& err) {
+          if (err.message.rfind("TypeError", 0) != 0) throw;
+          return Value::undefined(object_type_repr(obj) + " has no element " + "slice");
+        }
+      }
       return py_slice(*this, obj, start, stop, step);
     }
     case ExprKind::kCall: {
+      if (folding_) impossible();
       Value fn = eval(*e.a, scope);
       Args args = eval_args(e.args, scope);
       return call(fn, args);
     }
-    case ExprKind::kFilter: return eval_filter_chain(e, scope, Value());
+    case ExprKind::kFilter:
+      return eval_filter_chain(e, scope, Value());
     case ExprKind::kTest: {
       Value v = eval(*e.a, scope);
       Args args = eval_args(e.args, scope);
@@ -343,7 +447,8 @@ Value Interp::eval(const Expr& e, const ScopePtr& scope) {
       if (v.is_undefined()) fail_undefined(v);
       fail("TypeError", std::string("bad operand type for unary ") + (neg ? "-" : "+") + ": '" + type_name(v) + "'");
     }
-    case ExprKind::kNot: return Value::boolean(!truthy(eval(*e.a, scope)));
+    case ExprKind::kNot:
+      return Value::boolean(!truthy(eval(*e.a, scope)));
     case ExprKind::kBinary: {
       Value a = eval(*e.a, scope);
       Value b = eval(*e.b, scope);
@@ -361,16 +466,20 @@ Value Interp::eval(const Expr& e, const ScopePtr& scope) {
       std::string s;
       for (const auto& it : e.items) {
         Value v = eval(*it, scope);
-        if (v.is_str()) s += v.as_str();
-        else s += to_str(v, limits_.max_output_bytes);
+        if (v.is_str())
+          s += v.as_str();
+        else
+          s += to_str(v, limits_.max_output_bytes);
         check_size(s.size());
       }
       return make_str(std::move(s));
     }
-    case ExprKind::kCompare: return eval_compare(e, scope);
+    case ExprKind::kCompare:
+      return eval_compare(e, scope);
     case ExprKind::kCond:
       if (truthy(eval(*e.a, scope))) return eval(*e.b, scope);
       if (e.c) return eval(*e.c, scope);
+      if (folding_) impossible();
       return Value::undefined("the inline if-expression on line " + std::to_string(e.line) +
                               " evaluated to false and no else section was defined.");
   }
@@ -380,18 +489,26 @@ Value Interp::eval(const Expr& e, const ScopePtr& scope) {
 static bool contains(const Value& container, const Value& item) {
   switch (container.kind()) {
     case Kind::kStr:
-      if (!item.is_str())
-        fail("TypeError", "'in <string>' requires string as left operand, not " + type_name(item));
+      if (!item.is_str()) fail("TypeError", "'in <string>' requires string as left operand, not " + type_name(item));
       return container.as_str().find(item.as_str()) != std::string::npos;
     case Kind::kList:
     case Kind::kTuple:
-    case Kind::kGenerator:
       for (const auto& x : container.items())
         if (equals(x, item)) return true;
       return false;
-    case Kind::kDict: return container.obj<DictObj>().find(item) != nullptr;
-    case Kind::kUndefined: return false;  // Undefined iterates as empty
-    default: fail("TypeError", "argument of type '" + type_name(container) + "' is not iterable");
+    case Kind::kGenerator: {  // consumes up to the match, like Python
+      auto& g = container.obj<ListObj>();
+      if (!g.deferred_error.empty()) throw RenderError{g.deferred_error};
+      while (g.consumed < g.items.size())
+        if (equals(g.items[g.consumed++], item)) return true;
+      return false;
+    }
+    case Kind::kDict:
+      return container.obj<DictObj>().find(item) != nullptr;
+    case Kind::kUndefined:
+      return false;  // Undefined iterates as empty
+    default:
+      fail("TypeError", "argument of type '" + type_name(container) + "' is not iterable");
   }
 }
 
@@ -401,14 +518,30 @@ Value Interp::eval_compare(const Expr& e, const ScopePtr& scope) {
     Value right = eval(*e.items[i + 1], scope);
     bool r = false;
     switch (e.cmp_ops[i]) {
-      case CmpOp::kEq: r = equals(left, right); break;
-      case CmpOp::kNe: r = !equals(left, right); break;
-      case CmpOp::kLt: r = compare(left, right, "<") < 0; break;
-      case CmpOp::kLe: r = compare(left, right, "<=") <= 0; break;
-      case CmpOp::kGt: r = compare(left, right, ">") > 0; break;
-      case CmpOp::kGe: r = compare(left, right, ">=") >= 0; break;
-      case CmpOp::kIn: r = contains(right, left); break;
-      case CmpOp::kNotIn: r = !contains(right, left); break;
+      case CmpOp::kEq:
+        r = equals(left, right);
+        break;
+      case CmpOp::kNe:
+        r = !equals(left, right);
+        break;
+      case CmpOp::kLt:
+        r = compare(left, right, "<") < 0;
+        break;
+      case CmpOp::kLe:
+        r = compare(left, right, "<=") <= 0;
+        break;
+      case CmpOp::kGt:
+        r = compare(left, right, ">") > 0;
+        break;
+      case CmpOp::kGe:
+        r = compare(left, right, ">=") >= 0;
+        break;
+      case CmpOp::kIn:
+        r = contains(right, left);
+        break;
+      case CmpOp::kNotIn:
+        r = !contains(right, left);
+        break;
     }
     if (!r) return Value::boolean(false);
     left = std::move(right);
@@ -418,24 +551,33 @@ Value Interp::eval_compare(const Expr& e, const ScopePtr& scope) {
 
 static const char* op_symbol(BinOp op) {
   switch (op) {
-    case BinOp::kAdd: return "+";
-    case BinOp::kSub: return "-";
-    case BinOp::kMul: return "*";
-    case BinOp::kDiv: return "/";
-    case BinOp::kFloorDiv: return "//";
-    case BinOp::kMod: return "%";
-    case BinOp::kPow: return "**";
+    case BinOp::kAdd:
+      return "+";
+    case BinOp::kSub:
+      return "-";
+    case BinOp::kMul:
+      return "*";
+    case BinOp::kDiv:
+      return "/";
+    case BinOp::kFloorDiv:
+      return "//";
+    case BinOp::kMod:
+      return "%";
+    case BinOp::kPow:
+      return "**";
   }
   return "?";
 }
 
 Value Interp::eval_binary(BinOp op, const Value& a, const Value& b) {
   if (a.is_undefined()) fail_undefined(a);
-  if (b.is_undefined()) fail_undefined(b);
+  // str % x formats any object (Undefined prints empty); other operators hand an
+  // Undefined right operand its reflected method, which raises.
+  if (b.is_undefined() && !(op == BinOp::kMod && a.is_str())) fail_undefined(b);
   auto unsupported = [&]() -> Value {
     fail("TypeError", std::string("unsupported operand type(s) for ") + op_symbol(op) +
-                          (op == BinOp::kPow ? " or pow()" : "") + ": '" + type_name(a) +
-                          "' and '" + type_name(b) + "'");
+                          (op == BinOp::kPow ? " or pow()" : "") + ": '" + type_name(a) + "' and '" + type_name(b) +
+                          "'");
   };
   if (a.is_number() && b.is_number()) {
     bool ints = a.is_int_like() && b.is_int_like();
@@ -480,7 +622,13 @@ Value Interp::eval_binary(BinOp op, const Value& a, const Value& b) {
       case BinOp::kPow:
         if (ints && y >= 0) return Value::integer(checked_pow(x, y));
         if (fx == 0 && fy < 0) fail("ZeroDivisionError", "0.0 cannot be raised to a negative power");
-        return Value::number(std::pow(fx, fy));
+        if (fx < 0 && fy != std::floor(fy)) fail("TypeError", "complex results are not supported");
+        {
+          double r = std::pow(fx, fy);
+          if (std::isinf(r) && std::isfinite(fx) && std::isfinite(fy))
+            fail("OverflowError", "(34, 'Numerical result out of range')");
+          return Value::number(r);
+        }
     }
   }
   switch (op) {
@@ -492,30 +640,31 @@ Value Interp::eval_binary(BinOp op, const Value& a, const Value& b) {
         std::string r = b.is_markup() ? b.as_str() : html_escape(b.as_str());
         return make_str(l + r, true);
       }
-      if ((a.kind() == Kind::kList || a.kind() == Kind::kTuple) && a.kind() == b.kind()) {
+      if ((is_plain_list(a) && is_plain_list(b)) || (a.kind() == Kind::kTuple && b.kind() == Kind::kTuple)) {
         check_size(a.items().size() + b.items().size());
         charge(a.items().size() + b.items().size());
         ValueList items = a.items();
         items.insert(items.end(), b.items().begin(), b.items().end());
         return Value::list(std::move(items), a.kind());
       }
-      if (a.is_str() || a.kind() == Kind::kList || a.kind() == Kind::kTuple)
-        fail("TypeError", "can only concatenate " + type_name(a) + " (not \"" + type_name(b) + "\") to " +
-                              type_name(a));
+      if (a.is_str() || is_plain_list(a) || a.kind() == Kind::kTuple)
+        fail("TypeError",
+             "can only concatenate " + type_name(a) + " (not \"" + type_name(b) + "\") to " + type_name(a));
       return unsupported();
     case BinOp::kMul: {
       const Value* seq = nullptr;
       const Value* count = nullptr;
-      if ((a.is_str() || a.kind() == Kind::kList || a.kind() == Kind::kTuple) && b.is_int_like()) {
+      if ((a.is_str() || is_plain_list(a) || a.kind() == Kind::kTuple) && b.is_int_like()) {
         seq = &a;
         count = &b;
-      } else if ((b.is_str() || b.kind() == Kind::kList || b.kind() == Kind::kTuple) && a.is_int_like()) {
+      } else if ((b.is_str() || is_plain_list(b) || b.kind() == Kind::kTuple) && a.is_int_like()) {
         seq = &b;
         count = &a;
       }
       if (!seq) {
-        if (a.is_str() || b.is_str())
-          fail("TypeError", "can't multiply sequence by non-int of type '" + type_name(a.is_str() ? b : a) + "'");
+        auto is_seq = [](const Value& v) { return v.is_str() || is_plain_list(v) || v.kind() == Kind::kTuple; };
+        if (is_seq(a) || is_seq(b))
+          fail("TypeError", "can't multiply sequence by non-int of type '" + type_name(is_seq(a) ? b : a) + "'");
         return unsupported();
       }
       int64_t n = std::max<int64_t>(0, count->as_int());
@@ -536,7 +685,8 @@ Value Interp::eval_binary(BinOp op, const Value& a, const Value& b) {
     case BinOp::kMod:
       if (a.is_str()) return make_str(py_percent_format(*this, a.as_str(), b), a.is_markup());
       return unsupported();
-    default: return unsupported();
+    default:
+      return unsupported();
   }
 }
 
@@ -558,9 +708,12 @@ Value Interp::call(const Value& fn, Args& args) {
         }
         return call_macro(f, args, caller);
       }
-      case FuncObj::Type::kMethod: return call_method(*this, f.self, f.name, args);
-      case FuncObj::Type::kLoopMethod: return call_loop_method(*this, f, args);
-      default: return call_global(*this, f, args);
+      case FuncObj::Type::kMethod:
+        return call_method(*this, f.self, f.name, args);
+      case FuncObj::Type::kLoopMethod:
+        return call_loop_method(*this, f, args);
+      default:
+        return call_global(*this, f, args);
     }
   }
   if (fn.is_undefined()) fail_undefined(fn);
@@ -600,15 +753,17 @@ Value Interp::call_macro(const FuncObj& fn, Args& args, const Value& caller) {
   ValueList varargs;
   if (args.pos.size() > np) {
     if (!m.uses_varargs)
-      fail("TypeError", "macro " + py_str_repr(fn.name) + " takes not more than " + std::to_string(np) +
-                            " argument(s)");
+      fail("TypeError",
+           "macro " + py_str_repr(fn.name) + " takes not more than " + std::to_string(np) + " argument(s)");
     varargs.assign(args.pos.begin() + np, args.pos.end());
   }
   size_t first_default = np - m.defaults.size();
   for (size_t i = 0; i < np; ++i) {
     if (bound[i]) continue;
-    if (i >= first_default) sc->vars[m.params[i]] = eval(*m.defaults[i - first_default], sc);
-    else sc->vars[m.params[i]] = Value::undefined("parameter " + py_str_repr(m.params[i]) + " was not provided");
+    if (i >= first_default)
+      sc->vars[m.params[i]] = eval(*m.defaults[i - first_default], sc);
+    else
+      sc->vars[m.params[i]] = Value::undefined("parameter " + py_str_repr(m.params[i]) + " was not provided");
   }
   sc->vars["varargs"] = Value::tuple(std::move(varargs));
   sc->vars["kwargs"] = make_dict(std::move(kwargs));
@@ -622,11 +777,17 @@ Value Interp::getattr(const Value& obj, const std::string& name) {
   charge(1);
   if (obj.is_undefined()) fail_undefined(obj);
   if (name.size() >= 2 && name[0] == '_' && name[1] == '_')
-    return Value::undefined("access to attribute " + py_str_repr(name) + " of " + py_str_repr(type_name(obj)) +
-                                " object is unsafe.",
-                            true);
+    return Value::undefined(
+        "access to attribute " + py_str_repr(name) + " of " + py_str_repr(type_name(obj)) + " object is unsafe.", true);
   switch (obj.kind()) {
-    case Kind::kLoop: return loop_attr(obj, name);
+    case Kind::kLoop:
+      return loop_attr(obj, name);
+    case Kind::kBool:
+    case Kind::kInt:
+    case Kind::kFloat:
+      if (name == "real") return obj.kind() == Kind::kFloat ? obj : Value::integer(obj.as_int());
+      if (name == "imag") return obj.kind() == Kind::kFloat ? Value::number(0.0) : Value::integer(0);
+      break;
     case Kind::kNamespace: {
       const Value* v = obj.obj<NamespaceObj>().attrs.find(std::string_view(name));
       if (v) return *v;
@@ -658,7 +819,8 @@ Value Interp::getitem(const Value& obj, const Value& key) {
     case Kind::kTuple:
     case Kind::kStr: {
       if (!key.is_int_like()) break;
-      if (obj.kind() == Kind::kList && obj.obj<ListObj>().view) break;  // views are not subscriptable
+      if (obj.kind() == Kind::kList && obj.obj<ListObj>().view && std::string_view(obj.obj<ListObj>().view) != "range")
+        break;  // dict views are not subscriptable
       int64_t i = key.as_int();
       if (obj.is_str()) {
         const std::string& s = obj.as_str();
@@ -680,7 +842,8 @@ Value Interp::getitem(const Value& obj, const Value& key) {
       }
       return Value::undefined(object_type_repr(obj) + " has no element " + repr(key));
     }
-    default: break;
+    default:
+      break;
   }
   if (key.is_str()) return getattr(obj, key.as_str());
   return Value::undefined(object_type_repr(obj) + " has no element " + repr(key));

@@ -19,7 +19,10 @@ namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+// Python identifiers may use any letter; non-ASCII bytes are accepted as name characters.
+bool is_name_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || static_cast<unsigned char>(c) >= 0x80;
+}
 bool is_name_char(char c) { return is_name_start(c) || is_digit(c); }
 
 // --- lexer -------------------------------------------------------------------------------
@@ -40,6 +43,8 @@ class Lexer {
   }
 
   std::vector<Token> run() {
+    size_t bad = utf8_invalid_at(src_);
+    if (bad != std::string::npos) error(bad, "template is not valid UTF-8 (byte " + std::to_string(bad) + ")");
     size_t pos = 0;
     bool line_starting = true;
     while (pos < src_.size()) {
@@ -95,8 +100,7 @@ class Lexer {
 
   size_t find_tag(size_t pos) const {
     for (size_t i = src_.find('{', pos); i != std::string::npos; i = src_.find('{', i + 1)) {
-      if (i + 1 < src_.size() && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#'))
-        return i;
+      if (i + 1 < src_.size() && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#')) return i;
     }
     return std::string::npos;
   }
@@ -131,9 +135,12 @@ class Lexer {
     if (src_.compare(q, 3, "raw") != 0) return false;
     q = skip_ws(q + 3);
     size_t body;
-    if (src_.compare(q, 3, "-%}") == 0) body = skip_ws(q + 3);
-    else if (src_.compare(q, 2, "%}") == 0) body = q + 2;
-    else return false;
+    if (src_.compare(q, 3, "-%}") == 0)
+      body = skip_ws(q + 3);
+    else if (src_.compare(q, 2, "%}") == 0)
+      body = q + 2;
+    else
+      return false;
     // find {%[-+]? endraw ... %}
     for (size_t i = src_.find("{%", body); i != std::string::npos; i = src_.find("{%", i + 1)) {
       size_t k = i + 2;
@@ -143,10 +150,14 @@ class Lexer {
       if (src_.compare(k, 6, "endraw") != 0) continue;
       k = skip_ws(k + 6);
       size_t end;
-      if (src_.compare(k, 3, "+%}") == 0) end = k + 3;
-      else if (src_.compare(k, 3, "-%}") == 0) end = skip_ws(k + 3);
-      else if (src_.compare(k, 2, "%}") == 0) end = k + 2 + (k + 2 < src_.size() && src_[k + 2] == '\n');
-      else continue;
+      if (src_.compare(k, 3, "+%}") == 0)
+        end = k + 3;
+      else if (src_.compare(k, 3, "-%}") == 0)
+        end = skip_ws(k + 3);
+      else if (src_.compare(k, 2, "%}") == 0)
+        end = k + 2 + (k + 2 < src_.size() && src_[k + 2] == '\n');
+      else
+        continue;
       std::string text = src_.substr(body, i - body);
       if (sign == '-') {
         size_t e = text.size();
@@ -166,8 +177,10 @@ class Lexer {
     if (q == std::string::npos) error(start, "Missing end of comment tag");
     size_t end = q + 2;
     char sign = (q > p && (src_[q - 1] == '-' || src_[q - 1] == '+')) ? src_[q - 1] : 0;
-    if (sign == '-') end = skip_ws(end);
-    else if (sign == 0 && end < src_.size() && src_[end] == '\n') ++end;  // trim_blocks
+    if (sign == '-')
+      end = skip_ws(end);
+    else if (sign == 0 && end < src_.size() && src_[end] == '\n')
+      ++end;  // trim_blocks
     line_starting = src_[end - 1] == '\n';
     return end;
   }
@@ -181,13 +194,17 @@ class Lexer {
       if (balance.empty()) {
         size_t end = 0;
         if (block) {
-          if (src_.compare(p, 3, "+%}") == 0) end = p + 3;
-          else if (src_.compare(p, 3, "-%}") == 0) end = skip_ws(p + 3);
+          if (src_.compare(p, 3, "+%}") == 0)
+            end = p + 3;
+          else if (src_.compare(p, 3, "-%}") == 0)
+            end = skip_ws(p + 3);
           else if (src_.compare(p, 2, "%}") == 0)
             end = p + 2 + (p + 2 < src_.size() && src_[p + 2] == '\n');  // trim_blocks
         } else {
-          if (src_.compare(p, 3, "-}}") == 0) end = skip_ws(p + 3);
-          else if (src_.compare(p, 2, "}}") == 0) end = p + 2;
+          if (src_.compare(p, 3, "-}}") == 0)
+            end = skip_ws(p + 3);
+          else if (src_.compare(p, 2, "}}") == 0)
+            end = p + 2;
         }
         if (end) {
           emit(block ? Tok::kBlockEnd : Tok::kVarEnd, p);
@@ -213,7 +230,12 @@ class Lexer {
         for (const char* o : kOps2)
           if (src_.compare(p, 2, o) == 0) op = o;
         if (op.empty()) {
-          if (!std::strchr("+-/*%~[](){}><=.:|,;", c)) error(p, std::string("unexpected char '") + c + "'");
+          if (!std::strchr("+-/*%~[](){}><=.:|,;", c)) {
+            auto cps = utf8_decode(std::string_view(src_).substr(p, 4));
+            std::string ch;
+            utf8_append(ch, cps.empty() ? 0xFFFD : cps[0]);
+            error(p, "unexpected char " + py_str_repr(ch) + " at " + std::to_string(p));
+          }
           op = std::string(1, c);
         }
         if (op == "{" || op == "(" || op == "[") {
@@ -329,7 +351,7 @@ class Lexer {
     size_t i = p + 1;
     std::string out;
     for (;;) {
-      if (i >= src_.size()) error(p, std::string("unexpected char '") + q + "'");
+      if (i >= src_.size()) error(p, "unexpected char " + py_str_repr(std::string(1, q)) + " at " + std::to_string(p));
       char c = src_[i];
       if (c == q) break;
       if (c != '\\') {
@@ -337,21 +359,43 @@ class Lexer {
         ++i;
         continue;
       }
-      if (i + 1 >= src_.size()) error(p, std::string("unexpected char '") + q + "'");
+      if (i + 1 >= src_.size())
+        error(p, "unexpected char " + py_str_repr(std::string(1, q)) + " at " + std::to_string(p));
       char e = src_[i + 1];
       i += 2;
       switch (e) {
-        case '\n': break;
-        case '\\': out.push_back('\\'); break;
-        case '\'': out.push_back('\''); break;
-        case '"': out.push_back('"'); break;
-        case 'a': out.push_back('\a'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'v': out.push_back('\v'); break;
+        case '\n':
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '\'':
+          out.push_back('\'');
+          break;
+        case '"':
+          out.push_back('"');
+          break;
+        case 'a':
+          out.push_back('\a');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'v':
+          out.push_back('\v');
+          break;
         case 'x':
         case 'u':
         case 'U': {
@@ -364,6 +408,20 @@ class Lexer {
           }
           if (v > 0x10FFFF) error(p, "illegal Unicode character in string literal");
           i += n;
+          // "\ud83d\ude00": Python keeps two surrogates; UTF-8 output needs the pair joined
+          if (v >= 0xD800 && v <= 0xDBFF && i + 6 <= src_.size() && src_[i] == '\\' && src_[i + 1] == 'u') {
+            uint32_t lo = 0;
+            bool ok = true;
+            for (int k = 0; k < 4 && ok; ++k) {
+              int h = hexval(src_[i + 2 + k]);
+              ok = h >= 0;
+              lo = lo * 16 + (ok ? h : 0);
+            }
+            if (ok && lo >= 0xDC00 && lo <= 0xDFFF) {
+              v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+              i += 6;
+            }
+          }
           utf8_append(out, v);
           break;
         }
@@ -397,17 +455,28 @@ class Lexer {
 
 std::string describe(const Token& t) {
   switch (t.type) {
-    case Tok::kData: return "template data";
-    case Tok::kVarBegin: return "begin of print statement";
-    case Tok::kVarEnd: return "end of print statement";
-    case Tok::kBlockBegin: return "begin of statement block";
-    case Tok::kBlockEnd: return "end of statement block";
-    case Tok::kName: return t.text;
-    case Tok::kString: return "string";
-    case Tok::kInt: return "integer";
-    case Tok::kFloat: return "float";
-    case Tok::kOp: return t.text;
-    case Tok::kEof: return "end of template";
+    case Tok::kData:
+      return "template data";
+    case Tok::kVarBegin:
+      return "begin of print statement";
+    case Tok::kVarEnd:
+      return "end of print statement";
+    case Tok::kBlockBegin:
+      return "begin of statement block";
+    case Tok::kBlockEnd:
+      return "end of statement block";
+    case Tok::kName:
+      return t.text;
+    case Tok::kString:
+      return "string";
+    case Tok::kInt:
+      return "integer";
+    case Tok::kFloat:
+      return "float";
+    case Tok::kOp:
+      return t.text;
+    case Tok::kEof:
+      return "end of template";
   }
   return "?";
 }

@@ -311,8 +311,8 @@ class Parser {
 
   void check_assignable(const Expr& e) {
     if (e.kind == ExprKind::kName) {
-      if (e.name == "true" || e.name == "false" || e.name == "none" || e.name == "True" ||
-          e.name == "False" || e.name == "None")
+      if (e.name == "true" || e.name == "false" || e.name == "none" || e.name == "True" || e.name == "False" ||
+          e.name == "None")
         fail("Can't assign to " + e.name);
       return;
     }
@@ -342,8 +342,10 @@ class Parser {
       if (!args.empty()) expect_op(",");
       if (is_tuple_end(extra_end)) break;
       args.push_back(simplified ? parse_primary() : parse_expression(with_condexpr));
-      if (is_op(",")) is_tuple = true;
-      else break;
+      if (is_op(","))
+        is_tuple = true;
+      else
+        break;
     }
     if (!is_tuple) {
       if (!args.empty()) return std::move(args[0]);
@@ -414,13 +416,20 @@ class Parser {
     auto e = node(ExprKind::kCompare, line);
     for (;;) {
       CmpOp op;
-      if (is_op("==")) op = CmpOp::kEq;
-      else if (is_op("!=")) op = CmpOp::kNe;
-      else if (is_op("<")) op = CmpOp::kLt;
-      else if (is_op("<=")) op = CmpOp::kLe;
-      else if (is_op(">")) op = CmpOp::kGt;
-      else if (is_op(">=")) op = CmpOp::kGe;
-      else if (is_name("in")) op = CmpOp::kIn;
+      if (is_op("=="))
+        op = CmpOp::kEq;
+      else if (is_op("!="))
+        op = CmpOp::kNe;
+      else if (is_op("<"))
+        op = CmpOp::kLt;
+      else if (is_op("<="))
+        op = CmpOp::kLe;
+      else if (is_op(">"))
+        op = CmpOp::kGt;
+      else if (is_op(">="))
+        op = CmpOp::kGe;
+      else if (is_name("in"))
+        op = CmpOp::kIn;
       else if (is_name("not") && look().type == Tok::kName && look().text == "in") {
         next();
         op = CmpOp::kNotIn;
@@ -468,11 +477,16 @@ class Parser {
     ExprPtr left = parse_pow();
     for (;;) {
       BinOp op;
-      if (is_op("*")) op = BinOp::kMul;
-      else if (is_op("/")) op = BinOp::kDiv;
-      else if (is_op("//")) op = BinOp::kFloorDiv;
-      else if (is_op("%")) op = BinOp::kMod;
-      else break;
+      if (is_op("*"))
+        op = BinOp::kMul;
+      else if (is_op("/"))
+        op = BinOp::kDiv;
+      else if (is_op("//"))
+        op = BinOp::kFloorDiv;
+      else if (is_op("%"))
+        op = BinOp::kMod;
+      else
+        break;
       next();
       left = arith(op, std::move(left), parse_pow(), line);
     }
@@ -516,9 +530,12 @@ class Parser {
     switch (t.type) {
       case Tok::kName: {
         ExprPtr e;
-        if (t.text == "true" || t.text == "True") e = literal(Value::boolean(true), line);
-        else if (t.text == "false" || t.text == "False") e = literal(Value::boolean(false), line);
-        else if (t.text == "none" || t.text == "None") e = literal(Value::none(), line);
+        if (t.text == "true" || t.text == "True")
+          e = literal(Value::boolean(true), line);
+        else if (t.text == "false" || t.text == "False")
+          e = literal(Value::boolean(false), line);
+        else if (t.text == "none" || t.text == "None")
+          e = literal(Value::none(), line);
         else {
           e = node(ExprKind::kName, line);
           e->name = t.text;
@@ -556,7 +573,8 @@ class Parser {
         if (t.text == "[") return parse_list();
         if (t.text == "{") return parse_dict();
         break;
-      default: break;
+      default:
+        break;
     }
     fail("unexpected '" + describe(t) + "'");
   }
@@ -589,18 +607,25 @@ class Parser {
 
   ExprPtr parse_postfix(ExprPtr e) {
     for (;;) {
-      if (is_op(".") || is_op("[")) e = parse_subscript(std::move(e));
-      else if (is_op("(")) e = parse_call(std::move(e));
-      else return e;
+      if (is_op(".") || is_op("["))
+        e = parse_subscript(std::move(e));
+      else if (is_op("("))
+        e = parse_call(std::move(e));
+      else
+        return e;
     }
   }
 
   ExprPtr parse_filter_expr(ExprPtr e) {
     for (;;) {
-      if (is_op("|")) e = parse_filter(std::move(e), false);
-      else if (is_name("is")) e = parse_test(std::move(e));
-      else if (is_op("(")) e = parse_call(std::move(e));
-      else return e;
+      if (is_op("|"))
+        e = parse_filter(std::move(e), false);
+      else if (is_name("is"))
+        e = parse_test(std::move(e));
+      else if (is_op("("))
+        e = parse_call(std::move(e));
+      else
+        return e;
     }
   }
 
@@ -633,7 +658,6 @@ class Parser {
     if (args.size() > 1)
       for (const auto& a : args)
         if (a->kind == ExprKind::kSlice) fail("multi-dimensional slicing is not supported");
-    if (args.empty()) fail("expected a subscript");
     if (args.size() == 1 && args[0]->kind == ExprKind::kSlice && !args[0]->a) {
       args[0]->a = std::move(obj);
       return std::move(args[0]);
@@ -762,8 +786,7 @@ Result<std::shared_ptr<const Program>> parse_program(std::string_view source) {
     Parser parser(lex(source));
     return std::shared_ptr<const Program>(parser.run());
   } catch (const ParseError& e) {
-    return invalid_argument("chat template syntax error at line " + std::to_string(e.line) + ": " +
-                            e.message);
+    return invalid_argument("chat template syntax error at line " + std::to_string(e.line) + ": " + e.message);
   } catch (const RenderError& e) {
     return invalid_argument("chat template syntax error: " + e.message);
   }

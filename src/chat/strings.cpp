@@ -1,5 +1,5 @@
 // Python str semantics on UTF-8 text: case mapping, strip/split/replace/find by code
-// point, %-formatting, str.format, slicing, strftime.
+// point, the str methods templates call, %-formatting, str.format, slicing, strftime.
 //
 // Case mapping covers ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic, Armenian and
 // fullwidth Latin, which is what chat templates meet in practice; other scripts are
@@ -62,7 +62,15 @@ uint32_t cp_to_lower(uint32_t c) {
   return c;
 }
 
-bool is_cased(uint32_t c) { return cp_to_upper(c) != c || cp_to_lower(c) != c || c == 0xDF; }
+bool is_cased(uint32_t c) { return cp_to_upper(c) != c || cp_to_lower(c) != c || c == 0xDF || c == 0x130; }
+
+void append_lower(std::string& out, uint32_t c) {
+  if (c == 0x130) {  // İ -> i + combining dot above (full case mapping)
+    out += "i\xCC\x87";
+    return;
+  }
+  utf8_append(out, cp_to_lower(c));
+}
 
 void append_upper(std::string& out, uint32_t c) {
   if (c == 0xDF) {  // ß -> SS (full case mapping)
@@ -94,13 +102,12 @@ size_t cp_index_of_byte(std::string_view s, size_t byte) {
 }  // namespace
 
 bool py_isspace_cp(uint32_t c) {
-  return c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+  return c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 std::string py_lower(std::string_view s) {
-  return map_cps(s, [](std::string& o, uint32_t c) { utf8_append(o, cp_to_lower(c)); });
+  return map_cps(s, [](std::string& o, uint32_t c) { append_lower(o, c); });
 }
 
 std::string py_upper(std::string_view s) {
@@ -110,8 +117,10 @@ std::string py_upper(std::string_view s) {
 std::string py_capitalize(std::string_view s) {
   bool first = true;
   return map_cps(s, [&](std::string& o, uint32_t c) {
-    if (first) append_upper(o, c);
-    else utf8_append(o, cp_to_lower(c));
+    if (first)
+      append_upper(o, c);
+    else
+      append_lower(o, c);
     first = false;
   });
 }
@@ -120,8 +129,10 @@ std::string py_title(std::string_view s) {
   bool prev_cased = false;
   return map_cps(s, [&](std::string& o, uint32_t c) {
     if (is_cased(c)) {
-      if (prev_cased) utf8_append(o, cp_to_lower(c));
-      else append_upper(o, c);
+      if (prev_cased)
+        append_lower(o, c);
+      else
+        append_upper(o, c);
       prev_cased = true;
     } else {
       utf8_append(o, c);
@@ -140,23 +151,22 @@ std::string jinja_title(std::string_view s) {
     bool is_sep = sep(c);
     if (is_sep != in_sep) word_start = true;
     in_sep = is_sep;
-    if (word_start) append_upper(out, c);
-    else utf8_append(out, cp_to_lower(c));
+    if (word_start)
+      append_upper(out, c);
+    else
+      append_lower(out, c);
     word_start = false;
   }
   return out;
 }
 
 std::string py_strip(std::string_view s, const Value& chars, bool left, bool right) {
-  if (!chars.is_none() && !chars.is_undefined() && !chars.is_str())
-    fail("TypeError", "strip arg must be None or str");
+  if (!chars.is_none() && !chars.is_undefined() && !chars.is_str()) fail("TypeError", "strip arg must be None or str");
   auto cps = utf8_decode(s);
   std::vector<uint32_t> set;
   bool ws = !chars.is_str();
   if (!ws) set = utf8_decode(chars.as_str());
-  auto strip_it = [&](uint32_t c) {
-    return ws ? is_ws_char(c) : std::find(set.begin(), set.end(), c) != set.end();
-  };
+  auto strip_it = [&](uint32_t c) { return ws ? is_ws_char(c) : std::find(set.begin(), set.end(), c) != set.end(); };
   size_t b = 0, e = cps.size();
   if (left)
     while (b < e && strip_it(cps[b])) ++b;
@@ -305,15 +315,210 @@ std::string html_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
+}
+
+// --- str methods --------------------------------------------------------------------------
+
+namespace {
+
+bool str_pred(const std::string& s, bool (*pred)(uint32_t)) {
+  if (s.empty()) return false;
+  for (uint32_t c : utf8_decode(s))
+    if (!pred(c)) return false;
+  return true;
+}
+
+bool is_alpha_cp(uint32_t c) {
+  if (c < 0x80) return std::isalpha(static_cast<int>(c)) != 0;
+  return !py_isspace_cp(c) && !(c >= 0x2000 && c <= 0x206F) && !(c >= 0x3000 && c <= 0x303F) &&
+         !(c >= 0xFF00 && c <= 0xFF0F) && !(c >= 0xA0 && c <= 0xBF) && c != 0xD7 && c != 0xF7;
+}
+bool is_digit_cp(uint32_t c) { return c >= '0' && c <= '9'; }
+bool is_alnum_cp(uint32_t c) { return is_alpha_cp(c) || is_digit_cp(c); }
+bool is_space_cp(uint32_t c) { return py_isspace_cp(c); }
+
+}  // namespace
+
+Value str_method(Interp& in, const Value& self, const std::string& name, Args& args) {
+  const std::string& s = self.as_str();
+  // str arguments; `what` is Python's message up to the offending type name
+  auto sarg = [&](const Value& v, const std::string& what) -> const std::string& {
+    if (!v.is_str()) fail("TypeError", what + type_name(v));
+    return v.as_str();
+  };
+  if (name == "strip" || name == "lstrip" || name == "rstrip") {
+    Bound b(name, args, {"chars"});
+    return str_like(in, self, py_strip(s, b.get(0), name != "rstrip", name != "lstrip"));
+  }
+  if (name == "split" || name == "rsplit") {
+    Bound b(name, args, {"sep", "maxsplit"});
+    ValueList parts = py_split(s, b.get(0), b.integer(1, -1), name == "rsplit");
+    in.charge(parts.size());
+    return Value::list(std::move(parts));
+  }
+  if (name == "splitlines") {
+    ValueList out;
+    for (auto& l : py_splitlines(s)) out.push_back(Value::str(std::move(l)));
+    return Value::list(std::move(out));
+  }
+  if (name == "startswith" || name == "endswith") {
+    Bound b(name, args, {"prefix", "start", "end"});
+    Value p = b.get(0);
+    Value sub = self;
+    if (b.has(1) || b.has(2)) sub = py_slice(in, self, b.get(1), b.get(2), Value::none());
+    const std::string& t = sub.as_str();
+    ValueList cands = p.kind() == Kind::kTuple ? p.items() : ValueList{p};
+    for (const auto& c : cands) {
+      const std::string& x = sarg(c, name + " first arg must be str or a tuple of str, not ");
+      if (name == "startswith" ? t.compare(0, x.size(), x) == 0 && t.size() >= x.size()
+                               : t.size() >= x.size() && t.compare(t.size() - x.size(), x.size(), x) == 0)
+        return Value::boolean(true);
+    }
+    return Value::boolean(false);
+  }
+  if (name == "lower" || name == "casefold") return str_like(in, self, py_lower(s));
+  if (name == "upper") return str_like(in, self, py_upper(s));
+  if (name == "title") return str_like(in, self, py_title(s));
+  if (name == "capitalize") return str_like(in, self, py_capitalize(s));
+  if (name == "swapcase") {
+    std::string out;
+    for (uint32_t c : utf8_decode(s)) {
+      std::string one;
+      utf8_append(one, c);
+      std::string lo = py_lower(one);
+      out += lo != one ? lo : py_upper(one);
+    }
+    return str_like(in, self, std::move(out));
+  }
+  if (name == "replace") {
+    Bound b(name, args, {"old", "new", "count"});
+    return str_like(in, self,
+                    py_replace(s, sarg(b.get(0), "replace() argument 1 must be str, not "),
+                               sarg(b.get(1), "replace() argument 2 must be str, not "), b.integer(2, -1)));
+  }
+  if (name == "find" || name == "rfind" || name == "index" || name == "rindex") {
+    Bound b(name, args, {"sub", "start", "end"});
+    Value hay = (b.has(1) || b.has(2)) ? py_slice(in, self, b.get(1), b.get(2), Value::none()) : self;
+    int64_t r = py_find(hay.as_str(), sarg(b.get(0), "must be str, not "), name[0] == 'r');
+    if (r >= 0 && b.has(1) && !b.get(1).is_none()) {
+      int64_t start = b.get(1).as_int(), n = static_cast<int64_t>(utf8_length(s));
+      if (start < 0) start = std::max<int64_t>(0, start + n);
+      r += std::min(start, n);
+    }
+    if (r < 0 && (name == "index" || name == "rindex")) fail("ValueError", "substring not found");
+    return Value::integer(r);
+  }
+  if (name == "count") {
+    Bound b(name, args, {"sub"});
+    return Value::integer(py_count(s, sarg(b.get(0), "must be str, not ")));
+  }
+  if (name == "join") {
+    Bound b(name, args, {"iterable"});
+    std::string out;
+    bool first = true;
+    size_t idx = 0;
+    for (const auto& item : iterate(b.get(0))) {
+      if (!item.is_str())
+        fail("TypeError",
+             "sequence item " + std::to_string(idx) + ": expected str instance, " + type_name(item) + " found");
+      ++idx;
+      if (!first) out += s;
+      first = false;
+      out += item.as_str();
+      in.check_size(out.size());
+    }
+    return str_like(in, self, std::move(out));
+  }
+  if (name == "format") return str_like(in, self, py_str_format(in, s, args));
+  if (name == "isalnum") return Value::boolean(str_pred(s, is_alnum_cp));
+  if (name == "isalpha") return Value::boolean(str_pred(s, is_alpha_cp));
+  if (name == "isdigit" || name == "isnumeric" || name == "isdecimal") return Value::boolean(str_pred(s, is_digit_cp));
+  if (name == "isspace") return Value::boolean(str_pred(s, is_space_cp));
+  if (name == "islower" || name == "isupper") {
+    bool any_cased = py_lower(s) != py_upper(s);
+    return Value::boolean(any_cased && (name == "islower" ? py_lower(s) == s : py_upper(s) == s));
+  }
+  if (name == "istitle") return Value::boolean(!s.empty() && py_title(s) == s && py_lower(s) != py_upper(s));
+  if (name == "removeprefix" || name == "removesuffix") {
+    Bound b(name, args, {"affix"});
+    const std::string& x = sarg(b.get(0), name + "() argument must be str, not ");
+    if (name == "removeprefix" && s.compare(0, x.size(), x) == 0 && s.size() >= x.size())
+      return str_like(in, self, s.substr(x.size()));
+    if (name == "removesuffix" && !x.empty() && s.size() >= x.size() &&
+        s.compare(s.size() - x.size(), x.size(), x) == 0)
+      return str_like(in, self, s.substr(0, s.size() - x.size()));
+    return self;
+  }
+  if (name == "partition" || name == "rpartition") {
+    Bound b(name, args, {"sep"});
+    const std::string& x = sarg(b.get(0), "must be str, not ");
+    if (x.empty()) fail("ValueError", "empty separator");
+    size_t q = name == "partition" ? s.find(x) : s.rfind(x);
+    if (q == std::string::npos)
+      return name == "partition" ? Value::tuple({self, Value::str(""), Value::str("")})
+                                 : Value::tuple({Value::str(""), Value::str(""), self});
+    return Value::tuple({Value::str(s.substr(0, q)), Value::str(x), Value::str(s.substr(q + x.size()))});
+  }
+  if (name == "center" || name == "ljust" || name == "rjust" || name == "zfill") {
+    Bound b(name, args, {"width", "fillchar"});
+    int64_t w = std::min<int64_t>(b.integer(0, 0), 100000), len = static_cast<int64_t>(utf8_length(s));
+    if (len >= w) return self;
+    std::string fill = name == "zfill" ? "0"
+                       : b.has(1)      ? sarg(b.get(1), "The fill character must be a unicode character, not ")
+                                       : " ";
+    int64_t total = w - len;
+    auto rep = [&](int64_t n) {
+      std::string r;
+      for (int64_t i = 0; i < n; ++i) r += fill;
+      return r;
+    };
+    if (name == "ljust") return str_like(in, self, s + rep(total));
+    if (name == "rjust") return str_like(in, self, rep(total) + s);
+    if (name == "zfill") {
+      if (!s.empty() && (s[0] == '-' || s[0] == '+'))
+        return str_like(in, self, s.substr(0, 1) + rep(total) + s.substr(1));
+      return str_like(in, self, rep(total) + s);
+    }
+    int64_t left = total / 2 + (total & w & 1);
+    return str_like(in, self, rep(left) + s + rep(total - left));
+  }
+  if (name == "expandtabs") {
+    Bound b(name, args, {"tabsize"});
+    int64_t ts = std::clamp<int64_t>(b.integer(0, 8), 0, 1000), col = 0;
+    std::string out;
+    for (uint32_t c : utf8_decode(s)) {
+      if (c == '\t') {
+        int64_t n = ts ? ts - col % ts : 0;
+        out.append(n, ' ');
+        col += n;
+      } else {
+        utf8_append(out, c);
+        col = (c == '\n' || c == '\r') ? 0 : col + 1;
+      }
+    }
+    return str_like(in, self, std::move(out));
+  }
+  fail("AttributeError", "'str' object has no attribute " + py_str_repr(name));
 }
 
 // --- slicing ----------------------------------------------------------------------------
@@ -321,7 +526,9 @@ std::string html_escape(std::string_view s) {
 Value py_slice(Interp& in, const Value& obj, const Value& start, const Value& stop, const Value& step) {
   // Jinja2 compiles x[a:b] to a plain Python subscript, so errors propagate (unlike x[i]).
   if (obj.is_undefined()) fail_undefined(obj);
-  bool is_seq = obj.is_str() || (obj.kind() == Kind::kList && !obj.obj<ListObj>().view) || obj.kind() == Kind::kTuple;
+  bool is_range =
+      obj.kind() == Kind::kList && obj.obj<ListObj>().view && std::string_view(obj.obj<ListObj>().view) == "range";
+  bool is_seq = obj.is_str() || is_plain_list(obj) || is_range || obj.kind() == Kind::kTuple;
   if (obj.kind() == Kind::kDict) fail("TypeError", "unhashable type: 'slice'");
   if (!is_seq) fail("TypeError", "'" + type_name(obj) + "' object is not subscriptable");
   for (const Value* v : {&start, &stop, &step}) {
@@ -361,11 +568,17 @@ Value py_slice(Interp& in, const Value& obj, const Value& start, const Value& st
       out = obj.as_str().substr(b, std::max<int64_t>(0, e - b));
     } else {
       for (int64_t i : idx) {
-        if (ascii) out.push_back(obj.as_str()[i]);
-        else utf8_append(out, cps[i]);
+        if (ascii)
+          out.push_back(obj.as_str()[i]);
+        else
+          utf8_append(out, cps[i]);
       }
     }
     return Value::str(std::move(out), obj.is_markup());
+  }
+  if (is_range) {  // CPython's compute_slice
+    const auto& r = obj.obj<ListObj>();
+    return make_range(r.range_start + b * r.range_step, r.range_start + e * r.range_step, r.range_step * st);
   }
   ValueList out;
   out.reserve(idx.size());
@@ -427,7 +640,11 @@ std::string format_number(const Value& v, Spec sp) {
       } while (mag);
       if (sp.alt) body = "0b" + body;
     } else {
-      std::snprintf(buf, sizeof(buf), type == 'x' ? "%llx" : type == 'X' ? "%llX" : type == 'o' ? "%llo" : "%llu",
+      std::snprintf(buf, sizeof(buf),
+                    type == 'x'   ? "%llx"
+                    : type == 'X' ? "%llX"
+                    : type == 'o' ? "%llo"
+                                  : "%llu",
                     static_cast<unsigned long long>(mag));
       body = buf;
       if (sp.alt && (type == 'x' || type == 'X' || type == 'o')) body = std::string("0") + type + body;
@@ -441,9 +658,12 @@ std::string format_number(const Value& v, Spec sp) {
       }
       body = g;
     }
-    if (i < 0) body = "-" + body;
-    else if (sp.sign == '+') body = "+" + body;
-    else if (sp.sign == ' ') body = " " + body;
+    if (i < 0)
+      body = "-" + body;
+    else if (sp.sign == '+')
+      body = "+" + body;
+    else if (sp.sign == ' ')
+      body = " " + body;
   } else {
     double d = v.as_float();
     int prec = sp.precision < 0 ? 6 : std::min(sp.precision, 300);
@@ -459,8 +679,10 @@ std::string format_number(const Value& v, Spec sp) {
       std::snprintf(buf, sizeof(buf), f.c_str(), prec, d);
       body = buf;
     }
-    if (sp.sign == '+' && d >= 0) body = "+" + body;
-    else if (sp.sign == ' ' && d >= 0) body = " " + body;
+    if (sp.sign == '+' && d >= 0)
+      body = "+" + body;
+    else if (sp.sign == ' ' && d >= 0)
+      body = " " + body;
   }
   if (sp.zero && !sp.align) {
     sp.fill = '0';
@@ -522,9 +744,14 @@ std::string apply_spec(const Value& v, std::string_view spec_text) {
 std::string py_percent_format(Interp& in, std::string_view fmt, const Value& args) {
   ValueList pos;
   const DictObj* mapping = nullptr;
-  if (args.kind() == Kind::kTuple) pos = args.items();
-  else pos.push_back(args);
+  if (args.kind() == Kind::kTuple)
+    pos = args.items();
+  else
+    pos.push_back(args);
   if (args.kind() == Kind::kDict) mapping = &args.obj<DictObj>();
+  // CPython skips the "not all arguments converted" check for any argument with
+  // __getitem__ (PyMapping_Check): dicts, lists, ranges, Undefined.
+  bool mapping_like = mapping || args.kind() == Kind::kList || args.is_undefined();
   size_t next = 0;
   bool used_mapping = false;
   std::string out;
@@ -543,7 +770,10 @@ std::string py_percent_format(Interp& in, std::string_view fmt, const Value& arg
     if (fmt[i] == '(') {
       size_t close = fmt.find(')', i);
       if (close == std::string_view::npos) fail("ValueError", "incomplete format key");
-      if (!mapping) fail("TypeError", "format requires a mapping");
+      if (!mapping) {
+        if (args.kind() == Kind::kList) fail("TypeError", "list indices must be integers or slices, not str");
+        fail("TypeError", "format requires a mapping");
+      }
       std::string key(fmt.substr(i + 1, close - i - 1));
       arg = mapping->find(std::string_view(key));
       if (!arg) fail("KeyError", py_str_repr(key));
@@ -553,11 +783,16 @@ std::string py_percent_format(Interp& in, std::string_view fmt, const Value& arg
     Spec sp;
     sp.align = '>';
     for (; i < fmt.size() && std::strchr("-+ #0", fmt[i]); ++i) {
-      if (fmt[i] == '-') sp.align = '<';
-      else if (fmt[i] == '+') sp.sign = '+';
-      else if (fmt[i] == ' ') sp.sign = sp.sign == '+' ? '+' : ' ';
-      else if (fmt[i] == '#') sp.alt = true;
-      else sp.zero = true;
+      if (fmt[i] == '-')
+        sp.align = '<';
+      else if (fmt[i] == '+')
+        sp.sign = '+';
+      else if (fmt[i] == ' ')
+        sp.sign = sp.sign == '+' ? '+' : ' ';
+      else if (fmt[i] == '#')
+        sp.alt = true;
+      else
+        sp.zero = true;
     }
     auto take = [&]() -> const Value& {
       if (next >= pos.size()) fail("TypeError", "not enough arguments for format string");
@@ -614,14 +849,13 @@ std::string py_percent_format(Interp& in, std::string_view fmt, const Value& arg
       if ((t == 'd' || t == 'i' || t == 'u') && num.kind() == Kind::kFloat)
         num = Value::integer(static_cast<int64_t>(num.as_float()));
       sp.type = (t == 'i' || t == 'u') ? 'd' : t;
-      if (sp.alt && t == 'o') sp.alt = true;
       out += format_number(num, sp);
     } else {
       fail("ValueError", std::string("unsupported format character '") + t + "'");
     }
     in.check_size(out.size());
   }
-  if (!used_mapping && next < pos.size() && !mapping)
+  if (!used_mapping && next < pos.size() && !mapping_like)
     fail("TypeError", "not all arguments converted during string formatting");
   return out;
 }
@@ -667,7 +901,8 @@ std::string py_str_format(Interp& in, std::string_view fmt, Args& args) {
     std::string_view head = field.substr(0, name_end);
     Value v;
     if (head.empty()) {
-      if (auto_idx >= args.pos.size()) fail("IndexError", "Replacement index " + std::to_string(auto_idx) + " out of range");
+      if (auto_idx >= args.pos.size())
+        fail("IndexError", "Replacement index " + std::to_string(auto_idx) + " out of range");
       v = args.pos[auto_idx++];
     } else if (std::all_of(head.begin(), head.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
       size_t k = std::stoul(std::string(head));
@@ -692,14 +927,18 @@ std::string py_str_format(Interp& in, std::string_view fmt, Args& args) {
         size_t e = field.find(']', p);
         if (e == std::string_view::npos) fail("ValueError", "Missing ']' in format string");
         std::string key(field.substr(p + 1, e - p - 1));
-        bool digits = !key.empty() && std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        bool digits =
+            !key.empty() && std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
         v = in.getitem(v, digits ? Value::integer(std::stoll(key)) : Value::str(key));
         p = e + 1;
       }
     }
-    if (conv == "r" || conv == "a") v = Value::str(repr(v));
-    else if (conv == "s") v = Value::str(to_str(v));
-    else if (!conv.empty()) fail("ValueError", "Unknown conversion specifier " + std::string(conv));
+    if (conv == "r" || conv == "a")
+      v = Value::str(repr(v));
+    else if (conv == "s")
+      v = Value::str(to_str(v));
+    else if (!conv.empty())
+      fail("ValueError", "Unknown conversion specifier " + std::string(conv));
     out += apply_spec(v, spec);
     in.check_size(out.size());
   }

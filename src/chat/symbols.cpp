@@ -61,7 +61,9 @@ void check_names(const Stmt& s, bool soft) {
       for (const auto& [t, v] : s.assigns) check_names(*v, soft);
       check_names(s.body, false);
       return;
-    default: ex(s.expr, soft); return;
+    default:
+      ex(s.expr, soft);
+      return;
   }
 }
 
@@ -114,10 +116,12 @@ void visit_expr(Symbols& sym, const Expr* e) {
 }
 
 void visit_target(Symbols& sym, const Expr& t) {
-  if (t.kind == ExprKind::kName) sym.store(t.name);
+  if (t.kind == ExprKind::kName)
+    sym.store(t.name);
   else if (t.kind == ExprKind::kTuple)
     for (const auto& it : t.items) visit_target(sym, *it);
-  else if (t.kind == ExprKind::kGetattr) sym.load(t.a->name);  // namespace attribute
+  else if (t.kind == ExprKind::kGetattr)
+    sym.load(t.a->name);  // namespace attribute
 }
 
 void visit_stmts(Symbols& sym, const Body& body);
@@ -145,42 +149,54 @@ void branch_update(Symbols& sym, const std::vector<Symbols>& branches) {
   for (const auto& b : branches) sym.stores.insert(b.stores.begin(), b.stores.end());
 }
 
-void visit_if(Symbols& sym, const Stmt& s, size_t first_branch) {
-  const auto& [cond, body] = s.branches[first_branch];
-  visit_expr(sym, cond.get());
-  std::vector<Symbols> branches(3, sym);
-  visit_stmts(branches[0], body);
+void visit_if(Symbols& sym, const Stmt& s) {
+  visit_expr(sym, s.branches[0].first.get());
+  std::vector<Symbols> branches(3, sym);  // body, elifs, else
+  visit_stmts(branches[0], s.branches[0].second);
   // Jinja2 nests each elif as an if without else inside the "elif" branch.
-  if (first_branch + 1 < s.branches.size()) {
-    for (size_t i = first_branch + 1; i < s.branches.size(); ++i) {
-      Symbols& e = branches[1];
-      visit_expr(e, s.branches[i].first.get());
-      std::vector<Symbols> inner(3, e);
-      visit_stmts(inner[0], s.branches[i].second);
-      branch_update(e, inner);
-    }
+  for (size_t i = 1; i < s.branches.size(); ++i) {
+    Symbols& e = branches[1];
+    visit_expr(e, s.branches[i].first.get());
+    std::vector<Symbols> inner(3, e);
+    visit_stmts(inner[0], s.branches[i].second);
+    branch_update(e, inner);
   }
-  if (first_branch == 0) visit_stmts(branches[2], s.else_body);
+  visit_stmts(branches[2], s.else_body);
   branch_update(sym, branches);
 }
 
 void visit_stmt(Symbols& sym, const Stmt& s) {
   switch (s.kind) {
-    case StmtKind::kOutput: visit_expr(sym, s.expr.get()); return;
-    case StmtKind::kIf: visit_if(sym, s, 0); return;
-    case StmtKind::kFor: visit_expr(sym, s.expr.get()); return;  // only the iterable
+    case StmtKind::kOutput:
+      visit_expr(sym, s.expr.get());
+      return;
+    case StmtKind::kIf:
+      visit_if(sym, s);
+      return;
+    case StmtKind::kFor:
+      visit_expr(sym, s.expr.get());
+      return;  // only the iterable
     case StmtKind::kSet:
       visit_expr(sym, s.expr.get());
       visit_target(sym, *s.target);
       return;
-    case StmtKind::kSetBlock: visit_target(sym, *s.target); return;
-    case StmtKind::kMacro: sym.store(s.name); return;
-    case StmtKind::kCallBlock: visit_expr(sym, s.expr.get()); return;
-    case StmtKind::kFilterBlock: visit_expr(sym, s.expr.get()); return;
+    case StmtKind::kSetBlock:
+      visit_target(sym, *s.target);
+      return;
+    case StmtKind::kMacro:
+      sym.store(s.name);
+      return;
+    case StmtKind::kCallBlock:
+      visit_expr(sym, s.expr.get());
+      return;
+    case StmtKind::kFilterBlock:
+      visit_expr(sym, s.expr.get());
+      return;
     case StmtKind::kWith:
       for (const auto& [t, v] : s.assigns) visit_expr(sym, v.get());
       return;
-    default: return;
+    default:
+      return;
   }
 }
 
@@ -189,6 +205,45 @@ void visit_stmts(Symbols& sym, const Body& body) {
 }
 
 void analyze_children(const Symbols& frame, Body& body);
+
+// Marks Expr::fold. Returns what the subtree contains.
+struct FoldInfo {
+  bool slice = false, dynamic = false, short_circuit = false;
+};
+
+FoldInfo mark_fold(Expr& e) {
+  FoldInfo info;
+  auto add = [&](const FoldInfo& c) {
+    info.slice |= c.slice;
+    info.dynamic |= c.dynamic;
+    info.short_circuit |= c.short_circuit;
+  };
+  for (ExprPtr* p : {&e.a, &e.b, &e.c, &e.d})
+    if (*p) add(mark_fold(**p));
+  for (auto& it : e.items) add(mark_fold(*it));
+  for (auto& a : e.args) add(mark_fold(*a.value));
+  if (e.kind == ExprKind::kSlice) info.slice = true;
+  if (e.kind == ExprKind::kName || e.kind == ExprKind::kCall) info.dynamic = true;
+  if (e.kind == ExprKind::kAnd || e.kind == ExprKind::kOr || e.kind == ExprKind::kCond) info.short_circuit = true;
+  e.fold = info.slice && (!info.dynamic || info.short_circuit);
+  return info;
+}
+
+void mark_fold(Body& body) {
+  for (auto& sp : body) {
+    Stmt& s = *sp;
+    for (ExprPtr* p : {&s.expr, &s.target, &s.cond})
+      if (*p) mark_fold(**p);
+    for (auto& [c, b] : s.branches) {
+      mark_fold(*c);
+      mark_fold(b);
+    }
+    for (auto& d : s.defaults) mark_fold(*d);
+    for (auto& [t, v] : s.assigns) mark_fold(*v);
+    mark_fold(s.body);
+    mark_fold(s.else_body);
+  }
+}
 
 std::vector<std::string> analyze_frame(const Symbols* parent, const std::vector<std::string>& params,
                                        const std::vector<const Expr*>& exprs, Body& body) {
@@ -232,14 +287,17 @@ void analyze_children(const Symbols& frame, Body& body) {
         break;
       }
       case StmtKind::kSetBlock:
-      case StmtKind::kFilterBlock: s.locals = analyze_frame(&frame, {}, {s.expr.get()}, s.body); break;
+      case StmtKind::kFilterBlock:
+        s.locals = analyze_frame(&frame, {}, {s.expr.get()}, s.body);
+        break;
       case StmtKind::kWith: {
         std::vector<std::string> params;
         for (const auto& [t, v] : s.assigns) target_names(*t, params);
         s.locals = analyze_frame(&frame, params, {}, s.body);
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
 }
@@ -248,6 +306,7 @@ void analyze_children(const Symbols& frame, Body& body) {
 
 void analyze_program(Program& program) {
   check_names(program.body, false);
+  mark_fold(program.body);
   program.locals = analyze_frame(nullptr, {}, {}, program.body);
 }
 

@@ -16,6 +16,30 @@ void fail(std::string_view type, std::string_view message) {
   throw RenderError{std::move(m)};
 }
 
+// --- destruction -------------------------------------------------------------------------
+
+namespace {
+thread_local std::vector<std::shared_ptr<HeapObj>> t_pending;  // objects waiting to be freed
+thread_local bool t_draining = false;
+}  // namespace
+
+void release_children(Value* values, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    std::shared_ptr<HeapObj> p = values[i].take_obj();
+    if (p && p.use_count() == 1) t_pending.push_back(std::move(p));  // last owner: free later
+  }
+  if (t_draining) return;  // an outer call is draining the work list
+  t_draining = true;
+  while (!t_pending.empty()) {
+    std::shared_ptr<HeapObj> p = std::move(t_pending.back());
+    t_pending.pop_back();
+    p.reset();  // its destructor queues its own children
+  }
+  t_draining = false;
+}
+
+[[noreturn]] static void too_deep() { fail("RecursionError", "maximum recursion depth exceeded in comparison"); }
+
 // --- construction ----------------------------------------------------------------------
 
 Value Value::undefined(std::string hint, bool unsafe) {
@@ -48,9 +72,22 @@ Value Value::object(Kind kind, std::shared_ptr<HeapObj> obj) {
 
 const ValueList& Value::items() const { return static_cast<const ListObj&>(*obj_).items; }
 
-Value make_dict(DictObj dict) {
-  return Value::object(Kind::kDict, std::make_shared<DictObj>(std::move(dict)));
+Value make_range(int64_t start, int64_t stop, int64_t step) {
+  ValueList items;
+  if (step > 0 && stop > start) items.reserve(static_cast<size_t>((stop - start + step - 1) / step));
+  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) items.push_back(Value::integer(i));
+  Value v = Value::list(std::move(items));
+  auto& obj = v.obj<ListObj>();
+  obj.view = "range";
+  obj.range_start = start;
+  obj.range_stop = stop;
+  obj.range_step = step;
+  return v;
 }
+
+bool is_plain_list(const Value& v) { return v.kind() == Kind::kList && !v.obj<ListObj>().view; }
+
+Value make_dict(DictObj dict) { return Value::object(Kind::kDict, std::make_shared<DictObj>(std::move(dict))); }
 
 const Value* DictObj::find(const Value& key) const {
   auto it = index.find(dict_key(key));
@@ -108,6 +145,7 @@ std::vector<uint32_t> utf8_decode(std::string_view s) {
 }
 
 void utf8_append(std::string& out, uint32_t cp) {
+  if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) cp = 0xFFFD;  // keep the output valid UTF-8
   if (cp < 0x80) {
     out.push_back(static_cast<char>(cp));
   } else if (cp < 0x800) {
@@ -130,6 +168,29 @@ std::string utf8_encode(const std::vector<uint32_t>& cps, size_t begin, size_t e
   out.reserve(end - begin);
   for (size_t i = begin; i < end; ++i) utf8_append(out, cps[i]);
   return out;
+}
+
+size_t utf8_invalid_at(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return i;
+    uint32_t cp = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+    for (size_t k = 1; k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 2) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += len;
+  }
+  return std::string_view::npos;
 }
 
 bool is_ascii(std::string_view s) {
@@ -206,9 +267,12 @@ std::string py_str_repr(std::string_view s) {
     } else if (cp == '\r') {
       out += "\\r";
     } else if (!py_printable(cp)) {
-      if (cp <= 0xFF) std::snprintf(buf, sizeof(buf), "\\x%02x", cp);
-      else if (cp <= 0xFFFF) std::snprintf(buf, sizeof(buf), "\\u%04x", cp);
-      else std::snprintf(buf, sizeof(buf), "\\U%08x", cp);
+      if (cp <= 0xFF)
+        std::snprintf(buf, sizeof(buf), "\\x%02x", cp);
+      else if (cp <= 0xFFFF)
+        std::snprintf(buf, sizeof(buf), "\\u%04x", cp);
+      else
+        std::snprintf(buf, sizeof(buf), "\\U%08x", cp);
       out += buf;
     } else {
       utf8_append(out, cp);
@@ -220,19 +284,32 @@ std::string py_str_repr(std::string_view s) {
 
 std::string type_name(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kStr: return v.is_markup() ? "Markup" : "str";
-    case Kind::kList: return v.obj<ListObj>().view ? v.obj<ListObj>().view : "list";
-    case Kind::kTuple: return "tuple";
-    case Kind::kGenerator: return "generator";
-    case Kind::kDict: return "dict";
-    case Kind::kNamespace: return "Namespace";
-    case Kind::kFunc: return "function";
-    case Kind::kLoop: return "LoopContext";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kStr:
+      return v.is_markup() ? "Markup" : "str";
+    case Kind::kList:
+      return v.obj<ListObj>().view ? v.obj<ListObj>().view : "list";
+    case Kind::kTuple:
+      return "tuple";
+    case Kind::kGenerator:
+      return v.obj<ListObj>().view ? v.obj<ListObj>().view : "generator";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kNamespace:
+      return "Namespace";
+    case Kind::kFunc:
+      return "function";
+    case Kind::kLoop:
+      return "LoopContext";
   }
   return "object";
 }
@@ -240,12 +317,15 @@ std::string type_name(const Value& v) {
 std::string object_type_repr(const Value& v) {
   if (v.is_none()) return "None";
   switch (v.kind()) {
-    case Kind::kNamespace: return "jinja2.utils.Namespace object";
-    case Kind::kLoop: return "jinja2.runtime.LoopContext object";
+    case Kind::kNamespace:
+      return "jinja2.utils.Namespace object";
+    case Kind::kLoop:
+      return "jinja2.runtime.LoopContext object";
     case Kind::kStr:
       if (v.is_markup()) return "markupsafe.Markup object";
       break;
-    default: break;
+    default:
+      break;
   }
   return type_name(v) + " object";
 }
@@ -257,8 +337,8 @@ static void check_limit(const std::string& out, size_t limit) {
     fail("ResourceLimitError", "printed value exceeds the limit of " + std::to_string(limit) + " bytes");
 }
 
-static void repr_seq(std::string& out, const ValueList& items, char open, char close, bool tuple,
-                     size_t limit, int depth) {
+static void repr_seq(std::string& out, const ValueList& items, char open, char close, bool tuple, size_t limit,
+                     int depth) {
   out.push_back(open);
   for (size_t i = 0; i < items.size(); ++i) {
     if (i) out += ", ";
@@ -288,10 +368,18 @@ static void repr_into(std::string& out, const Value& v, bool top, size_t limit, 
     case Kind::kUndefined:
       if (!top) out += "Undefined";
       return;
-    case Kind::kNone: out += "None"; return;
-    case Kind::kBool: out += v.as_bool() ? "True" : "False"; return;
-    case Kind::kInt: out += std::to_string(v.as_int()); return;
-    case Kind::kFloat: out += py_float_repr(v.as_float()); return;
+    case Kind::kNone:
+      out += "None";
+      return;
+    case Kind::kBool:
+      out += v.as_bool() ? "True" : "False";
+      return;
+    case Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
+    case Kind::kFloat:
+      out += py_float_repr(v.as_float());
+      return;
     case Kind::kStr:
       if (top) {
         out += v.as_str();
@@ -303,6 +391,13 @@ static void repr_into(std::string& out, const Value& v, bool top, size_t limit, 
       return;
     case Kind::kList:
       if (const char* view = v.obj<ListObj>().view) {
+        const auto& l = v.obj<ListObj>();
+        if (std::string_view(view) == "range") {
+          out += "range(" + std::to_string(l.range_start) + ", " + std::to_string(l.range_stop);
+          if (l.range_step != 1) out += ", " + std::to_string(l.range_step);
+          out += ")";
+          return;
+        }
         out += view;
         out += "(";
         repr_seq(out, v.items(), '[', ']', false, limit, depth);
@@ -311,16 +406,26 @@ static void repr_into(std::string& out, const Value& v, bool top, size_t limit, 
       }
       repr_seq(out, v.items(), '[', ']', false, limit, depth);
       return;
-    case Kind::kTuple: repr_seq(out, v.items(), '(', ')', true, limit, depth); return;
-    case Kind::kGenerator: out += "<generator object>"; return;
-    case Kind::kDict: repr_dict(out, v.obj<DictObj>(), limit, depth); return;
+    case Kind::kTuple:
+      repr_seq(out, v.items(), '(', ')', true, limit, depth);
+      return;
+    case Kind::kGenerator:
+      out += "<" + type_name(v) + " object>";
+      return;
+    case Kind::kDict:
+      repr_dict(out, v.obj<DictObj>(), limit, depth);
+      return;
     case Kind::kNamespace:
       out += "<Namespace ";
       repr_dict(out, v.obj<NamespaceObj>().attrs, limit, depth);
       out += ">";
       return;
-    case Kind::kFunc: out += func_repr(v); return;
-    case Kind::kLoop: out += "<LoopContext>"; return;
+    case Kind::kFunc:
+      out += func_repr(v);
+      return;
+    case Kind::kLoop:
+      out += "<LoopContext>";
+      return;
   }
 }
 
@@ -344,15 +449,22 @@ std::string repr(const Value& v, size_t limit) {
 bool truthy(const Value& v) {
   switch (v.kind()) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
+    case Kind::kNone:
+      return false;
     case Kind::kBool:
-    case Kind::kInt: return v.as_int() != 0;
-    case Kind::kFloat: return v.as_float() != 0.0;
-    case Kind::kStr: return !v.as_str().empty();
+    case Kind::kInt:
+      return v.as_int() != 0;
+    case Kind::kFloat:
+      return v.as_float() != 0.0;
+    case Kind::kStr:
+      return !v.as_str().empty();
     case Kind::kList:
-    case Kind::kTuple: return !v.items().empty();
-    case Kind::kDict: return !v.obj<DictObj>().items.empty();
-    default: return true;  // generators, namespaces, functions: objects are truthy
+    case Kind::kTuple:
+      return !v.items().empty();
+    case Kind::kDict:
+      return !v.obj<DictObj>().items.empty();
+    default:
+      return true;  // generators, namespaces, functions: objects are truthy
   }
 }
 
@@ -361,21 +473,25 @@ static bool num_equal(const Value& a, const Value& b) {
   return a.as_float() == b.as_float();
 }
 
-bool equals(const Value& a, const Value& b) {
+bool equals(const Value& a, const Value& b, int depth) {
+  if (depth > 512) too_deep();
   if (a.is_number() && b.is_number()) return num_equal(a, b);
   if (a.kind() != b.kind()) return false;
   if (a.obj_ptr() && a.obj_ptr() == b.obj_ptr()) return true;  // Python checks identity first
   switch (a.kind()) {
     case Kind::kUndefined:
-    case Kind::kNone: return true;
-    case Kind::kStr: return a.as_str() == b.as_str();
+    case Kind::kNone:
+      return true;
+    case Kind::kStr:
+      return a.as_str() == b.as_str();
     case Kind::kList:
     case Kind::kTuple: {
+      if (a.kind() == Kind::kList && a.obj<ListObj>().view != b.obj<ListObj>().view) return false;
       const auto& x = a.items();
       const auto& y = b.items();
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i)
-        if (!equals(x[i], y[i])) return false;
+        if (!equals(x[i], y[i], depth + 1)) return false;
       return true;
     }
     case Kind::kDict: {
@@ -384,15 +500,17 @@ bool equals(const Value& a, const Value& b) {
       if (x.items.size() != y.items.size()) return false;
       for (const auto& [k, v] : x.items) {
         const Value* w = y.find(k);
-        if (!w || !equals(v, *w)) return false;
+        if (!w || !equals(v, *w, depth + 1)) return false;
       }
       return true;
     }
-    default: return a.obj_ptr() == b.obj_ptr();
+    default:
+      return a.obj_ptr() == b.obj_ptr();
   }
 }
 
-int compare(const Value& a, const Value& b, std::string_view op) {
+int compare(const Value& a, const Value& b, std::string_view op, int depth) {
+  if (depth > 512) too_deep();
   if (a.is_number() && b.is_number()) {
     if (a.kind() != Kind::kFloat && b.kind() != Kind::kFloat)
       return a.as_int() < b.as_int() ? -1 : a.as_int() > b.as_int() ? 1 : 0;
@@ -403,41 +521,47 @@ int compare(const Value& a, const Value& b, std::string_view op) {
     int c = a.as_str().compare(b.as_str());  // UTF-8 byte order is code-point order
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   }
-  if (a.kind() == b.kind() && (a.kind() == Kind::kList || a.kind() == Kind::kTuple)) {
+  if ((is_plain_list(a) && is_plain_list(b)) || (a.kind() == Kind::kTuple && b.kind() == Kind::kTuple)) {
     const auto& x = a.items();
     const auto& y = b.items();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-      if (equals(x[i], y[i])) continue;
-      return compare(x[i], y[i], op);
+      if (equals(x[i], y[i], depth + 1)) continue;
+      return compare(x[i], y[i], op, depth + 1);
     }
     return x.size() < y.size() ? -1 : x.size() > y.size() ? 1 : 0;
   }
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
-  fail("TypeError", "'" + std::string(op) + "' not supported between instances of '" +
-                        type_name(a) + "' and '" + type_name(b) + "'");
+  fail("TypeError", "'" + std::string(op) + "' not supported between instances of '" + type_name(a) + "' and '" +
+                        type_name(b) + "'");
 }
 
-std::string dict_key(const Value& v) {
+std::string dict_key(const Value& v, int depth) {
+  if (depth > 512) fail("RecursionError", "maximum recursion depth exceeded while hashing");
   switch (v.kind()) {
-    case Kind::kStr: return "s" + v.as_str();
+    case Kind::kStr:
+      return "s" + v.as_str();
     case Kind::kBool:
-    case Kind::kInt: return "n" + std::to_string(v.as_int());
+    case Kind::kInt:
+      return "n" + std::to_string(v.as_int());
     case Kind::kFloat: {
       double f = v.as_float();
       if (std::isfinite(f) && f == std::floor(f) && std::fabs(f) < 9.2e18)
         return "n" + std::to_string(static_cast<int64_t>(f));
       return "f" + py_float_repr(f);
     }
-    case Kind::kNone: return "N";
-    case Kind::kUndefined: return "U";
+    case Kind::kNone:
+      return "N";
+    case Kind::kUndefined:
+      return "U";
     case Kind::kTuple: {
       std::string k = "t(";
-      for (const auto& x : v.items()) k += dict_key(x) + "\x1f";
+      for (const auto& x : v.items()) k += dict_key(x, depth + 1) + "\x1f";
       return k + ")";
     }
     case Kind::kList:
-    case Kind::kDict: fail("TypeError", "unhashable type: '" + type_name(v) + "'");
+    case Kind::kDict:
+      fail("TypeError", "unhashable type: '" + type_name(v) + "'");
     default: {
       char buf[32];
       std::snprintf(buf, sizeof(buf), "p%p", static_cast<void*>(v.obj_ptr().get()));
@@ -454,10 +578,18 @@ void fail_undefined(const Value& v) {
 
 ValueList iterate(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return {};
+    case Kind::kUndefined:
+      return {};
     case Kind::kList:
     case Kind::kTuple:
-    case Kind::kGenerator: return v.items();
+      return v.items();
+    case Kind::kGenerator: {
+      auto& g = v.obj<ListObj>();
+      if (!g.deferred_error.empty()) throw RenderError{g.deferred_error};
+      ValueList out(g.items.begin() + std::min(g.consumed, g.items.size()), g.items.end());
+      g.consumed = g.items.size();
+      return out;
+    }
     case Kind::kDict: {
       ValueList out;
       for (const auto& kv : v.obj<DictObj>().items) out.push_back(kv.first);
@@ -477,7 +609,8 @@ ValueList iterate(const Value& v) {
       }
       return out;
     }
-    default: fail("TypeError", "'" + type_name(v) + "' object is not iterable");
+    default:
+      fail("TypeError", "'" + type_name(v) + "' object is not iterable");
   }
 }
 
@@ -487,16 +620,21 @@ template <class J>
 static Value from_json_impl(const J& j, int depth) {
   if (depth > 512) fail("ValueError", "JSON input nested too deeply");
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return Value::none();
-    case nlohmann::json::value_t::boolean: return Value::boolean(j.template get<bool>());
-    case nlohmann::json::value_t::number_integer: return Value::integer(j.template get<int64_t>());
+    case nlohmann::json::value_t::null:
+      return Value::none();
+    case nlohmann::json::value_t::boolean:
+      return Value::boolean(j.template get<bool>());
+    case nlohmann::json::value_t::number_integer:
+      return Value::integer(j.template get<int64_t>());
     case nlohmann::json::value_t::number_unsigned: {
       uint64_t u = j.template get<uint64_t>();
       if (u <= static_cast<uint64_t>(INT64_MAX)) return Value::integer(static_cast<int64_t>(u));
       return Value::number(static_cast<double>(u));
     }
-    case nlohmann::json::value_t::number_float: return Value::number(j.template get<double>());
-    case nlohmann::json::value_t::string: return Value::str(j.template get<std::string>());
+    case nlohmann::json::value_t::number_float:
+      return Value::number(j.template get<double>());
+    case nlohmann::json::value_t::string:
+      return Value::str(j.template get<std::string>());
     case nlohmann::json::value_t::array: {
       ValueList items;
       items.reserve(j.size());
@@ -505,11 +643,11 @@ static Value from_json_impl(const J& j, int depth) {
     }
     case nlohmann::json::value_t::object: {
       DictObj d;
-      for (auto it = j.begin(); it != j.end(); ++it)
-        d.set(Value::str(it.key()), from_json_impl(it.value(), depth + 1));
+      for (auto it = j.begin(); it != j.end(); ++it) d.set(Value::str(it.key()), from_json_impl(it.value(), depth + 1));
       return make_dict(std::move(d));
     }
-    default: return Value::none();  // binary / discarded: not produced by JSON text
+    default:
+      return Value::none();  // binary / discarded: not produced by JSON text
   }
 }
 
@@ -527,21 +665,39 @@ static void json_escape(std::string& out, std::string_view s, bool ensure_ascii)
   char buf[16];
   auto ctrl = [&](uint32_t c) {
     switch (c) {
-      case '"': out += "\\\""; return;
-      case '\\': out += "\\\\"; return;
-      case '\n': out += "\\n"; return;
-      case '\r': out += "\\r"; return;
-      case '\t': out += "\\t"; return;
-      case '\b': out += "\\b"; return;
-      case '\f': out += "\\f"; return;
-      default: std::snprintf(buf, sizeof(buf), "\\u%04x", c); out += buf;
+      case '"':
+        out += "\\\"";
+        return;
+      case '\\':
+        out += "\\\\";
+        return;
+      case '\n':
+        out += "\\n";
+        return;
+      case '\r':
+        out += "\\r";
+        return;
+      case '\t':
+        out += "\\t";
+        return;
+      case '\b':
+        out += "\\b";
+        return;
+      case '\f':
+        out += "\\f";
+        return;
+      default:
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        out += buf;
     }
   };
   if (!ensure_ascii) {
     for (char ch : s) {
       unsigned char c = static_cast<unsigned char>(ch);
-      if (c < 0x20 || c == '"' || c == '\\') ctrl(c);
-      else out.push_back(ch);
+      if (c < 0x20 || c == '"' || c == '\\')
+        ctrl(c);
+      else
+        out.push_back(ch);
     }
   } else {
     for (uint32_t cp : utf8_decode(s)) {
@@ -569,18 +725,28 @@ static std::string json_float(double d) {
 }
 
 static void json_into(std::string& out, const Value& v, const JsonStyle& st, int level) {
-  if (level > 512) fail("ValueError", "Circular reference detected");
+  if (level > 512) fail("RecursionError", "maximum recursion depth exceeded while encoding a JSON object");
   check_limit(out, st.max_bytes);
   auto newline = [&](int lvl) {
     out.push_back('\n');
     for (int i = 0; i < lvl; ++i) out += st.indent_str;
   };
   switch (v.kind()) {
-    case Kind::kNone: out += "null"; return;
-    case Kind::kBool: out += v.as_bool() ? "true" : "false"; return;
-    case Kind::kInt: out += std::to_string(v.as_int()); return;
-    case Kind::kFloat: out += json_float(v.as_float()); return;
-    case Kind::kStr: json_escape(out, v.as_str(), st.ensure_ascii); return;
+    case Kind::kNone:
+      out += "null";
+      return;
+    case Kind::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
+    case Kind::kFloat:
+      out += json_float(v.as_float());
+      return;
+    case Kind::kStr:
+      json_escape(out, v.as_str(), st.ensure_ascii);
+      return;
     case Kind::kList:
     case Kind::kTuple: {
       if (v.kind() == Kind::kList && v.obj<ListObj>().view)
@@ -614,11 +780,21 @@ static void json_into(std::string& out, const Value& v, const JsonStyle& st, int
       for (const auto& [k, val] : d.items) {
         std::string key;
         switch (k.kind()) {
-          case Kind::kStr: key = k.as_str(); break;
-          case Kind::kBool: key = k.as_bool() ? "true" : "false"; break;
-          case Kind::kInt: key = std::to_string(k.as_int()); break;
-          case Kind::kFloat: key = json_float(k.as_float()); break;
-          case Kind::kNone: key = "null"; break;
+          case Kind::kStr:
+            key = k.as_str();
+            break;
+          case Kind::kBool:
+            key = k.as_bool() ? "true" : "false";
+            break;
+          case Kind::kInt:
+            key = std::to_string(k.as_int());
+            break;
+          case Kind::kFloat:
+            key = json_float(k.as_float());
+            break;
+          case Kind::kNone:
+            key = "null";
+            break;
           default:
             fail("TypeError", "keys must be str, int, float, bool or None, not " + type_name(k));
         }

@@ -7,6 +7,15 @@
 
 namespace tachyon::kernels {
 
+namespace {
+// Products with fewer multiply-adds and fewer weight bytes than these are not split over
+// the pool: each is some tens of microseconds on one core, about what handing work to a
+// worker costs on a busy machine (on a shared, loaded 2-core box the mini models decoded
+// fastest with no split at all; on a quiet one, splitting pays off sooner).
+constexpr double kMinParallelMacs = 1024.0 * 1024;
+constexpr double kMinParallelBytes = 512.0 * 1024;
+}  // namespace
+
 void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, QuantActs* out, ThreadPool& pool) {
   const TypeTraits* tt = type_traits(type);
   assert(tt && tt->from_float);
@@ -30,24 +39,44 @@ void matmul(const MatView& w, const QuantActs& acts, float* y, int64_t ld_y, Thr
   const TypeTraits* tt = type_traits(w.type);
   assert(tt && tt->vec_dot && acts.type == tt->vec_dot_type && acts.n_cols == w.n_cols);
   const auto vec_dot = tt->vec_dot;
+  const auto vec_dot_tile = tt->vec_dot_tile;
   const int64_t n_tok = acts.n_tok;
-  // Rows per tile: keep a tile of weights in L2 while every token passes over it.
-  const int64_t tile = std::max<int64_t>(1, std::min<int64_t>(64, (128 * 1024) / std::max<size_t>(1, w.row_bytes)));
+  const int nth = pool.n_threads();
+  // Rows per tile: keep a tile of weights in L2 while every token passes over it, but
+  // cut the matrix into at least one tile per thread (in multiples of 16 rows, so that
+  // threads do not share cache lines of y).
+  int64_t tile = std::max<int64_t>(1, std::min<int64_t>(64, (128 * 1024) / std::max<size_t>(1, w.row_bytes)));
+  const int64_t per_thread = ((w.n_rows + nth - 1) / nth + 15) / 16 * 16;
+  tile = std::max<int64_t>(1, std::min(tile, per_thread));
+  const int64_t n_tiles = (w.n_rows + tile - 1) / tile;
   const auto* wdata = static_cast<const uint8_t*>(w.data);
-  pool.run([&](int ith, int nth) {
-    // Split rows in units of tiles so threads do not share cache lines of y.
-    const int64_t n_tiles = (w.n_rows + tile - 1) / tile;
+  auto work = [&](int ith, int nth_run) {
     int64_t tb, te;
-    split_range(n_tiles, ith, nth, &tb, &te);
+    split_range(n_tiles, ith, nth_run, &tb, &te);
     for (int64_t ti = tb; ti < te; ++ti) {
       const int64_t r0 = ti * tile, r1 = std::min(w.n_rows, r0 + tile);
+      if (vec_dot_tile) {
+        // every token against the tile, a few rows x tokens per inner call
+        vec_dot_tile(w.n_cols, static_cast<int>(r1 - r0), static_cast<int>(n_tok), wdata + r0 * w.row_bytes, w.row_bytes,
+                     acts.row(0), acts.row_bytes, y + r0, ld_y);
+        continue;
+      }
       for (int64_t t = 0; t < n_tok; ++t) {
         const uint8_t* a = acts.row(t);
         float* yt = y + t * ld_y;
         for (int64_t r = r0; r < r1; ++r) yt[r] = vec_dot(w.n_cols, wdata + r * w.row_bytes, a);
       }
     }
-  });
+  };
+  // Small products run on the calling thread: waking the pool costs more than it saves
+  // (decode of small models is a chain of such products).
+  const double macs = static_cast<double>(w.n_rows) * w.n_cols * n_tok;
+  const double bytes = static_cast<double>(w.n_rows) * w.row_bytes;
+  if (n_tiles == 1 || nth == 1 || (macs < kMinParallelMacs && bytes < kMinParallelBytes)) {
+    work(0, 1);
+  } else {
+    pool.run(work);
+  }
 }
 
 void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, int64_t ld_y, ThreadPool& pool,

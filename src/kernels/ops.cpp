@@ -3,7 +3,24 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/cpu.h"
+
 namespace tachyon::kernels {
+
+#if defined(__x86_64__)
+void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out);  // ops_avx2.cpp
+void rope_apply_avx2(const RopeParams& p, const float* cs, float* x);
+
+namespace {
+bool use_avx2() {
+  static const bool on = [] {
+    const auto& f = cpu_features();
+    return f.avx2 && f.fma;
+  }();
+  return on;
+}
+}  // namespace
+#endif
 
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) {
   double sum = 0;
@@ -31,6 +48,9 @@ void rope_cache(const RopeParams& p, int32_t pos, float* cs) {
 }
 
 void rope_apply(const RopeParams& p, const float* cs, float* x) {
+#if defined(__x86_64__)
+  if (use_avx2()) return rope_apply_avx2(p, cs, x);
+#endif
   const int half = p.n_rot / 2;
   if (p.mode == RopeMode::kNorm) {
     for (int i = 0; i < half; ++i) {
@@ -68,6 +88,9 @@ float expf_poly(float x) {
 }
 
 void swiglu(const float* gate, const float* up, int64_t n, float* out) {
+#if defined(__x86_64__)
+  if (use_avx2()) return swiglu_avx2(gate, up, n, out);
+#endif
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     out[i] = g / (1.0f + expf_poly(-g)) * up[i];

@@ -2,6 +2,7 @@
 // type_traits() returns the fastest variant this CPU supports; type_traits_ref() the
 // scalar reference (used by tests and with TACHYON_FORCE_SCALAR at the apps level).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "base/dtype.h"
@@ -20,6 +21,13 @@ struct TypeTraits {
   // vec_dot_type.
   float (*vec_dot)(int64_t n, const void* w, const void* a);
   const char* impl;  // "ref", "avx2", ...
+  // Optional (nullptr: use vec_dot): a block of dot products of nr weight rows (row r
+  // at w + r*w_stride bytes) with nc activation rows (row c at a + c*a_stride bytes):
+  // out[c*ld_out + r] for r < nr, c < nc. Each result is bit-identical to vec_dot of
+  // the same pair, so batching never changes a number; the block form only reuses
+  // loaded and unpacked data across rows and tokens.
+  void (*vec_dot_tile)(int64_t n, int nr, int nc, const void* w, size_t w_stride, const void* a, size_t a_stride,
+                       float* out, int64_t ld_out) = nullptr;
 };
 
 // nullptr when the type has no compute kernels in this build.

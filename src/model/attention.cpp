@@ -9,22 +9,33 @@
 //    fused-multiply-add chains, a per-tile softmax using the polynomial exp, and an
 //    f32 accumulator.
 // Both are exact attention; they differ only in rounding. This scalar version is the
-// reference that faster variants are tested against.
+// reference; attention_avx2.cpp performs the same float operations in the same order
+// with AVX2 (same bits, checked by tests/unit/model/attention_simd_test.cpp) and is
+// selected at run time when the CPU has AVX2, FMA and F16C.
 #include "model/attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
+#include "base/cpu.h"
 #include "base/fp16.h"
 #include "kernels/ops.h"
+#include "kernels/traits.h"
+#include "model/attention_rows.h"
 
 namespace tachyon::model {
 
 namespace {
 
-constexpr int kTile = 64;           // KV tile and the query-count threshold of the tiled path
+using detail::AttnRows;
+using detail::AttnScratch;
+
+constexpr int kTile = detail::kAttnTile;  // KV tile and the query-count threshold of the tiled path
 constexpr int kTiledMinQueries = 64;
+constexpr int kBlockTokens = 16;  // query tokens of one sequence handled together (shared KV tiles)
+constexpr double kMinParallelMacs = 2.0 * 1024 * 1024;  // below this a step is not split over the pool
 
 // Tree reduction of 16 floats in the order of a 512-bit horizontal add.
 inline float reduce16(const float* a) {
@@ -63,11 +74,6 @@ inline float dot_f16(int n, const f16_t* x, const f16_t* y) {
   return static_cast<float>(sum);
 }
 
-struct Scratch {
-  std::vector<f16_t> q16, acc16;
-  std::vector<float> acc, p;
-};
-
 inline float dot_f16_avx2(int n, const f16_t* x, const f16_t* y) {
   const int np = n & ~31;
   double sum = 0;
@@ -89,7 +95,7 @@ inline float dot_f16_avx2(int n, const f16_t* x, const f16_t* y) {
 
 // One query row (one token, one head), short-batch numerics.
 void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
-                       const float* q, int32_t n_ctx, float* out, Scratch& sc) {
+                       const float* q, int32_t n_ctx, float* out, AttnScratch& sc) {
   const int ps = kv.page_size();
   sc.q16.resize(hd);
   sc.acc16.assign(hd, 0);
@@ -118,7 +124,7 @@ void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
 
 // One query row, prefill (tiled) numerics.
 void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
-                      const float* q, int32_t n_ctx, float* out, Scratch& sc) {
+                      const float* q, int32_t n_ctx, float* out, AttnScratch& sc) {
   const int ps = kv.page_size();
   sc.acc.assign(hd, 0.f);
   sc.p.resize(kTile);
@@ -186,34 +192,118 @@ void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const
   }
 }
 
+namespace detail {
+
+void attend_rows_f16acc_ref(const AttnRows& r, AttnScratch& sc) {
+  for (int i = 0; i < r.n_rows; ++i)
+    attend_row_f16acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], r.n_ctx[i], r.out[i], sc);
+}
+
+void attend_rows_tiled_ref(const AttnRows& r, AttnScratch& sc) {
+  for (int i = 0; i < r.n_rows; ++i)
+    attend_row_tiled(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], r.n_ctx[i], r.out[i], sc);
+}
+
+}  // namespace detail
+
+namespace {
+
+struct RowKernels {
+  void (*f16acc)(const AttnRows&, AttnScratch&);
+  void (*tiled)(const AttnRows&, AttnScratch&);
+  const char* impl;
+};
+
+const RowKernels& row_kernels() {
+  static const RowKernels ref{detail::attend_rows_f16acc_ref, detail::attend_rows_tiled_ref, "ref"};
+#if defined(__x86_64__)
+  static const RowKernels avx2{detail::attend_rows_f16acc_avx2, detail::attend_rows_tiled_avx2, "avx2"};
+  const auto& f = cpu_features();
+  if (f.avx2 && f.fma && f.f16c && !kernels::scalar_kernels_forced()) return avx2;
+#endif
+  return ref;
+}
+
+}  // namespace
+
+const char* attention_impl() { return row_kernels().impl; }
+
 void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv, const float* q, float* out,
                ThreadPool& pool) {
   const int64_t n_tok = batch.size();
-  const int64_t n_work = n_tok * s.n_head;
   const int hd = s.head_dim;
   const int group = s.n_head / s.n_head_kv;
+  const RowKernels& rk = row_kernels();
   // Query tokens per sequence in this step select the numerics (see the file comment).
   std::vector<int32_t> n_q(batch.seqs.size(), 0);
   for (int64_t t = 0; t < n_tok; ++t) ++n_q[batch.seq[t]];
-  pool.run([&](int ith, int nth) {
-    Scratch sc;
-    int64_t b, e;
-    split_range(n_work, ith, nth, &b, &e);
-    for (int64_t w = b; w < e; ++w) {
-      const int64_t t = w / s.n_head;
-      const int h = static_cast<int>(w % s.n_head);
-      const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
-      const float* qt = q + (t * s.n_head + h) * hd;
-      float* o = out + (t * s.n_head + h) * hd;
-      const int32_t sq = batch.seq[t];
-      const bool tiled = batch.seq_tiled_until.empty() ? n_q[sq] >= kTiledMinQueries : batch.pos[t] < batch.seq_tiled_until[sq];
-      if (tiled) {
-        attend_row_tiled(kv, pt, s.layer, h / group, hd, s.scale, qt, batch.pos[t] + 1, o, sc);
-      } else {
-        attend_row_f16acc(kv, pt, s.layer, h / group, hd, s.scale, qt, batch.pos[t] + 1, o, sc);
+  auto tiled = [&](int64_t t) {
+    const int32_t sq = batch.seq[t];
+    return batch.seq_tiled_until.empty() ? n_q[sq] >= kTiledMinQueries : batch.pos[t] < batch.seq_tiled_until[sq];
+  };
+  // Work items: runs of up to kBlockTokens consecutive tokens of one sequence with the
+  // same numerics, times the KV heads; each item covers group query heads per token.
+  struct Block {
+    int64_t t0, t1;
+    bool tiled;
+  };
+  std::vector<Block> blocks;
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const bool tl = tiled(t);
+    if (!blocks.empty()) {
+      Block& b = blocks.back();
+      if (b.t1 == t && b.tiled == tl && batch.seq[b.t0] == batch.seq[t] && t - b.t0 < kBlockTokens) {
+        b.t1 = t + 1;
+        continue;
       }
     }
-  });
+    blocks.push_back({t, t + 1, tl});
+  }
+  const int64_t n_items = static_cast<int64_t>(blocks.size()) * s.n_head_kv;
+  double n_macs = 0;  // (q.k and p.v) multiply-adds of the whole step
+  for (int64_t t = 0; t < n_tok; ++t) n_macs += 2.0 * (batch.pos[t] + 1) * hd * s.n_head;
+  std::atomic<int64_t> next{0};
+  auto work = [&](int, int) {
+    AttnScratch sc;
+    std::vector<const float*> qs;
+    std::vector<float*> outs;
+    std::vector<int32_t> n_ctx;
+    // later tokens see longer contexts: hand out the heaviest items first
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
+      const int64_t item = n_items - 1 - i;
+      const Block& b = blocks[item / s.n_head_kv];
+      const int hk = static_cast<int>(item % s.n_head_kv);
+      qs.clear();
+      outs.clear();
+      n_ctx.clear();
+      for (int64_t t = b.t0; t < b.t1; ++t) {
+        for (int h = hk * group; h < (hk + 1) * group; ++h) {
+          qs.push_back(q + (t * s.n_head + h) * hd);
+          outs.push_back(out + (t * s.n_head + h) * hd);
+          n_ctx.push_back(batch.pos[t] + 1);
+        }
+      }
+      AttnRows r;
+      r.kv = &kv;
+      r.pt = batch.seqs[batch.seq[b.t0]];
+      r.layer = s.layer;
+      r.hk = hk;
+      r.hd = hd;
+      r.scale = s.scale;
+      r.n_rows = static_cast<int>(qs.size());
+      r.q = qs.data();
+      r.n_ctx = n_ctx.data();
+      r.out = outs.data();
+      (b.tiled ? rk.tiled : rk.f16acc)(r, sc);
+    }
+  };
+  // Small steps (decode at short contexts) run on the calling thread: waking the pool
+  // would cost more than it saves.
+  if (n_items == 1 || pool.n_threads() == 1 || n_macs < kMinParallelMacs) {
+    work(0, 1);
+  } else {
+    pool.run(work);
+  }
 }
 
 }  // namespace tachyon::model

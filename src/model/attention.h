@@ -18,10 +18,15 @@ struct AttentionShape {
 
 // out[t][h*head_dim..] = softmax(q_t,h . K[0..pos_t]) V[0..pos_t] for every token t of
 // the batch and head h, reading K/V of t's sequence through its page table.
-// q: [n_tok][n_head*head_dim] f32. Scalar-clear reference implementation, parallel
-// over (token, head).
+// q: [n_tok][n_head*head_dim] f32. Parallel over (block of tokens of one sequence, KV
+// head) work items.
 void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv, const float* q, float* out,
                ThreadPool& pool);
+
+// "avx2" or "ref": the row kernels attention() uses on this CPU. The AVX2 ones give the
+// same bits as the scalar reference; kernels::force_scalar_kernels(true) selects the
+// reference.
+const char* attention_impl();
 
 // Writes k, v rows ([n_tok][n_head_kv*head_dim] f32) into the cache as f16 at each
 // token's position.

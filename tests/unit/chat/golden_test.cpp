@@ -67,8 +67,10 @@ TEST(ChatGolden, AllTemplatesAllConversations) {
     ASSERT_FALSE(source.empty()) << "missing template " << name;
     auto tmpl = ChatTemplate::parse(source);
     if (r.contains("compile_error")) {
-      if (tmpl.is_ok()) report("expected a syntax error: " + r.at("compile_error").get<std::string>());
-      else ++n_pass;
+      if (tmpl.is_ok())
+        report("expected a syntax error: " + r.at("compile_error").get<std::string>());
+      else
+        ++n_pass;
       continue;
     }
     if (!tmpl.is_ok()) {
@@ -89,8 +91,10 @@ TEST(ChatGolden, AllTemplatesAllConversations) {
         continue;
       }
       ++n_pass;
-      if (out.status().message() == want) ++n_error_message_match;
-      else ADD_FAILURE() << key << ": error message differs\n  want: " << want << "\n  got:  " << out.status().message();
+      if (out.status().message() == want)
+        ++n_error_message_match;
+      else
+        ADD_FAILURE() << key << ": error message differs\n  want: " << want << "\n  got:  " << out.status().message();
       continue;
     }
     const std::string want = r.at("expected").get<std::string>();
@@ -102,8 +106,9 @@ TEST(ChatGolden, AllTemplatesAllConversations) {
       ++n_pass;
     }
   }
-  std::printf("chat template goldens: %d passed of %d (%zu templates; %d known failures; %d/%d error messages identical)\n",
-              n_pass, n_total, templates.size(), n_known, n_error_message_match, n_error_cases);
+  std::printf(
+      "chat template goldens: %d passed of %d (%zu templates; %d known failures; %d/%d error messages identical)\n",
+      n_pass, n_total, templates.size(), n_known, n_error_message_match, n_error_cases);
   EXPECT_EQ(n_pass + n_known, n_total);
   EXPECT_GE(n_total, 225);
 }

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "base/fp16.h"
@@ -145,6 +147,108 @@ TEST(Kernels, SimdMatchesReference) {
   }
 }
 
+// The block (rows x tokens) form of every dispatched dot product gives exactly the bits
+// of the single dot product, whatever the block shape: matmul relies on it so that
+// batching never changes a result.
+TEST(Kernels, DotTileIsBitIdenticalToVecDot) {
+  for (int64_t n : {256, 512, 4096}) {
+    for (DType t : kWeightTypes) {
+      const TypeTraits* tt = type_traits(t);
+      if (!tt->vec_dot_tile) continue;
+      const DType at = tt->vec_dot_type;
+      const size_t wb = row_bytes(t, n), ab = row_bytes(at, n);
+      for (auto [nr, nc] : {std::pair{1, 1}, {4, 1}, {11, 7}, {8, 16}, {3, 2}}) {
+        std::vector<uint8_t> w(wb * nr), a(ab * nc);
+        for (int r = 0; r < nr; ++r) {
+          const auto row = convert(t, random_row(n, 300 + r));
+          std::copy(row.begin(), row.end(), w.begin() + r * wb);
+        }
+        for (int c = 0; c < nc; ++c) {
+          std::vector<uint8_t> row(ab);
+          type_traits(at)->from_float(random_row(n, 700 + c).data(), row.data(), n);
+          std::copy(row.begin(), row.end(), a.begin() + c * ab);
+        }
+        const int64_t ld = nr + 3;
+        std::vector<float> out(static_cast<size_t>(nc) * ld, -7.f);
+        tt->vec_dot_tile(n, nr, nc, w.data(), wb, a.data(), ab, out.data(), ld);
+        for (int c = 0; c < nc; ++c)
+          for (int r = 0; r < nr; ++r) {
+            const float one = tt->vec_dot(n, w.data() + r * wb, a.data() + c * ab);
+            ASSERT_EQ(std::memcmp(&one, &out[c * ld + r], sizeof(float)), 0)
+                << dtype_info(t).name << " n=" << n << " block " << nr << "x" << nc << " r=" << r << " c=" << c;
+          }
+        for (int c = 0; c < nc; ++c)
+          for (int r = nr; r < ld; ++r) ASSERT_EQ(out[c * ld + r], -7.f) << "wrote outside the block";
+      }
+    }
+  }
+}
+
+// The Q8_K activation quantizer (what K-quant dots consume) is bit-identical to the
+// reference, including its corner cases: the sign of the scale comes from the first
+// element of largest magnitude, exact .5 ties round to even, all-zero blocks.
+TEST(Kernels, Q8KQuantizerIsBitIdenticalToReference) {
+  const TypeTraits* fast = type_traits(DType::Q8_K);
+  std::vector<std::vector<float>> cases;
+  cases.push_back(random_row(4096, 5));
+  cases.push_back(random_row(QK_K, 6, 1e-30f));  // tiny (subnormal products)
+  cases.push_back(random_row(QK_K, 7, 1e30f));   // huge
+  cases.push_back(std::vector<float>(2 * QK_K, 0.f));
+  {
+    std::vector<float> x(QK_K, 0.f);
+    x[3] = -2.f;  // negative maximum first, positive tie later
+    x[200] = 2.f;
+    x[10] = 0.5f * 2.f / 127.f;  // lands on an exact tie
+    x[11] = 1.5f * 2.f / 127.f;
+    cases.push_back(x);
+    std::swap(x[3], x[200]);  // positive first
+    cases.push_back(x);
+  }
+  {
+    std::vector<float> x = random_row(2 * QK_K, 8);
+    for (int i = 0; i < QK_K; ++i) x[i] = static_cast<float>(i % 255 - 127);  // every quant value, exactly
+    cases.push_back(x);
+  }
+  for (size_t k = 0; k < cases.size(); ++k) {
+    const auto& x = cases[k];
+    const int64_t n = static_cast<int64_t>(x.size());
+    std::vector<BlockQ8_K> r(n / QK_K), f(n / QK_K);
+    quantize_q8_K_ref(x.data(), r.data(), n);
+    fast->from_float(x.data(), f.data(), n);
+    EXPECT_EQ(std::memcmp(r.data(), f.data(), r.size() * sizeof(BlockQ8_K)), 0) << "case " << k << " impl=" << fast->impl;
+  }
+}
+
+// Element-wise ops with SIMD forms give the scalar formulas' bits.
+TEST(Ops, SwigluAndRopeAreBitIdenticalToScalar) {
+  const int64_t n = 777;
+  auto g = random_row(n, 40, 4.f), u = random_row(n, 41);
+  g[0] = -200.f;  // beyond the polynomial exp's range
+  g[1] = 100.f;
+  std::vector<float> out(n);
+  swiglu(g.data(), u.data(), n, out.data());
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = g[i] / (1.0f + expf_poly(-g[i])) * u[i];
+    ASSERT_EQ(std::memcmp(&e, &out[i], sizeof(float)), 0) << i;
+  }
+  for (auto mode : {RopeMode::kNorm, RopeMode::kNeox}) {
+    RopeParams p;
+    p.mode = mode;
+    p.n_rot = 64;
+    std::vector<float> cs(64), x = random_row(64, 42), y = x;
+    rope_cache(p, 1234, cs.data());
+    rope_apply(p, cs.data(), y.data());
+    const int half = 32;
+    for (int i = 0; i < half; ++i) {
+      const int a = mode == RopeMode::kNorm ? 2 * i : i, b = mode == RopeMode::kNorm ? 2 * i + 1 : i + half;
+      const float c = cs[2 * i], s = cs[2 * i + 1];
+      const float ea = std::fma(x[a], c, -(x[b] * s)), eb = std::fma(x[a], s, x[b] * c);
+      ASSERT_EQ(std::memcmp(&ea, &y[a], 4), 0) << i;
+      ASSERT_EQ(std::memcmp(&eb, &y[b], 4), 0) << i;
+    }
+  }
+}
+
 TEST(Kernels, Q8ActivationsRoundTiesToEvenAndHandleZeros) {
   std::vector<float> x(32, 0.f);
   std::vector<BlockQ8_0> q(1);
@@ -171,7 +275,8 @@ TEST(Kernels, Q8ActivationsRoundTiesToEvenAndHandleZeros) {
 
 TEST(Kernels, MatmulIsBatchInvariant) {
   ThreadPool pool(2);
-  const int64_t n_cols = 512, n_rows = 96, n_tok = 5;
+  // small (one thread) and large enough to be split over the pool, ragged tiles
+  for (auto [n_cols, n_rows, n_tok] : {std::tuple<int64_t, int64_t, int64_t>{512, 96, 5}, {1024, 520, 9}})
   for (DType t : kWeightTypes) {
     std::vector<uint8_t> w(row_bytes(t, n_cols) * n_rows);
     for (int64_t r = 0; r < n_rows; ++r) {
@@ -187,6 +292,12 @@ TEST(Kernels, MatmulIsBatchInvariant) {
     QuantActs scratch;
     std::vector<float> y(n_tok * n_rows), y1(n_rows);
     matmul(m, x.data(), n_tok, y.data(), n_rows, pool, &scratch);
+    // every element is the dispatched single dot product, bit for bit
+    for (int64_t tk = 0; tk < n_tok; ++tk)
+      for (int64_t r = 0; r < n_rows; ++r) {
+        const float d = type_traits(t)->vec_dot(n_cols, w.data() + r * row_bytes(t, n_cols), scratch.row(tk));
+        ASSERT_EQ(std::memcmp(&d, &y[tk * n_rows + r], sizeof(float)), 0) << dtype_info(t).name;
+      }
     for (int64_t tk = 0; tk < n_tok; ++tk) {
       matmul(m, x.data() + tk * n_cols, 1, y1.data(), n_rows, pool, &scratch);
       for (int64_t r = 0; r < n_rows; ++r) ASSERT_EQ(y[tk * n_rows + r], y1[r]) << dtype_info(t).name;

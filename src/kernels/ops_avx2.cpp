@@ -1,0 +1,48 @@
+// AVX2 + FMA forms of element-wise ops in ops.cpp, giving the same bits: the same float
+// operations in the same order (std::fma here compiles to the FMA instruction instead
+// of a libm call).
+#if defined(__x86_64__)
+#include <cmath>
+
+#include "kernels/expf_avx2.h"
+#include "kernels/ops.h"
+
+namespace tachyon::kernels {
+
+// out[i] = g / (1 + expf_poly(-g)) * up[i], as swiglu.
+void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out) {
+  const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = avx2::expf_poly8(_mm256_xor_ps(g, neg));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+  }
+  for (; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf_poly(-g)) * up[i];
+  }
+}
+
+// As rope_apply.
+void rope_apply_avx2(const RopeParams& p, const float* cs, float* x) {
+  const int half = p.n_rot / 2;
+  if (p.mode == RopeMode::kNorm) {
+    for (int i = 0; i < half; ++i) {
+      const float c = cs[2 * i], s = cs[2 * i + 1];
+      const float x0 = x[2 * i], x1 = x[2 * i + 1];
+      x[2 * i] = std::fma(x0, c, -(x1 * s));
+      x[2 * i + 1] = std::fma(x0, s, x1 * c);
+    }
+  } else {
+    for (int i = 0; i < half; ++i) {
+      const float c = cs[2 * i], s = cs[2 * i + 1];
+      const float x0 = x[i], x1 = x[i + half];
+      x[i] = std::fma(x0, c, -(x1 * s));
+      x[i + half] = std::fma(x0, s, x1 * c);
+    }
+  }
+}
+
+}  // namespace tachyon::kernels
+#endif  // __x86_64__
