@@ -8,8 +8,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev libboost-dev
   clang libclang-rt-14-dev
-  curl
+  curl nodejs
 )
+# Debian's npm package; NodeSource's nodejs bundles npm and conflicts with it
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

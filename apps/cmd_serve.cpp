@@ -1,0 +1,143 @@
+// tachyon serve -m FILE [--host 127.0.0.1] [--port 8080] [-t THREADS] [--ctx N]
+//   [--max-batch-tokens N] [--kv-pages N | --kv-mem SIZE] [--max-queue N] [--api-key KEY ...]
+//   [--name NAME]
+// An OpenAI-compatible HTTP server over the engine. Prints "listening on http://HOST:PORT"
+// on stderr once it accepts connections (--port 0 picks a free port). SIGINT/SIGTERM stop
+// it: in-flight requests are cancelled and connections closed.
+#include <CLI/CLI.hpp>
+#include <cctype>
+#include <cstdio>
+
+#include "app_util.h"
+#include "chat/chat_template.h"
+#include "commands.h"
+#include "engine/engine.h"
+#include "server/engine_backend.h"
+#include "server/server.h"
+
+namespace tachyon::apps {
+
+namespace {
+
+// "512M", "2G", "1.5GiB", "4096" (bytes) -> bytes.
+Result<size_t> parse_size(const std::string& flag, const std::string& s) {
+  size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  const std::string num = s.substr(0, i);
+  std::string unit = s.substr(i);
+  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double v = 0;
+  try {
+    size_t used = 0;
+    v = num.empty() ? -1 : std::stod(num, &used);
+    if (used != num.size()) v = -1;
+  } catch (...) {
+    v = -1;
+  }
+  double mul = 0;
+  if (unit.empty() || unit == "B") mul = 1;
+  else if (unit == "K" || unit == "KB" || unit == "KIB") mul = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MIB") mul = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GIB") mul = 1024.0 * 1024 * 1024;
+  else if (unit == "T" || unit == "TB" || unit == "TIB") mul = 1024.0 * 1024 * 1024 * 1024;
+  if (v <= 0 || mul == 0 || v * mul > 1e18)
+    return invalid_argument(flag + ": '" + s + "' is not a size (examples: 512M, 2G, 1048576)");
+  return static_cast<size_t>(v * mul);
+}
+
+}  // namespace
+
+int cmd_serve(int argc, char** argv) {
+  CLI::App app{"serve the OpenAI API over HTTP", "tachyon serve"};
+  std::string path, host = "127.0.0.1", kv_mem, name, max_body = "8M";
+  int port = 8080, io_threads = 2, read_timeout_ms = 0;
+  engine::EngineConfig ec;
+  ec.n_threads = default_threads();
+  std::vector<std::string> api_keys;
+  app.add_option("-m,--model", path, "GGUF model file");
+  app.add_option("--host", host, "address to listen on")->capture_default_str();
+  app.add_option("--port", port, "TCP port (0: any free port)")->check(CLI::Range(0, 65535))->capture_default_str();
+  app.add_option("-t,--threads", ec.n_threads, "compute threads")->check(CLI::Range(1, 1024));
+  app.add_option("-c,--ctx", ec.n_ctx, "tokens per sequence (default: the model's, at most 8192)")
+      ->check(CLI::Range(0, 1 << 24));
+  app.add_option("--max-batch-tokens", ec.max_batch_tokens, "tokens per engine step (decode + prefill chunks)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  auto* pages_opt = app.add_option("--kv-pages", ec.kv_pages, "KV cache pages (16 tokens each)")->check(CLI::Range(1, 1 << 30));
+  app.add_option("--kv-mem", kv_mem, "KV cache memory, e.g. 512M or 2G (default: 4 full contexts)")->excludes(pages_opt);
+  app.add_option("--max-running", ec.max_running, "sequences decoding at once")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--max-queue", ec.max_queue, "waiting requests beyond which the server answers 429")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--api-key", api_keys, "accepted API key (Authorization: Bearer KEY); repeatable");
+  app.add_option("--name", name, "model name reported by the API (default: the file name)");
+  app.add_option("--io-threads", io_threads, "HTTP I/O threads")->check(CLI::Range(1, 16))->capture_default_str();
+  app.add_option("--read-timeout", read_timeout_ms, "ms a client may take to send a request's header, and its body "
+                 "(default 10000 and 30000)")->check(CLI::Range(1, 3'600'000));
+  app.add_option("--max-body", max_body, "request body limit, e.g. 8M (413 beyond)")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (path.empty()) {
+    std::fprintf(stderr, "error: no model given: use -m FILE (a GGUF file, e.g. ../shared/data/models/mini-qwen2-Q8_0.gguf)\n");
+    return 2;
+  }
+  if (!kv_mem.empty()) {
+    auto bytes = parse_size("--kv-mem", kv_mem);
+    if (!bytes) return fail(bytes.status());
+    ec.kv_mem_bytes = bytes.value();
+  }
+  auto body_limit = parse_size("--max-body", max_body);
+  if (!body_limit) return fail(body_limit.status());
+  for (const auto& k : api_keys)
+    if (k.empty()) return fail(invalid_argument("--api-key: empty key"));
+
+  ec.model_path = path;
+  auto eng = engine::Engine::create(ec);
+  if (!eng) return fail(eng.status());
+  engine::Engine& engine = *eng.value();
+
+  server::ChatFormat chat_format{chat::ChatTemplate::parse(chat::default_template()).value(), "<s>", "</s>"};
+  if (auto ci = chat::read_gguf_chat_info(engine.model().file()); !ci) {
+    std::fprintf(stderr, "warning: %s; using the ChatML template\n", ci.status().message().c_str());
+  } else {
+    chat_format.bos_token = ci->bos_token;
+    chat_format.eos_token = ci->eos_token;
+    if (auto t = chat::ChatTemplate::parse(ci->chat_template); t) {
+      chat_format.tmpl = std::move(t.value());
+    } else {
+      std::fprintf(stderr, "warning: the model's chat template: %s; using ChatML\n", t.status().message().c_str());
+    }
+    if (!ci->has_template) std::fprintf(stderr, "note: the model has no chat template; using ChatML\n");
+  }
+
+  server::ServerConfig sc;
+  sc.http.host = host;
+  sc.http.port = port;
+  sc.http.n_io_threads = io_threads;
+  sc.http.max_body_bytes = body_limit.value();
+  if (read_timeout_ms > 0) sc.http.header_timeout_ms = sc.http.body_timeout_ms = read_timeout_ms;
+  sc.api_keys = api_keys;
+  sc.handle_signals = true;
+  server::EngineBackend backend(engine);
+  const server::ModelInfo info = server::model_info_from_engine(engine, path, name);
+  server::Server srv(sc, backend, engine.tokenizer(), std::move(chat_format), info);
+  if (Status st = srv.listen(); !st) {
+    engine.shutdown();
+    return fail(st);
+  }
+  const auto s = backend.stats(false);
+  std::fprintf(stderr, "model %s (%s, %s), ctx %d, %d KV pages, %d threads, max queue %d%s\n", info.id.c_str(),
+               info.arch.c_str(), info.quantization.c_str(), info.n_ctx, s.kv_pages_total, ec.n_threads, ec.max_queue,
+               api_keys.empty() ? "" : ", API key required");
+  const bool v6 = host.find(':') != std::string::npos;
+  std::fprintf(stderr, "listening on http://%s%s%s:%d\n", v6 ? "[" : "", host.c_str(), v6 ? "]" : "", srv.port());
+  std::fflush(stderr);
+  srv.run();  // until SIGINT/SIGTERM; shuts the engine down before returning
+  std::fprintf(stderr, "server stopped\n");
+  return 0;
+}
+
+}  // namespace tachyon::apps

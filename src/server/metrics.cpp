@@ -1,0 +1,122 @@
+#include "server/metrics.h"
+
+#include <cstdio>
+
+namespace tachyon::server {
+
+namespace {
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.9g", v);
+  return buf;
+}
+
+void header(std::string* out, std::string_view name, std::string_view type, std::string_view help) {
+  *out += "# HELP ";
+  *out += name;
+  *out += ' ';
+  *out += help;
+  *out += "\n# TYPE ";
+  *out += name;
+  *out += ' ';
+  *out += type;
+  *out += '\n';
+}
+
+void metric(std::string* out, std::string_view name, std::string_view type, std::string_view help, double v) {
+  header(out, name, type, help);
+  *out += name;
+  *out += ' ';
+  *out += num(v);
+  *out += '\n';
+}
+
+}  // namespace
+
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::observe(double v) {
+  size_t i = 0;
+  while (i < bounds_.size() && v > bounds_[i]) ++i;
+  ++counts_[i];
+  sum_ += v;
+  ++count_;
+}
+
+void Histogram::render(std::string* out, std::string_view name, std::string_view help) const {
+  header(out, name, "histogram", help);
+  uint64_t cum = 0;
+  for (size_t i = 0; i <= bounds_.size(); ++i) {
+    cum += counts_[i];
+    *out += name;
+    *out += "_bucket{le=\"";
+    *out += i < bounds_.size() ? num(bounds_[i]) : "+Inf";
+    *out += "\"} ";
+    *out += std::to_string(cum);
+    *out += '\n';
+  }
+  *out += std::string(name) + "_sum " + num(sum_) + "\n";
+  *out += std::string(name) + "_count " + std::to_string(count_) + "\n";
+}
+
+ServerMetrics::ServerMetrics()
+    : ttft_s_({0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}),
+      itl_s_({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}) {}
+
+void ServerMetrics::record_status(int status) {
+  std::lock_guard<std::mutex> lk(mu_);
+  ++by_status_[status];
+}
+
+uint64_t ServerMetrics::requests_with_status(int status) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = by_status_.find(status);
+  return it == by_status_.end() ? 0 : it->second;
+}
+
+void ServerMetrics::absorb_latencies(const engine::EngineStats& s) {
+  std::lock_guard<std::mutex> lk(mu_);
+  for (double ms : s.ttft_ms) ttft_s_.observe(ms / 1e3);
+  for (double ms : s.itl_ms) itl_s_.observe(ms / 1e3);
+}
+
+std::string ServerMetrics::render(const engine::EngineStats& s, const ServerGauges& g) const {
+  std::string out;
+  out.reserve(4096);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    header(&out, "tachyon_http_requests_total", "counter", "HTTP responses sent, by status code");
+    for (const auto& [code, n] : by_status_)
+      out += "tachyon_http_requests_total{code=\"" + std::to_string(code) + "\"} " + std::to_string(n) + "\n";
+    ttft_s_.render(&out, "tachyon_time_to_first_token_seconds", "Time from submission to the first token (seconds)");
+    itl_s_.render(&out, "tachyon_inter_token_latency_seconds", "Time between consecutive tokens of a request (seconds)");
+  }
+  metric(&out, "tachyon_http_connections", "gauge", "Open HTTP connections", g.open_connections);
+  metric(&out, "tachyon_http_active_requests", "gauge", "Completion requests being served", g.active_requests);
+  metric(&out, "tachyon_requests_submitted_total", "counter", "Requests accepted by the engine", s.requests_submitted);
+  metric(&out, "tachyon_requests_finished_total", "counter", "Requests the engine finished", s.requests_finished);
+  metric(&out, "tachyon_requests_cancelled_total", "counter", "Requests cancelled (client gone, shutdown)",
+         s.requests_cancelled);
+  metric(&out, "tachyon_requests_rejected_total", "counter", "Requests refused by the engine (queue full, bad input)",
+         s.requests_rejected);
+  metric(&out, "tachyon_queue_depth", "gauge", "Requests waiting for admission", s.queue_depth);
+  metric(&out, "tachyon_running_requests", "gauge", "Sequences in the running batch", s.running);
+  metric(&out, "tachyon_batch_tokens", "gauge", "Tokens in the last engine step", s.last_batch_tokens);
+  metric(&out, "tachyon_engine_steps_total", "counter", "Engine steps run", s.steps);
+  metric(&out, "tachyon_preemptions_total", "counter", "Sequences preempted for lack of KV pages", s.preemptions);
+  metric(&out, "tachyon_prompt_tokens_total", "counter", "Prompt tokens of finished requests", s.prompt_tokens);
+  metric(&out, "tachyon_generated_tokens_total", "counter", "Generated tokens", s.generated_tokens);
+  metric(&out, "tachyon_prefix_cache_hit_tokens_total", "counter", "Prompt tokens served from the prefix cache",
+         s.cached_prompt_tokens);
+  metric(&out, "tachyon_kv_pages_total", "gauge", "KV cache pages", s.kv_pages_total);
+  metric(&out, "tachyon_kv_pages_free", "gauge", "KV pages free", s.kv_pages_free);
+  metric(&out, "tachyon_kv_pages_cached", "gauge", "KV pages held only by the prefix cache (evictable)",
+         s.kv_pages_cached);
+  metric(&out, "tachyon_kv_pages_used", "gauge", "KV pages in use by running requests",
+         std::max(0, s.kv_pages_total - s.kv_pages_free - s.kv_pages_cached));
+  return out;
+}
+
+}  // namespace tachyon::server

@@ -1,0 +1,382 @@
+#include "server/server.h"
+
+#include <csignal>
+#include <random>
+
+#include "server/completion_job.h"
+
+namespace tachyon::server {
+
+namespace {
+
+const HeaderList kCors = {{"Access-Control-Allow-Origin", "*"}};
+
+std::mt19937_64& rng() {
+  thread_local std::mt19937_64 r([] {
+    std::random_device rd;
+    return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }());
+  return r;
+}
+
+HttpConfig with_hooks(HttpConfig hc, ServerMetrics* metrics) {
+  hc.error_body = [](int status, std::string_view message) {
+    ApiError e;
+    e.status = status;
+    e.type = error_type_for_status(status);
+    e.message = std::string(message);
+    return error_json(e);
+  };
+  hc.on_status = [metrics](int status) { metrics->record_status(status); };
+  return hc;
+}
+
+bool iequals_prefix(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(prefix[i])))
+      return false;
+  return true;
+}
+
+// Compares without an early exit on the first differing byte.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? a[i] : 0, y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+ApiError context_error(int n_ctx, size_t n_prompt, int max_tokens, Endpoint ep) {
+  ApiError e;
+  e.code = "context_length_exceeded";
+  e.param = ep == Endpoint::kChat ? "messages" : "prompt";
+  const std::string what = ep == Endpoint::kChat ? "messages" : "prompt";
+  if (max_tokens > 0) {
+    e.message = "This model's maximum context length is " + std::to_string(n_ctx) + " tokens. However, you requested " +
+                std::to_string(n_prompt + static_cast<size_t>(max_tokens)) + " tokens (" + std::to_string(n_prompt) +
+                " in the " + what + ", " + std::to_string(max_tokens) +
+                " in the completion). Please reduce the length of the " + what + " or completion.";
+  } else {
+    e.message = "This model's maximum context length is " + std::to_string(n_ctx) + " tokens. However, your " + what +
+                " resulted in " + std::to_string(n_prompt) + " tokens. Please reduce the length of the " + what + ".";
+  }
+  return e;
+}
+
+}  // namespace
+
+std::string make_request_id(const char* prefix) {
+  static const char* kHex = "0123456789abcdef";
+  std::string id = prefix;
+  uint64_t a = rng()(), b = rng()();
+  for (int i = 0; i < 16; ++i, a >>= 4) id += kHex[a & 15];
+  for (int i = 0; i < 8; ++i, b >>= 4) id += kHex[b & 15];
+  return id;
+}
+
+uint64_t random_seed() { return rng()(); }
+
+Server::Server(ServerConfig cfg, Backend& backend, const tok::Tokenizer& tokenizer, ChatFormat chat, ModelInfo info)
+    : cfg_(std::move(cfg)),
+      backend_(backend),
+      tok_(tokenizer),
+      chat_(std::move(chat)),
+      info_(std::move(info)),
+      http_(with_hooks(cfg_.http, &metrics_), [this](std::shared_ptr<Exchange> ex) { handle(ex); }) {}
+
+Server::~Server() = default;
+
+Status Server::listen() { return http_.listen(); }
+
+void Server::run() {
+  if (cfg_.handle_signals) {
+    signals_ = std::make_unique<net::signal_set>(http_.io_context(), SIGINT, SIGTERM);
+    signals_->async_wait([this](boost::system::error_code ec, int) {
+      if (!ec) stop();
+    });
+  }
+  stats_timer_ = std::make_unique<net::steady_timer>(net::make_strand(http_.io_context()));
+  schedule_stats();
+  http_.run();
+  backend_.shutdown();  // after this no notify callback posts to the I/O context
+  signals_.reset();
+}
+
+void Server::stop() { http_.stop(); }
+
+void Server::schedule_stats() {
+  if (http_.stopping() || cfg_.stats_interval_ms <= 0) return;
+  stats_timer_->expires_after(std::chrono::milliseconds(cfg_.stats_interval_ms));
+  stats_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || http_.stopping()) return;
+    metrics_.absorb_latencies(backend_.stats(/*take_latencies=*/true));
+    schedule_stats();
+  });
+}
+
+void Server::send_error(const std::shared_ptr<Exchange>& ex, const ApiError& e, const HeaderList& extra) {
+  HeaderList h = kCors;
+  h.insert(h.end(), extra.begin(), extra.end());
+  ex->respond(e.status, "application/json", error_json(e), h);
+}
+
+void Server::handle(const std::shared_ptr<Exchange>& ex) {
+  const HttpRequest& req = ex->request();
+  std::string_view path(req.target().data(), req.target().size());
+  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  const http::verb method = req.method();
+
+  if (method == http::verb::options) {  // CORS preflight
+    ex->respond(204, "text/plain", "",
+                {{"Access-Control-Allow-Origin", "*"},
+                 {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
+                 {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
+                 {"Access-Control-Max-Age", "86400"}});
+    return;
+  }
+
+  enum class Route { kNone, kHealth, kMetrics, kModels, kChat, kCompletions };
+  Route route = Route::kNone;
+  if (path == "/health" || path == "/v1/health") route = Route::kHealth;
+  else if (path == "/metrics") route = Route::kMetrics;
+  else if (path == "/v1/models" || path == "/models") route = Route::kModels;
+  else if (path == "/v1/chat/completions" || path == "/chat/completions") route = Route::kChat;
+  else if (path == "/v1/completions" || path == "/completions") route = Route::kCompletions;
+
+  if (route == Route::kNone) {
+    ApiError e;
+    e.status = 404;
+    e.type = "not_found_error";
+    e.message = "Invalid URL (" + std::string(req.method_string()) + " " + std::string(path.substr(0, 200)) + ")";
+    send_error(ex, e);
+    return;
+  }
+  const bool post = route == Route::kChat || route == Route::kCompletions;
+  if (method != (post ? http::verb::post : http::verb::get)) {
+    ApiError e;
+    e.status = 405;
+    e.message = "Method " + std::string(req.method_string()) + " not allowed for " + std::string(path) + " (use " +
+                (post ? "POST" : "GET") + ")";
+    send_error(ex, e, {{"Allow", post ? "POST" : "GET"}});
+    return;
+  }
+  switch (route) {
+    case Route::kHealth:
+      if (http_.stopping())
+        ex->respond(503, "application/json", R"({"status":"shutting_down"})", kCors);
+      else
+        ex->respond(200, "application/json", R"({"status":"ok"})", kCors);
+      return;
+    case Route::kMetrics: handle_metrics(ex); return;
+    case Route::kModels:
+      if (check_api_key(ex)) handle_models(ex);
+      return;
+    case Route::kChat:
+    case Route::kCompletions:
+      if (check_api_key(ex)) handle_completion(ex, route == Route::kChat ? Endpoint::kChat : Endpoint::kCompletions);
+      return;
+    case Route::kNone: return;
+  }
+}
+
+bool Server::check_api_key(const std::shared_ptr<Exchange>& ex) {
+  if (cfg_.api_keys.empty()) return true;
+  const HttpRequest& req = ex->request();
+  auto it = req.find(http::field::authorization);
+  ApiError e;
+  e.status = 401;
+  e.code = "invalid_api_key";
+  if (it == req.end()) {
+    e.message = "Missing API key: send it as 'Authorization: Bearer <key>'";
+  } else {
+    std::string_view v(it->value().data(), it->value().size());
+    if (iequals_prefix(v, "Bearer ")) {
+      v.remove_prefix(7);
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+      bool ok = false;
+      for (const auto& k : cfg_.api_keys) ok |= same_secret(v, k);
+      if (ok) return true;
+      e.message = "Incorrect API key provided";
+    } else {
+      e.message = "Malformed Authorization header: expected 'Bearer <key>'";
+    }
+  }
+  send_error(ex, e, {{"WWW-Authenticate", "Bearer"}});
+  return false;
+}
+
+void Server::handle_models(const std::shared_ptr<Exchange>& ex) {
+  ojson m = {{"id", info_.id},
+             {"object", "model"},
+             {"created", info_.created},
+             {"owned_by", "tachyon"},
+             {"architecture", info_.arch},
+             {"weight_type", info_.weight_type},
+             {"quantization", info_.quantization},
+             {"context_length", info_.n_ctx},
+             {"n_ctx_train", info_.n_ctx_train},
+             {"n_vocab", info_.n_vocab},
+             {"size_bytes", info_.size_bytes},
+             {"path", info_.path}};
+  ojson body = {{"object", "list"}, {"data", ojson::array({std::move(m)})}};
+  ex->respond(200, "application/json", dump_json(body), kCors);
+}
+
+void Server::handle_metrics(const std::shared_ptr<Exchange>& ex) {
+  engine::EngineStats s = backend_.stats(/*take_latencies=*/true);
+  metrics_.absorb_latencies(s);
+  ServerGauges g;
+  g.open_connections = http_.n_connections();
+  g.active_requests = active_requests_.load();
+  ex->respond(200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render(s, g));
+}
+
+bool Server::chat_prompt(const CompletionParams& p, std::vector<int32_t>* ids, ApiError* err) const {
+  chat::RenderOptions opts;
+  opts.bos_token = chat_.bos_token;
+  opts.eos_token = chat_.eos_token;
+  opts.add_generation_prompt = true;
+  if (!p.tool_choice.is_null()) opts.extra_context["tool_choice"] = nlohmann::json::parse(p.tool_choice.dump());
+  auto text = chat_.tmpl.render_ordered(p.messages, p.tools, opts);
+  if (!text) {
+    err->status = 400;
+    err->param = "messages";
+    err->message = "chat template: " + text.status().message();
+    return false;
+  }
+  std::string_view t = text.value();
+  // The template writes the BOS text itself; encode() adds the BOS id: keep one.
+  if (tok_.add_bos() && !chat_.bos_token.empty() && t.substr(0, chat_.bos_token.size()) == chat_.bos_token)
+    t.remove_prefix(chat_.bos_token.size());
+  *ids = tok_.encode(t, /*add_special=*/true, /*parse_special=*/true);
+  if (ids->empty()) {
+    err->status = 400;
+    err->param = "messages";
+    err->message = "the rendered conversation is empty";
+    return false;
+  }
+  return true;
+}
+
+bool Server::completion_prompt(const PromptInput& in, std::vector<int32_t>* ids, ApiError* err) const {
+  if (in.is_ids) {
+    for (int32_t id : in.ids) {
+      if (!tok_.valid_id(id)) {
+        err->status = 400;
+        err->param = "prompt";
+        err->message = "token id " + std::to_string(id) + " is out of range (vocabulary of " +
+                       std::to_string(tok_.n_vocab()) + ")";
+        return false;
+      }
+    }
+    *ids = in.ids;
+  } else {
+    *ids = tok_.encode(in.text, /*add_special=*/true, /*parse_special=*/true);
+  }
+  if (ids->empty()) {
+    err->status = 400;
+    err->param = "prompt";
+    err->message = "the prompt is empty";
+    return false;
+  }
+  return true;
+}
+
+void Server::handle_completion(const std::shared_ptr<Exchange>& ex, Endpoint ep) {
+  CompletionParams p;
+  ApiError err;
+  if (!parse_completion_request(ep, ex->request().body(), cfg_.limits, &p, &err)) return send_error(ex, err);
+  if (http_.stopping()) {
+    err.status = 503;
+    err.type = "server_error";
+    err.message = "the server is shutting down";
+    return send_error(ex, err);
+  }
+
+  std::vector<std::vector<int32_t>> prompts;
+  if (ep == Endpoint::kChat) {
+    prompts.emplace_back();
+    if (!chat_prompt(p, &prompts.back(), &err)) return send_error(ex, err);
+  } else {
+    for (const auto& in : p.prompts) {
+      prompts.emplace_back();
+      if (!completion_prompt(in, &prompts.back(), &err)) return send_error(ex, err);
+    }
+  }
+  const int n_ctx = info_.n_ctx;
+  for (const auto& ids : prompts) {
+    if (static_cast<int64_t>(ids.size()) >= n_ctx ||
+        (p.max_tokens > 0 && static_cast<int64_t>(ids.size()) + p.max_tokens > n_ctx))
+      return send_error(ex, context_error(n_ctx, ids.size(), p.max_tokens, ep));
+  }
+
+  sampling::SamplingParams sp = p.sampling;
+  if (p.ignore_eos) {
+    const auto& eog = tok_.eog_ids();
+    sp.banned_tokens.insert(sp.banned_tokens.end(), eog.begin(), eog.end());
+  }
+  if (Status st = sp.validate(tok_.n_vocab()); !st) {
+    err.status = 400;
+    err.message = st.message();
+    err.param = st.message().find("banned") != std::string::npos ? "logit_bias" : "";
+    return send_error(ex, err);
+  }
+
+  std::vector<CompletionJob::Choice> choices;
+  auto cancel_all = [&] {
+    for (auto& c : choices) c.handle->cancel();
+  };
+  int index = 0;
+  for (size_t pi = 0; pi < prompts.size(); ++pi) {
+    for (int j = 0; j < p.n; ++j, ++index) {
+      engine::GenerateRequest g;
+      g.prompt = prompts[pi];
+      g.sampling = sp;
+      g.sampling.seed = p.seed_set ? p.sampling.seed + static_cast<uint64_t>(index) : random_seed();
+      g.max_tokens = p.max_tokens > 0 ? p.max_tokens : n_ctx - static_cast<int>(prompts[pi].size());
+      g.stop = p.stop;
+      g.ignore_eos = p.ignore_eos;
+      g.top_logprobs = p.logprobs;
+      auto r = backend_.submit(std::move(g));
+      if (!r) {
+        cancel_all();
+        const std::string& msg = r.status().message();
+        ApiError e;
+        if (msg.rfind("queue_full", 0) == 0) {
+          e.status = 429;
+          e.type = "rate_limit_error";
+          e.code = "queue_full";
+          e.message = "The server is busy (request queue full); retry after " + std::to_string(cfg_.retry_after_s) + " s";
+          return send_error(ex, e, {{"Retry-After", std::to_string(cfg_.retry_after_s)}});
+        }
+        if (msg.rfind("context_length_exceeded", 0) == 0)
+          return send_error(ex, context_error(n_ctx, prompts[pi].size(), p.max_tokens, ep));
+        if (r.status().code() == ErrorCode::kInvalidArgument) {
+          e.status = 400;
+          e.message = msg;
+        } else {
+          e.status = http_.stopping() ? 503 : 500;
+          e.type = "server_error";
+          e.message = "engine: " + msg;
+        }
+        return send_error(ex, e);
+      }
+      CompletionJob::Choice c;
+      c.handle = std::move(r.value());
+      c.index = index;
+      c.prompt_index = static_cast<int>(pi);
+      c.prompt_tokens = static_cast<int>(prompts[pi].size());
+      choices.push_back(std::move(c));
+    }
+  }
+  auto job = std::make_shared<CompletionJob>(*this, ex, std::move(p), std::move(choices));
+  job->start();
+}
+
+}  // namespace tachyon::server
