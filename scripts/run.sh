@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# One command from a fresh clone: install packages, build, and generate text.
-#   scripts/run.sh [MODEL.gguf] [PROMPT]
-# With no model, it uses a small demo model with RANDOM WEIGHTS from ../shared/data
-# (the output is gibberish by design: it shows the engine working, not a trained model).
+# One command from a fresh clone: install packages, build, and serve a model over the
+# OpenAI API on http://127.0.0.1:${PORT:-8080}.
+#   scripts/run.sh [MODEL.gguf] [more `tachyon serve` flags]
+# With no model it generates a small DEMO MODEL WITH RANDOM WEIGHTS (SmolLM2-135M shape,
+# Llama tokenizer from ../shared/data): its text is gibberish by design; it shows the
+# server working, not a trained model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target tachyon
 model="${1:-}"
-prompt="${2:-Once upon a time}"
+[ $# -gt 0 ] && shift
 if [ -z "$model" ]; then
-  model=../shared/data/models/mini-llama-Q8_0.gguf
-  echo "== no model given: using $model (RANDOM WEIGHTS, demo only; pass a real GGUF file as the first argument)" >&2
+  model=build/demo/demo-smollm2-135m-random-Q8_0.gguf
+  if [ ! -f "$model" ]; then
+    mkdir -p build/demo
+    ./build/tachyon gen-model --preset smollm2-135m --type Q8_0 \
+      --vocab ../shared/data/tokenizer/ggml-vocab-llama-spm.gguf -o "$model"
+  fi
+  echo "== no model given: serving $model (RANDOM WEIGHTS, demo only; pass a real GGUF file as the first argument)" >&2
 fi
-exec ./build/tachyon run -m "$model" -p "$prompt" -n 64
+echo "== try: curl http://127.0.0.1:${PORT:-8080}/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":16}'" >&2
+exec ./build/tachyon serve -m "$model" --port "${PORT:-8080}" "$@"
