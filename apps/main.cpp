@@ -17,6 +17,7 @@ struct Command {
 const Command kCommands[] = {
     {"run", tachyon::apps::cmd_run, "generate a continuation of a prompt"},
     {"serve", tachyon::apps::cmd_serve, "serve the OpenAI API (chat/completions, completions) over HTTP"},
+    {"bench", tachyon::apps::cmd_bench, "load-test, compare and probe OpenAI-compatible endpoints"},
     {"logits", tachyon::apps::cmd_logits, "teacher-forced top-k logits for a token sequence (JSON)"},
     {"perf", tachyon::apps::cmd_perf, "prompt and generation speed (like llama-bench), GB/s and % of bandwidth"},
     {"gen-model", tachyon::apps::cmd_gen_model, "write a random-weight GGUF model at a real model's shape"},

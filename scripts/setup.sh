@@ -9,6 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libpcre2-dev libboost-dev
   clang libclang-rt-14-dev
   curl nodejs
+  chromium  # headless, renders the bench HTML report (tests/unit/bench/html_test.cpp)
 )
 # Debian's npm package; NodeSource's nodejs bundles npm and conflicts with it
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

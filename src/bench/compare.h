@@ -1,0 +1,80 @@
+// Many endpoints, one table: the endpoints file, the leaderboard with --recommend
+// constraints and --objective, and `bench probe` (availability and latency over time).
+//
+// Endpoints file: a TOML subset
+//     [[endpoint]]                      # one table per endpoint ([[endpoints]] also accepted)
+//     name = "local"
+//     url = "http://127.0.0.1:8080"
+//     model = "mini-qwen2"
+//     api_key_env = "MY_KEY"            # optional: the environment variable with the key
+//     api = "chat"                      # optional: chat | completions
+//     price_input_per_m = 0.15          # optional: USD per million input tokens
+//     price_output_per_m = 0.60         # optional: USD per million output tokens
+// (strings in "..." or '...', numbers, true/false, # comments), or JSON: an array of such
+// objects or {"endpoints": [...]}.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "bench/report.h"
+#include "bench/runner.h"
+
+namespace tachyon::bench {
+
+// Parses the file's text (path only for messages). api_key is left empty: apps/ resolves
+// api_key_env (no environment reads below apps/).
+Result<std::vector<EndpointSpec>> parse_endpoints(const std::string& text, const std::string& path);
+
+// "ttft_p90<800ms,error_rate<1%,output_throughput>=50". Metrics: ttft|tpot|itl|e2e with
+// _mean or _pNN (a percentile that was computed), error_rate, request_throughput,
+// output_throughput, goodput, cost_per_request, cost_per_mtok (USD per million output tokens).
+struct Constraint {
+  std::string metric;
+  bool less = true;  // '<' / '<=' ; else '>' / '>='
+  bool or_equal = false;
+  double value = 0;  // ms for latencies, fraction for error_rate, plain otherwise
+  std::string text;  // as written
+};
+Result<std::vector<Constraint>> parse_constraints(const std::string& s);
+
+enum class Objective { kCheapest, kFastest };
+Result<Objective> parse_objective(const std::string& s);
+
+// The value of a metric for a run; NaN when unknown (e.g. no price, no such percentile).
+double metric_value(const RunReport& r, const std::string& metric);
+
+// Fills rep.leaderboard (one row per run, best first by the objective among those that
+// meet the constraints, then the rest) and rep.recommendation (the pick and why, or why
+// none qualifies). Cheapest: lowest cost per request (endpoints without prices rank after
+// priced ones); fastest: lowest E2E p50 (ties: higher output throughput).
+void build_leaderboard(Report& rep, const std::vector<Constraint>& constraints, Objective objective);
+
+struct ProbeConfig {
+  std::vector<EndpointSpec> endpoints;
+  double every_ms = 60'000;
+  double duration_ms = 3'600'000;
+  int max_tokens = 16;
+  double timeout_ms = 30'000;
+};
+
+struct ProbeSample {
+  std::string endpoint;
+  std::string at;  // ISO 8601 UTC
+  double t_s = 0;  // since the probe started
+  bool ok = false;
+  std::string error;  // error kind and message
+  double ttft_ms = -1, e2e_ms = -1, tpot_ms = -1;
+  int output_tokens = 0;
+};
+
+// Sends one small streaming request to each endpoint every every_ms until duration_ms
+// passed; on_sample is called after each. Returns per-endpoint summaries (availability %,
+// TTFT and E2E percentiles, longest failure streak) and every sample as JSON.
+nlohmann::json run_probe(const ProbeConfig& cfg, const std::function<void(const ProbeSample&)>& on_sample,
+                         const std::vector<double>& percentiles);
+
+}  // namespace tachyon::bench
