@@ -314,7 +314,8 @@ struct Q6K {
           q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m15),
                                  _mm256_srli_epi16(_mm256_and_si256(qh, m192), 2));
           // scales of sub-blocks 8h..8h+7 in both halves
-          const __m256i sh = _mm256_permute4x64_epi64(s16[r], h == 0 ? 0x44 : 0xEE);
+          // (two literal immediates: unoptimized builds do not fold a ternary into one)
+          const __m256i sh = h == 0 ? _mm256_permute4x64_epi64(s16[r], 0x44) : _mm256_permute4x64_epi64(s16[r], 0xEE);
 #pragma GCC unroll 4
           for (int k = 0; k < 4; ++k) {
             // vector k covers sub-blocks 2k and 2k+1 of this half: lanes 0..7 and 8..15
