@@ -422,8 +422,14 @@ void Engine::Impl::step() {
     stats.last_batch_tokens = static_cast<int>(batch.size());
   }
   if (!st) {
-    for (Sequence* s : in_batch) s->handle->cancel();
-    drop_cancelled();
+    // A failed step ends its requests with an error (the server answers 500), never
+    // silently as if the client had cancelled.
+    for (Sequence* s : in_batch) {
+      auto it = std::find_if(running.begin(), running.end(), [&](auto& p) { return p.get() == s; });
+      auto owned = std::move(*it);
+      running.erase(it);
+      finish(std::move(owned), "error", st.message());
+    }
     return;
   }
 
