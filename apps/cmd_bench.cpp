@@ -2,6 +2,7 @@
 //   tachyon bench run --url URL [--model NAME] [workload] [load] [reports]
 //   tachyon bench compare --config endpoints.toml [workload] [load] [--recommend C] [--objective O]
 //   tachyon bench probe --config endpoints.toml [--every 60s] [--duration 1h]
+//   tachyon bench verify --url URL --model NAME --reference A.gguf [--reference B.gguf ...]
 // Flags become a bench::BenchConfig / ProbeConfig; the work is in src/bench.
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "bench/compare.h"
 #include "bench/driver.h"
 #include "bench/metrics.h"
+#include "bench/verify/verify.h"
 #include "commands.h"
 
 namespace tachyon::apps {
@@ -383,12 +385,75 @@ int bench_probe(int argc, char** argv) {
   return any_ok ? 0 : 1;
 }
 
+// Exit codes: 0 a reference matched, 3 none matched, 2 bad flags or unreadable reference
+// files, 1 the endpoint failed (unreachable, HTTP error, not an OpenAI response).
+int bench_verify(int argc, char** argv) {
+  CLI::App app{"which reference GGUF file does an endpoint serve? (greedy probes, logprobs compared locally)",
+               "tachyon bench verify"};
+  std::string url, model, api = "completions", api_key_env, out_json, timeout = "60s";
+  std::vector<std::string> refs;
+  verify::VerifyConfig vc;
+  vc.threads = default_threads();
+  app.add_option("--url", url, "endpoint base URL, e.g. http://127.0.0.1:8080")->required();
+  app.add_option("--model", model, "model name to request");
+  app.add_option("--reference", refs, "candidate GGUF file (repeat for each candidate)")->required();
+  app.add_option("--api", api, "completions (/v1/completions, default) or chat (/v1/chat/completions)")
+      ->check(CLI::IsMember({"chat", "completions"}));
+  app.add_option("--api-key-env", api_key_env, "environment variable holding the API key");
+  app.add_option("--probes", vc.n_probes, "number of probe prompts (default 8)")->check(CLI::Range(1, 1000));
+  app.add_option("--max-tokens", vc.max_tokens, "greedy tokens per probe (default 16)")->check(CLI::Range(1, 4096));
+  app.add_option("--top-logprobs", vc.top_logprobs, "alternatives per token to ask for (default 5)")
+      ->check(CLI::Range(0, 20));
+  app.add_option("--seed", vc.seed, "probe set and request seed (default 0)");
+  app.add_option("--timeout", timeout, "per-request timeout (default 60s)");
+  app.add_option("-t,--threads", vc.threads, "local compute threads")->check(CLI::Range(1, 1024));
+  app.add_option("--json", out_json, "write the result as JSON to this file");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  auto u = Url::parse(url);
+  if (!u.is_ok()) return fail(u.status());
+  vc.endpoint.url = *u;
+  vc.endpoint.model = model;
+  vc.endpoint.api_key_env = api_key_env;
+  vc.endpoint.api = api == "chat" ? Api::kChat : Api::kCompletions;
+  if (Status st = resolve_key(vc.endpoint); !st) return fail(st);
+  auto t = seconds_flag("--timeout", timeout);
+  if (!t.is_ok()) return fail(t.status());
+  if (!(*t > 0)) return fail(invalid_argument("--timeout must be > 0"));
+  vc.timeout_ms = *t * 1e3;
+  for (const auto& r : refs) {
+    FILE* f = std::fopen(r.c_str(), "rb");
+    if (!f) return fail(Status(ErrorCode::kNotFound, "--reference " + r + ": cannot open"));
+    std::fclose(f);
+  }
+  vc.references = refs;
+  vc.log = [](const std::string& s) { std::fprintf(stderr, "verify: %s\n", s.c_str()); };
+  auto rep = verify::run_verify(vc);
+  if (!rep.is_ok()) return fail(rep.status());
+  std::fputs(verify::report_text(vc, *rep).c_str(), stdout);
+  std::fflush(stdout);
+  if (!out_json.empty()) {
+    FILE* fo = std::fopen(out_json.c_str(), "wb");
+    if (!fo) return fail(Status(ErrorCode::kIo, out_json + ": cannot open for writing"));
+    const std::string j = verify::report_json(vc, *rep).dump(2) + "\n";
+    const bool ok = std::fwrite(j.data(), 1, j.size(), fo) == j.size();
+    if (std::fclose(fo) != 0 || !ok) return fail(Status(ErrorCode::kIo, out_json + ": write failed"));
+  }
+  for (const auto& c : rep->candidates)
+    if (c.verdict == "error") return fail(Status(ErrorCode::kInvalidArgument, "--reference " + c.path + ": " + c.error));
+  return rep->match >= 0 ? 0 : 3;
+}
+
 void usage(FILE* out) {
   std::fprintf(out,
-               "usage: tachyon bench <run|compare|probe> [options]\n\n"
+               "usage: tachyon bench <run|compare|probe|verify> [options]\n\n"
                "  run      benchmark one OpenAI-compatible endpoint\n"
                "  compare  same workload against several endpoints, leaderboard and recommendation\n"
-               "  probe    availability and latency of endpoints over time\n\n"
+               "  probe    availability and latency of endpoints over time\n"
+               "  verify   which reference GGUF file (if any) an endpoint serves\n\n"
                "run 'tachyon bench <command> --help' for its options\n");
 }
 
@@ -407,10 +472,7 @@ int cmd_bench(int argc, char** argv) {
   if (sub == "run") return bench_run(argc - 1, argv + 1);
   if (sub == "compare") return bench_compare(argc - 1, argv + 1);
   if (sub == "probe") return bench_probe(argc - 1, argv + 1);
-  if (sub == "verify") {
-    std::fprintf(stderr, "error: 'tachyon bench verify' is not available in this build yet\n");
-    return 2;
-  }
+  if (sub == "verify") return bench_verify(argc - 1, argv + 1);
   std::fprintf(stderr, "tachyon bench: unknown command '%s'\n", sub.c_str());
   usage(stderr);
   return 2;

@@ -164,7 +164,12 @@ bool ResponseReader::on_event(std::string_view data, int64_t t_us) {
       auto fr = c.find("finish_reason");
       if (fr != c.end() && fr->is_string()) rec_->finish_reason = fr->get<std::string>();
     }
-    if (!text.empty() || n_lp > 0) {
+    if (has_lp && n_lp == 0 && !text.empty() && !rec_->chunks.empty()) {
+      // Text without a token (held back by the server, e.g. the rest of a character):
+      // it belongs to the last token-bearing chunk and is no chunk of its own.
+      rec_->chunks.back().n_bytes += static_cast<int32_t>(text.size());
+      rec_->output_text += text;
+    } else if (!text.empty() || n_lp > 0) {
       ChunkRecord cr;
       cr.t_us = t_us;
       cr.n_tokens = has_lp ? n_lp : 0;

@@ -156,10 +156,16 @@ void CompletionJob::on_finish(Choice& c, const engine::Event& ev) {
     return;
   }
   if (!ev.text.empty()) {  // text the engine held back (partial character, stop-string prefix)
-    if (chat)
-      ex_->write_chunk(sse_data(chat_chunk(meta_, c.index, {{"content", ev.text}}, nullptr, nullptr)));
-    else
-      ex_->write_chunk(sse_data(completion_chunk(meta_, c.index, ev.text, nullptr, nullptr)));
+    // It belongs to tokens already sent: with logprobs requested, say so with an empty
+    // list (not null), so that clients counting tokens by logprobs entries stay exact.
+    const bool want_lp = params_.logprobs >= 0;
+    if (chat) {
+      const ojson lp = want_lp ? ojson{{"content", ojson::array()}} : ojson(nullptr);
+      ex_->write_chunk(sse_data(chat_chunk(meta_, c.index, {{"content", ev.text}}, lp, nullptr)));
+    } else {
+      const ojson lp = want_lp ? CompletionLogprobs().to_json() : ojson(nullptr);
+      ex_->write_chunk(sse_data(completion_chunk(meta_, c.index, ev.text, lp, nullptr)));
+    }
   }
   Usage u;
   u.prompt_tokens = ev.prompt_tokens;

@@ -78,6 +78,29 @@ TEST(ResponseReader, ChatChunks) {
   EXPECT_EQ(rec.t_end_us, 300);
 }
 
+// Text that completes an earlier token (a held-back partial character) arrives with an
+// empty logprobs list: it joins the previous chunk, and the count stays exact.
+TEST(ResponseReader, TokenlessTextJoinsThePreviousChunk) {
+  RequestRecord rec;
+  ResponseReader rr(Api::kChat, &rec);
+  rr.on_head("text/event-stream");
+  rr.feed("data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"logprobs\":{\"content\":[{\"token\":\"a\"}]}}]}\n\n", 10);
+  rr.feed("data: {\"choices\":[{\"delta\":{\"content\":\"\"},\"logprobs\":{\"content\":[{\"token\":\"\"}]}}]}\n\n", 20);
+  rr.feed("data: {\"choices\":[{\"delta\":{\"content\":\"\xc3\xa9\"},\"logprobs\":{\"content\":[]}}]}\n\n", 30);
+  rr.feed("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}],"
+          "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n", 40);
+  rr.finish({}, 50);
+  EXPECT_TRUE(rec.ok()) << rec.error_message;
+  ASSERT_EQ(rec.chunks.size(), 2u);
+  EXPECT_EQ(rec.chunks[1].t_us, 20);
+  EXPECT_EQ(rec.chunks[1].n_bytes, 2);
+  EXPECT_EQ(rec.output_text, "a\xc3\xa9");
+  finalize_tokens(rec, nullptr);
+  EXPECT_EQ(rec.token_source, TokenSource::kLogprobs);
+  EXPECT_EQ(rec.n_output_tokens_client, 2);
+  EXPECT_EQ(rec.n_output_tokens, 2);
+}
+
 TEST(ResponseReader, IncompleteStreamIsAnError) {
   RequestRecord rec;
   ResponseReader rr(Api::kCompletions, &rec);
