@@ -17,6 +17,8 @@ const CpuFeatures& cpu_features() {
     if (__get_cpuid(1, &a, &b, &cx, &d)) c.f16c = (cx >> 29) & 1;  // F16C (clang has no builtin name for it)
     c.avx512f = __builtin_cpu_supports("avx512f");
     c.avx512vnni = __builtin_cpu_supports("avx512vnni");
+    c.avx512vl = __builtin_cpu_supports("avx512vl");
+    c.avx512bw = __builtin_cpu_supports("avx512bw");
 #endif
     return c;
   }();

@@ -9,6 +9,8 @@ struct CpuFeatures {
   bool f16c = false;
   bool avx512f = false;
   bool avx512vnni = false;
+  bool avx512vl = false;
+  bool avx512bw = false;
 };
 
 // Detected once; cheap to call.

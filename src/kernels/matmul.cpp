@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "kernels/packed.h"
 #include "kernels/traits.h"
 
 namespace tachyon::kernels {
@@ -35,7 +36,56 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, Qu
   });
 }
 
+namespace {
+
+// Rows [0, w.packed_rows) from the packed groups: threads take contiguous group ranges,
+// and walk them in tiles small enough to stay in L2 while every token passes over them.
+void matmul_packed(const MatView& w, const PackedKernels* pk, const QuantActs& acts, float* y, int64_t ld_y,
+                   ThreadPool& pool) {
+  const int64_t n_tok = acts.n_tok;
+  thread_local std::vector<int32_t> aux;
+  const int64_t na = pk->aux_count ? pk->aux_count(w.n_cols) : 0;
+  if (na > 0) {
+    aux.resize(static_cast<size_t>(n_tok * na));
+    for (int64_t t = 0; t < n_tok; ++t) pk->make_aux(acts.row(t), w.n_cols, aux.data() + t * na);
+  }
+  const int32_t* aux_data = aux.data();  // (a thread_local: workers must not name it)
+  const int64_t n_groups = w.packed_rows / kPackRows;
+  const size_t gb = pk->group_bytes(w.n_cols);
+  const int64_t tile = n_tok <= 1 ? n_groups : std::max<int64_t>(1, static_cast<int64_t>((192 * 1024) / gb));
+  auto work = [&](int ith, int nth) {
+    int64_t gb0, ge;
+    split_range(n_groups, ith, nth, &gb0, &ge);
+    for (int64_t g = gb0; g < ge; g += tile) {
+      const int64_t ng = std::min(tile, ge - g);
+      pk->gemm(w.n_cols, ng, w.packed + g * gb, static_cast<int>(n_tok), acts.row(0), acts.row_bytes, aux_data, na,
+               y + g * kPackRows, ld_y);
+    }
+  };
+  const double macs = static_cast<double>(w.packed_rows) * w.n_cols * n_tok;
+  const double bytes = static_cast<double>(n_groups) * gb;
+  if (n_groups == 1 || pool.n_threads() == 1 || (macs < kMinParallelMacs && bytes < kMinParallelBytes))
+    work(0, 1);
+  else
+    pool.run(work);
+}
+
+}  // namespace
+
 void matmul(const MatView& w, const QuantActs& acts, float* y, int64_t ld_y, ThreadPool& pool) {
+  if (w.packed && w.packed_rows > 0) {
+    if (const PackedKernels* pk = packed_kernels(w.type)) {
+      matmul_packed(w, pk, acts, y, ld_y, pool);
+      if (w.packed_rows == w.n_rows) return;
+      MatView rest = w;
+      rest.packed = nullptr;
+      rest.packed_rows = 0;
+      rest.data = static_cast<const uint8_t*>(w.data) + w.packed_rows * w.row_bytes;
+      rest.n_rows = w.n_rows - w.packed_rows;
+      matmul(rest, acts, y + w.packed_rows, ld_y, pool);
+      return;
+    }
+  }
   const TypeTraits* tt = type_traits(w.type);
   assert(tt && tt->vec_dot && acts.type == tt->vec_dot_type && acts.n_cols == w.n_cols);
   const auto vec_dot = tt->vec_dot;

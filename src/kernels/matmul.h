@@ -19,6 +19,10 @@ struct MatView {
   int64_t n_cols = 0;
   int64_t n_rows = 0;
   size_t row_bytes = 0;
+  // Rows [0, packed_rows) also exist repacked into 8-row interleaved groups at `packed`
+  // (kernels/packed.h); matmul() then reads those instead of `data`.
+  const uint8_t* packed = nullptr;
+  int64_t packed_rows = 0;
 };
 
 // Activations quantized to a weight type's vec_dot_type, one row per token.

@@ -5,13 +5,17 @@
 namespace tachyon::kernels {
 
 #if defined(__x86_64__)
-void install_avx2_kernels(TypeTraits* table);  // kernels_avx2.cpp
+void install_avx2_kernels(TypeTraits* table);            // kernels_avx2.cpp
+void install_kquant_avx512_kernels(TypeTraits* table);  // kquants_vnni.cpp
 #endif
 
 void install_simd_kernels(TypeTraits* table) {
 #if defined(__x86_64__)
   const auto& f = cpu_features();
-  if (f.avx2 && f.fma && f.f16c) install_avx2_kernels(table);
+  if (f.avx2 && f.fma && f.f16c) {
+    install_avx2_kernels(table);
+    if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) install_kquant_avx512_kernels(table);
+  }
 #else
   (void)table;
 #endif

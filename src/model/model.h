@@ -2,6 +2,7 @@
 // and the forward pass. The KV cache is owned outside (kv::KvPool); forward() reads and
 // writes it through the batch's page tables.
 #pragma once
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,11 +68,17 @@ class Model {
  private:
   Model() = default;
   Status bind_weights();
+  void pack_weights();
+
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
 
   std::unique_ptr<gguf::File> file_;
   Hparams hp_;
   ModelWeights w_;
-  std::vector<std::vector<float>> owned_;  // f32 copies of small non-f32 vectors
+  std::vector<std::vector<float>> owned_;
+  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> packed_;  // repacked weight matrices  // f32 copies of small non-f32 vectors
   size_t weight_bytes_ = 0;
 
   // Workspace reused across steps (the model is driven by one thread).

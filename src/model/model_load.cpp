@@ -1,6 +1,10 @@
 // Model loading: binds zero-copy views of every weight and checks shapes and types.
+#include <sys/mman.h>
+
+#include <cstdlib>
 #include <map>
 
+#include "kernels/packed.h"
 #include "kernels/traits.h"
 #include "model/model.h"
 
@@ -30,7 +34,40 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
   if (!hp) return hp.status();
   m->hp_ = hp.value();
   TACHYON_RETURN_IF_ERROR(m->bind_weights());
+  m->pack_weights();
   return m;
+}
+
+// Repacks every matrix whose type has a packed SIMD kernel into 8-row groups (see
+// kernels/packed.h), in freshly allocated memory; the file pages of the packed rows are
+// then dropped from this process (MADV_DONTNEED), so resident memory stays about the
+// file size. TACHYON_NO_REPACK=1 keeps the GGUF layout (for comparisons).
+void Model::pack_weights() {
+  if (const char* e = std::getenv("TACHYON_NO_REPACK"); e && *e && std::string(e) != "0") return;
+  auto pack = [&](kernels::MatView* w) {
+    const kernels::PackedKernels* pk = kernels::packed_kernels(w->type);
+    if (!pk || w->n_rows < kernels::kPackRows || w->packed) return;
+    const int64_t n_groups = w->n_rows / kernels::kPackRows;
+    const size_t gb = pk->group_bytes(w->n_cols);
+    const size_t total = (n_groups * gb + 63) / 64 * 64;
+    uint8_t* buf = static_cast<uint8_t*>(std::aligned_alloc(64, total));
+    if (!buf) return;  // keep the GGUF layout
+    const auto* src = static_cast<const uint8_t*>(w->data);
+    for (int64_t g = 0; g < n_groups; ++g)
+      pk->pack(src + g * kernels::kPackRows * w->row_bytes, w->row_bytes, w->n_cols, buf + g * gb);
+    packed_.emplace_back(buf);
+    w->packed = buf;
+    w->packed_rows = n_groups * kernels::kPackRows;
+    // Release the mapped pages now only read through the packed copy.
+    const uintptr_t page = 4096;
+    const uintptr_t b = (reinterpret_cast<uintptr_t>(src) + page - 1) / page * page;
+    const uintptr_t e = (reinterpret_cast<uintptr_t>(src) + w->packed_rows * w->row_bytes) / page * page;
+    if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+  };
+  for (auto& L : w_.layers) {
+    for (kernels::MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) pack(m);
+  }
+  if (!w_.tied_output) pack(&w_.output);
 }
 
 Status Model::bind_weights() {

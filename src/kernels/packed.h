@@ -1,0 +1,52 @@
+// Weight matrices repacked at load time into groups of 8 interleaved rows.
+//
+// In GGUF order a dot product of one row needs a horizontal reduction per block to get
+// the block's integer sum into a scalar before it is scaled, which costs more than the
+// multiply-adds themselves. In a group, the 4-byte pieces of the 8 rows' quants sit
+// side by side, so that one 8-lane integer multiply-add (vpdpbusd, or maddubs+madd on
+// plain AVX2) with a broadcast piece of activations advances all 8 rows at once, lane r
+// holding row r: no horizontal work at all, and each lane performs exactly the float
+// operations of the one-row kernel, so results are bit-identical to vec_dot (tested).
+//
+// Layouts (nb = blocks per row, group g holds rows 8g..8g+7, blocks in order):
+//  Q4_0x8: per block { f16 d[8]; u8 qs[128] }, qs[32c + 4r + b] = row r's qs[4c + b]
+//          (low nibble element 4c+b, high nibble element 16+4c+b), 144 bytes.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "base/dtype.h"
+
+namespace tachyon::kernels {
+
+constexpr int kPackRows = 8;
+
+struct PackedKernels {
+  DType type = DType::F32;
+  // Bytes of one group of 8 rows of n_cols.
+  size_t (*group_bytes)(int64_t n_cols) = nullptr;
+  // Repacks 8 consecutive rows (row r at rows + r*row_bytes) into one group at out.
+  void (*pack)(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) = nullptr;
+  // Per-token integers the kernel needs besides the quantized activations (e.g. block
+  // sums), aux_count(n_cols) of them, written by make_aux from one activation row.
+  int64_t (*aux_count)(int64_t n_cols) = nullptr;
+  void (*make_aux)(const uint8_t* act_row, int64_t n_cols, int32_t* aux) = nullptr;
+  // y[t*ld + 8*g + r] = row (8g + r) . activation row t, for groups g < n_groups stored
+  // consecutively at wp and tokens t < n_tok (activation row t at acts + t*act_stride,
+  // its aux at aux + t*aux_stride).
+  void (*gemm)(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+               size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) = nullptr;
+  const char* impl = "ref";
+};
+
+// The fastest variant for this CPU; nullptr when the type has no packed layout or no
+// SIMD kernel for it (packing then buys nothing). With force_scalar_kernels(true) the
+// scalar twin is returned instead.
+const PackedKernels* packed_kernels(DType t);
+// The scalar reference twin (always available for packable types).
+const PackedKernels* packed_kernels_ref(DType t);
+// Installs SIMD variants (packed_avx2.cpp, packed_vnni.cpp).
+void install_packed_avx2(PackedKernels* table);
+void install_packed_vnni(PackedKernels* table);
+
+}  // namespace tachyon::kernels

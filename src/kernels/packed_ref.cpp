@@ -1,0 +1,220 @@
+// Repacking into 8-row groups (see packed.h) and the scalar reference kernels over the
+// packed layouts. The reference performs, per row, the float operations of the AVX2
+// one-row kernel in the same order (std::fma where that kernel fuses), so it is
+// bit-identical to it and to the SIMD packed kernels.
+#include "kernels/packed.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "base/cpu.h"
+#include "base/fp16.h"
+#include "kernels/quant.h"
+#include "kernels/traits.h"
+
+namespace tachyon::kernels {
+
+namespace {
+
+// ---- Q4_0x8 ----
+constexpr size_t kQ40x8Block = 8 * sizeof(f16_t) + 128;
+
+size_t q4_0x8_group_bytes(int64_t n_cols) { return static_cast<size_t>(n_cols / QK4_0) * kQ40x8Block; }
+
+void q4_0x8_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
+  const int64_t nb = n_cols / QK4_0;
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* o = out + i * kQ40x8Block;
+    for (int r = 0; r < 8; ++r) {
+      const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(rows + r * row_bytes) + i;
+      std::memcpy(o + 2 * r, &x->d, 2);
+      for (int c = 0; c < 4; ++c) std::memcpy(o + 16 + 32 * c + 4 * r, x->qs + 4 * c, 4);
+    }
+  }
+}
+
+// aux: 8 * (sum of the block's 32 activation quants), per Q8_0 block; the kernels use
+// unsigned nibbles u = q + 8 and subtract it: sum((u - 8) y) = sum(u y) - 8 sum(y).
+int64_t q8_0_block_count(int64_t n_cols) { return n_cols / QK8_0; }
+
+void q8_0_aux_sum8(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
+  const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(act_row);
+  for (int64_t i = 0; i < n_cols / QK8_0; ++i) {
+    int s = 0;
+    for (int k = 0; k < QK8_0; ++k) s += y[i].qs[k];
+    aux[i] = 8 * s;
+  }
+}
+
+void q4_0x8_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                     size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  const int64_t nb = n_cols / QK4_0;
+  const size_t gb = q4_0x8_group_bytes(n_cols);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* wg = wp + g * gb;
+    for (int t = 0; t < n_tok; ++t) {
+      const BlockQ8_0* a = reinterpret_cast<const BlockQ8_0*>(acts + t * act_stride);
+      const int32_t* s8 = aux + t * aux_stride;
+      for (int r = 0; r < 8; ++r) {
+        float acc = 0;
+        for (int64_t i = 0; i < nb; ++i) {
+          const uint8_t* blk = wg + i * kQ40x8Block;
+          f16_t d;
+          std::memcpy(&d, blk + 2 * r, 2);
+          int isum = 0;
+          for (int c = 0; c < 4; ++c)
+            for (int b = 0; b < 4; ++b) {
+              const uint8_t q = blk[16 + 32 * c + 4 * r + b];
+              isum += (q & 0xF) * a[i].qs[4 * c + b] + (q >> 4) * a[i].qs[16 + 4 * c + b];
+            }
+          isum -= s8[i];
+          acc = std::fma(static_cast<float>(isum), f16_to_f32(d) * f16_to_f32(a[i].d), acc);
+        }
+        y[t * ld + 8 * g + r] = acc;
+      }
+    }
+  }
+}
+
+// ---- Q4_Kx8 ----
+// Per super-block: f16 d[8], f16 dmin[8], u8 sc[8 sub-blocks][8 rows],
+// u8 mins[4 pairs][8 rows][2], u8 qs[4 pairs][8 chunks][8 rows][4]: chunk c of pair j
+// holds row r's qs[32j + 4c .. +3] (low nibbles: sub-block 2j elements 4c..4c+3, high
+// nibbles: sub-block 2j+1).
+constexpr size_t kQ4Kx8Block = 16 + 16 + 64 + 64 + 1024;
+
+size_t q4_Kx8_group_bytes(int64_t n_cols) { return static_cast<size_t>(n_cols / QK_K) * kQ4Kx8Block; }
+
+void q4_Kx8_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
+  const int64_t nb = n_cols / QK_K;
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* o = out + i * kQ4Kx8Block;
+    for (int r = 0; r < 8; ++r) {
+      const BlockQ4_K* x = reinterpret_cast<const BlockQ4_K*>(rows + r * row_bytes) + i;
+      std::memcpy(o + 2 * r, &x->d, 2);
+      std::memcpy(o + 16 + 2 * r, &x->dmin, 2);
+      for (int k = 0; k < 8; ++k) {
+        uint8_t sc, m;
+        get_scale_min_k4(k, x->scales, &sc, &m);
+        o[32 + 8 * k + r] = sc;
+        o[96 + 16 * (k / 2) + 2 * r + (k % 2)] = m;
+      }
+      for (int j = 0; j < 4; ++j)
+        for (int c = 0; c < 8; ++c) std::memcpy(o + 160 + 256 * j + 32 * c + 4 * r, x->qs + 32 * j + 4 * c, 4);
+    }
+  }
+}
+
+// aux: per Q8_K super-block and sub-block pair j, the sums of the activations of
+// sub-blocks 2j and 2j+1 as two 16-bit halves of one int (what the min terms multiply).
+int64_t q8_K_aux_count(int64_t n_cols) { return n_cols / QK_K * 4; }
+
+void q8_K_aux_pairs(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
+  const BlockQ8_K* y = reinterpret_cast<const BlockQ8_K*>(act_row);
+  for (int64_t i = 0; i < n_cols / QK_K; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const int b0 = y[i].bsums[4 * j] + y[i].bsums[4 * j + 1];
+      const int b1 = y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3];
+      aux[4 * i + j] = static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(b1)) << 16) |
+                                            static_cast<uint16_t>(b0));
+    }
+}
+
+void q4_Kx8_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                     size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  const int64_t nb = n_cols / QK_K;
+  const size_t gb = q4_Kx8_group_bytes(n_cols);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* wg = wp + g * gb;
+    for (int t = 0; t < n_tok; ++t) {
+      const BlockQ8_K* a = reinterpret_cast<const BlockQ8_K*>(acts + t * act_stride);
+      const int32_t* bp = aux + t * aux_stride;
+      for (int r = 0; r < 8; ++r) {
+        float acc = 0, accm = 0;
+        for (int64_t i = 0; i < nb; ++i) {
+          const uint8_t* blk = wg + i * kQ4Kx8Block;
+          f16_t d, dmin;
+          std::memcpy(&d, blk + 2 * r, 2);
+          std::memcpy(&dmin, blk + 16 + 2 * r, 2);
+          const float dd = f16_to_f32(d) * a[i].d, dm = f16_to_f32(dmin) * a[i].d;
+          for (int j = 0; j < 4; ++j) {
+            int i0 = 0, i1 = 0;
+            for (int c = 0; c < 8; ++c)
+              for (int b = 0; b < 4; ++b) {
+                const uint8_t q = blk[160 + 256 * j + 32 * c + 4 * r + b];
+                i0 += (q & 0xF) * a[i].qs[64 * j + 4 * c + b];
+                i1 += (q >> 4) * a[i].qs[64 * j + 32 + 4 * c + b];
+              }
+            const int sum = i0 * blk[32 + 8 * (2 * j) + r] + i1 * blk[32 + 8 * (2 * j + 1) + r];
+            const int32_t bpair = bp[4 * i + j];
+            const int mins = blk[96 + 16 * j + 2 * r] * static_cast<int16_t>(bpair & 0xFFFF) +
+                             blk[96 + 16 * j + 2 * r + 1] * static_cast<int16_t>(static_cast<uint32_t>(bpair) >> 16);
+            acc = std::fma(static_cast<float>(sum), dd, acc);
+            accm = std::fma(static_cast<float>(mins), dm, accm);
+          }
+        }
+        y[t * ld + 8 * g + r] = acc - accm;
+      }
+    }
+  }
+}
+
+constexpr int kMaxType = 40;
+
+struct PackedTables {
+  PackedKernels ref[kMaxType] = {};
+  PackedKernels best[kMaxType] = {};
+  bool has_ref[kMaxType] = {};
+  bool has_best[kMaxType] = {};
+
+  PackedTables() {
+    PackedKernels q40;
+    q40.type = DType::Q4_0;
+    q40.group_bytes = q4_0x8_group_bytes;
+    q40.pack = q4_0x8_pack;
+    q40.aux_count = q8_0_block_count;
+    q40.make_aux = q8_0_aux_sum8;
+    q40.gemm = q4_0x8_gemm_ref;
+    q40.impl = "ref";
+    ref[static_cast<int>(DType::Q4_0)] = best[static_cast<int>(DType::Q4_0)] = q40;
+    has_ref[static_cast<int>(DType::Q4_0)] = true;
+    PackedKernels q4k;
+    q4k.type = DType::Q4_K;
+    q4k.group_bytes = q4_Kx8_group_bytes;
+    q4k.pack = q4_Kx8_pack;
+    q4k.aux_count = q8_K_aux_count;
+    q4k.make_aux = q8_K_aux_pairs;
+    q4k.gemm = q4_Kx8_gemm_ref;
+    q4k.impl = "ref";
+    ref[static_cast<int>(DType::Q4_K)] = best[static_cast<int>(DType::Q4_K)] = q4k;
+    has_ref[static_cast<int>(DType::Q4_K)] = true;
+#if defined(__x86_64__)
+    const auto& f = cpu_features();
+    if (f.avx2 && f.fma && f.f16c) install_packed_avx2(best);
+    if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) install_packed_vnni(best);
+#endif
+    for (int i = 0; i < kMaxType; ++i) has_best[i] = has_ref[i] && best[i].impl != ref[i].impl;
+  }
+};
+
+const PackedTables& packed_tables() {
+  static const PackedTables t;
+  return t;
+}
+
+}  // namespace
+
+const PackedKernels* packed_kernels(DType t) {
+  const int i = static_cast<int>(t);
+  if (i < 0 || i >= kMaxType) return nullptr;
+  if (scalar_kernels_forced()) return packed_tables().has_ref[i] ? &packed_tables().ref[i] : nullptr;
+  return packed_tables().has_best[i] ? &packed_tables().best[i] : nullptr;
+}
+
+const PackedKernels* packed_kernels_ref(DType t) {
+  const int i = static_cast<int>(t);
+  if (i < 0 || i >= kMaxType || !packed_tables().has_ref[i]) return nullptr;
+  return &packed_tables().ref[i];
+}
+
+}  // namespace tachyon::kernels

@@ -1,0 +1,95 @@
+// Packed (8-row interleaved) weight layouts: the SIMD kernels and their scalar twin give
+// the bits of the one-row vec_dot kernel for every token count and ragged row counts.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/matmul.h"
+#include "kernels/packed.h"
+#include "kernels/traits.h"
+
+using namespace tachyon;
+using namespace tachyon::kernels;
+
+namespace {
+
+std::vector<uint8_t> random_matrix(DType t, int64_t n_cols, int64_t n_rows, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, 1.f);
+  const size_t rb = row_bytes(t, n_cols);
+  std::vector<uint8_t> w(rb * n_rows);
+  std::vector<float> row(n_cols);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    for (auto& x : row) x = d(rng) * (1.f + 0.1f * static_cast<float>(r % 7));
+    type_traits_ref(t)->from_float(row.data(), w.data() + r * rb, n_cols);
+  }
+  return w;
+}
+
+struct Packed {
+  std::vector<uint8_t> buf;
+  MatView view;
+};
+
+Packed pack(const PackedKernels* pk, const std::vector<uint8_t>& w, DType t, int64_t n_cols, int64_t n_rows) {
+  Packed p;
+  const size_t rb = row_bytes(t, n_cols);
+  const int64_t groups = n_rows / kPackRows;
+  const size_t gb = pk->group_bytes(n_cols);
+  p.buf.resize(groups * gb);
+  for (int64_t g = 0; g < groups; ++g) pk->pack(w.data() + g * kPackRows * rb, rb, n_cols, p.buf.data() + g * gb);
+  p.view = MatView{w.data(), t, n_cols, n_rows, rb};
+  p.view.packed = p.buf.data();
+  p.view.packed_rows = groups * kPackRows;
+  return p;
+}
+
+const DType kPackedTypes[] = {DType::Q4_0, DType::Q4_K};
+
+}  // namespace
+
+TEST(Packed, MatmulOverPackedWeightsIsBitIdenticalToVecDot) {
+  ThreadPool pool(2);
+  for (DType t : kPackedTypes) {
+    const PackedKernels* ref = packed_kernels_ref(t);
+    ASSERT_NE(ref, nullptr) << dtype_info(t).name;
+    const PackedKernels* fast = packed_kernels(t);
+    if (!fast) {
+      std::printf("[packed] %s: no SIMD packed kernel on this CPU, reference only\n", dtype_info(t).name);
+      continue;
+    }
+    for (auto [n_cols, n_rows] : {std::pair<int64_t, int64_t>{512, 19}, {2048, 264}}) {
+      const auto w = random_matrix(t, n_cols, n_rows, 7 + static_cast<uint32_t>(n_rows));
+      Packed p = pack(fast, w, t, n_cols, n_rows);
+      MatView plain{w.data(), t, n_cols, n_rows, row_bytes(t, n_cols)};
+      for (int n_tok : {1, 2, 3, 5, 8}) {
+        std::mt19937 rng(n_tok);
+        std::normal_distribution<float> d(0.f, 1.f);
+        std::vector<float> x(n_tok * n_cols);
+        for (auto& v : x) v = d(rng);
+        QuantActs acts;
+        quantize_acts(x.data(), n_tok, n_cols, type_traits(t)->vec_dot_type, &acts, pool);
+        std::vector<float> y_packed(n_tok * n_rows), y_plain(n_tok * n_rows);
+        matmul(p.view, acts, y_packed.data(), n_rows, pool);
+        matmul(plain, acts, y_plain.data(), n_rows, pool);
+        ASSERT_EQ(std::memcmp(y_packed.data(), y_plain.data(), y_plain.size() * sizeof(float)), 0)
+            << dtype_info(t).name << " impl=" << fast->impl << " n_tok=" << n_tok << " n_rows=" << n_rows;
+        // the scalar twin, group by group
+        std::vector<int32_t> aux(n_tok * fast->aux_count(n_cols));
+        const int64_t na = fast->aux_count(n_cols);
+        for (int tk = 0; tk < n_tok; ++tk) ref->make_aux(acts.row(tk), n_cols, aux.data() + tk * na);
+        std::vector<float> y_ref(n_tok * n_rows, -1.f);
+        ref->gemm(n_cols, n_rows / kPackRows, p.buf.data(), n_tok, acts.row(0), acts.row_bytes, aux.data(), na,
+                  y_ref.data(), n_rows);
+        for (int tk = 0; tk < n_tok; ++tk)
+          for (int64_t r = 0; r < p.view.packed_rows; ++r)
+            ASSERT_EQ(std::memcmp(&y_ref[tk * n_rows + r], &y_plain[tk * n_rows + r], 4), 0)
+                << dtype_info(t).name << " ref twin, token " << tk << " row " << r;
+      }
+    }
+  }
+}
