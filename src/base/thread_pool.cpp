@@ -1,13 +1,23 @@
 #include "base/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace tachyon {
 
 namespace {
-// Pause iterations a worker spins before sleeping (~50 us): long enough to catch the
-// next kernel launch of a forward pass, short enough not to steal a shared core.
-constexpr int kSpinIterations = 2000;
+// How long a worker spins before sleeping: long enough to bridge the single-threaded
+// gaps of a forward pass (norms, RoPE, sampling), short enough to give a shared core
+// back soon after the engine goes idle.
+constexpr auto kSpin = std::chrono::microseconds(1000);
+// Pause iterations between clock reads while spinning.
+constexpr int kPausesPerCheck = 64;
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
@@ -31,14 +41,20 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   fn_ = &fn;
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  {
+  // seq_cst pairs with the worker's sleepers_ increment + generation re-check: either
+  // we see it sleeping (and signal under the mutex) or it sees the new generation.
+  generation_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> lk(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    cv_.notify_all();
   }
-  cv_.notify_all();
   fn(0, n_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) {
-    std::this_thread::yield();
+  // The split is even, so the others finish about now: spin, then yield the core.
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < 20000)
+      cpu_relax();
+    else
+      std::this_thread::yield();
   }
   fn_ = nullptr;
 }
@@ -48,15 +64,20 @@ void ThreadPool::worker(int ith) {
   for (;;) {
     // Spin a little before sleeping: kernels are launched back to back.
     uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < kSpinIterations; ++spin) {
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
-      g = generation_.load(std::memory_order_acquire);
+    if (g == seen) {
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      do {
+        for (int k = 0; k < kPausesPerCheck && g == seen; ++k) {
+          cpu_relax();
+          g = generation_.load(std::memory_order_acquire);
+        }
+      } while (g == seen && std::chrono::steady_clock::now() < until);
     }
     if (g == seen) {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      cv_.wait(lk, [&] { return generation_.load(std::memory_order_seq_cst) != seen; });
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
       g = generation_.load(std::memory_order_acquire);
     }
     seen = g;

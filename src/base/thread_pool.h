@@ -1,7 +1,8 @@
 // Persistent compute pool: n-1 worker threads plus the caller. run(fn) calls
 // fn(ith, nth) once for every ith in [0, nth) and returns when all are done. Workers
-// spin briefly on a generation counter, then sleep on a condition variable, so
-// back-to-back kernel launches cost no thread creation and little wake-up latency.
+// spin on a generation counter (about a millisecond: the gaps between the kernels of a
+// forward pass), then sleep on a condition variable; a launch only takes the mutex and
+// signals when some worker sleeps. Back-to-back kernel launches cost no syscalls.
 // Not reentrant: one run() at a time (the engine thread owns the pool).
 #pragma once
 #include <atomic>
@@ -32,6 +33,7 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<int> sleepers_{0};  // workers blocked (or about to block) on cv_
   std::mutex mu_;
   std::condition_variable cv_;
 };
