@@ -3,6 +3,7 @@
 //   tachyon bench compare --config endpoints.toml [workload] [load] [--recommend C] [--objective O]
 //   tachyon bench probe --config endpoints.toml [--every 60s] [--duration 1h]
 //   tachyon bench verify --url URL --model NAME --reference A.gguf [--reference B.gguf ...]
+// Every subcommand takes --insecure and --ca-file FILE for https:// endpoints.
 // Flags become a bench::BenchConfig / ProbeConfig; the work is in src/bench.
 #include <unistd.h>
 
@@ -71,6 +72,30 @@ Status resolve_key(EndpointSpec& ep) {
   return Status::ok();
 }
 
+// https: --insecure / --ca-file on every subcommand; config files may set them per endpoint.
+struct TlsFlags {
+  bool insecure = false;
+  std::string ca_file;
+};
+
+void add_tls_flags(CLI::App& app, TlsFlags& t) {
+  app.add_flag("--insecure", t.insecure, "https: do not verify the server's certificate (self-signed test servers)");
+  app.add_option("--ca-file", t.ca_file, "https: PEM file of CA certificates to trust besides the system store");
+}
+
+// The flags apply to every endpoint (--ca-file only where the config names no ca_file).
+// A CA file that cannot be read is a usage error now rather than a failure per request.
+Status apply_tls(const TlsFlags& t, EndpointSpec& ep) {
+  if (t.insecure) ep.tls.verify = false;
+  if (ep.tls.ca_file.empty()) ep.tls.ca_file = t.ca_file;
+  if (ep.tls.verify && !ep.tls.ca_file.empty()) {
+    FILE* f = std::fopen(ep.tls.ca_file.c_str(), "rb");
+    if (!f) return Status(ErrorCode::kNotFound, ep.label() + ": CA file " + ep.tls.ca_file + ": cannot open");
+    std::fclose(f);
+  }
+  return Status::ok();
+}
+
 // Flags shared by run and compare.
 struct Flags {
   std::string api = "chat", len_dist = "fixed", sweep, slo, percentiles = "50,90,95,99";
@@ -84,6 +109,7 @@ struct Flags {
   bool ignore_eos = false, no_progress = false, no_fail_fast = false, no_model_check = false, save_text = false;
   CLI::Option* output_len_opt = nullptr;
   CLI::Option* concurrency_opt = nullptr;
+  TlsFlags tls;
 };
 
 void add_common(CLI::App& app, Flags& f) {
@@ -122,6 +148,7 @@ void add_common(CLI::App& app, Flags& f) {
   app.add_flag("--no-progress", f.no_progress, "no progress display");
   app.add_flag("--no-fail-fast", f.no_fail_fast, "keep sending even when every request so far failed");
   app.add_flag("--no-model-check", f.no_model_check, "skip GET /v1/models before the run");
+  add_tls_flags(app, f.tls);
 }
 
 Status fill_config(const Flags& f, BenchConfig& c) {
@@ -244,7 +271,9 @@ int bench_run(int argc, char** argv) {
   CLI::App app{"benchmark one OpenAI-compatible endpoint", "tachyon bench run"};
   Flags f;
   std::string url, model, api_key_env, name;
-  app.add_option("--url", url, "endpoint base URL, e.g. http://127.0.0.1:8080 (a trailing /v1 is fine)")->required();
+  app.add_option("--url", url,
+                 "endpoint base URL, e.g. http://127.0.0.1:8080 or https://api.openai.com/v1 (a trailing /v1 is fine)")
+      ->required();
   app.add_option("--model", model, "model name to request (default: the first one /v1/models lists)");
   app.add_option("--api-key-env", api_key_env, "environment variable holding the API key");
   app.add_option("--name", name, "label for reports (default host:port)");
@@ -268,17 +297,25 @@ int bench_run(int argc, char** argv) {
   ep.api_key_env = api_key_env;
   ep.api = f.api == "chat" ? Api::kChat : Api::kCompletions;
   if (Status st = resolve_key(ep); !st) return fail(st);
+  if (Status st = apply_tls(f.tls, ep); !st) return fail(st);
   if (ep.model.empty() && f.no_model_check) return fail(invalid_argument("--model is required with --no-model-check"));
   c.endpoints.push_back(ep);
   return finish(run_bench(c), c);
 }
 
-Result<std::vector<EndpointSpec>> load_endpoints(const std::string& path) {
+// A relative ca_file in the config is relative to the config file's directory.
+Result<std::vector<EndpointSpec>> load_endpoints(const std::string& path, const TlsFlags& tls) {
   auto text = read_text_file(path);
   if (!text.is_ok()) return Status(ErrorCode::kNotFound, "--config " + path + ": cannot open");
   auto eps = parse_endpoints(*text, path);
   if (!eps.is_ok()) return eps.status();
-  for (auto& e : *eps) TACHYON_RETURN_IF_ERROR(resolve_key(e));
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  for (auto& e : *eps) {
+    TACHYON_RETURN_IF_ERROR(resolve_key(e));
+    if (!e.tls.ca_file.empty() && e.tls.ca_file[0] != '/') e.tls.ca_file = dir + e.tls.ca_file;
+    TACHYON_RETURN_IF_ERROR(apply_tls(tls, e));
+  }
   return eps;
 }
 
@@ -307,7 +344,7 @@ int bench_compare(int argc, char** argv) {
     c.recommend = *cons;
   }
   c.objective = *parse_objective(f.objective);
-  auto eps = load_endpoints(config);
+  auto eps = load_endpoints(config, f.tls);
   if (!eps.is_ok()) return fail(eps.status());
   for (auto& e : *eps) {
     if (f.api != "chat") e.api = Api::kCompletions;
@@ -327,6 +364,8 @@ int bench_probe(int argc, char** argv) {
   app.add_option("--max-tokens", max_tokens, "tokens to generate per probe (default 16)");
   app.add_option("--percentiles", percentiles, "percentiles to report (default 50,90,99)");
   app.add_option("--output-json", out_json, "every sample and the per-endpoint summary");
+  TlsFlags tls;
+  add_tls_flags(app, tls);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -344,7 +383,7 @@ int bench_probe(int argc, char** argv) {
   pc.duration_ms = *d * 1e3;
   pc.timeout_ms = *t * 1e3;
   pc.max_tokens = max_tokens;
-  auto eps = load_endpoints(config);
+  auto eps = load_endpoints(config, tls);
   if (!eps.is_ok()) return fail(eps.status());
   for (auto& ep : *eps)
     if (ep.model.empty()) return fail(invalid_argument(config + ": endpoint '" + ep.name + "' has no model"));
@@ -408,6 +447,8 @@ int bench_verify(int argc, char** argv) {
   app.add_option("--timeout", timeout, "per-request timeout (default 60s)");
   app.add_option("-t,--threads", vc.threads, "local compute threads")->check(CLI::Range(1, 1024));
   app.add_option("--json", out_json, "write the result as JSON to this file");
+  TlsFlags tls;
+  add_tls_flags(app, tls);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -420,6 +461,7 @@ int bench_verify(int argc, char** argv) {
   vc.endpoint.api_key_env = api_key_env;
   vc.endpoint.api = api == "chat" ? Api::kChat : Api::kCompletions;
   if (Status st = resolve_key(vc.endpoint); !st) return fail(st);
+  if (Status st = apply_tls(tls, vc.endpoint); !st) return fail(st);
   auto t = seconds_flag("--timeout", timeout);
   if (!t.is_ok()) return fail(t.status());
   if (!(*t > 0)) return fail(invalid_argument("--timeout must be > 0"));

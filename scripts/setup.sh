@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev libboost-dev
+  libssl-dev  # TLS for bench's https endpoints (Boost.Asio SSL)
   clang libclang-rt-14-dev
   curl nodejs
   chromium  # headless, renders the bench HTML report (tests/unit/bench/html_test.cpp)

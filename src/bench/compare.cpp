@@ -61,6 +61,13 @@ Status endpoint_from_json(const json& j, const std::string& where, EndpointSpec*
       if (!s.is_ok()) return s.status();
       if (*s != "chat" && *s != "completions") return invalid_argument(where + ": api must be chat or completions");
       e.api = *s == "chat" ? Api::kChat : Api::kCompletions;
+    } else if (k == "insecure") {
+      if (!v.is_boolean()) return invalid_argument(where + ": 'insecure' must be true or false");
+      e.tls.verify = !v.get<bool>();
+    } else if (k == "ca_file") {
+      auto s = str();
+      if (!s.is_ok()) return s.status();
+      e.tls.ca_file = *s;
     } else if (k == "price_input_per_m" || k == "price_in") {
       auto d = number();
       if (!d.is_ok()) return d.status();
@@ -71,7 +78,8 @@ Status endpoint_from_json(const json& j, const std::string& where, EndpointSpec*
       e.price_output_per_m = *d;
     } else {
       return invalid_argument(where + ": unknown key '" + k +
-                              "' (name, url, model, api_key_env, api, price_input_per_m, price_output_per_m)");
+                              "' (name, url, model, api_key_env, api, insecure, ca_file, price_input_per_m, "
+                              "price_output_per_m)");
     }
   }
   if (e.url.host.empty()) return invalid_argument(where + ": 'url' is required");

@@ -8,6 +8,8 @@
 //     model = "mini-qwen2"
 //     api_key_env = "MY_KEY"            # optional: the environment variable with the key
 //     api = "chat"                      # optional: chat | completions
+//     insecure = true                   # optional, https: accept any certificate
+//     ca_file = "corp-ca.pem"           # optional, https: extra trusted CA certificates (PEM)
 //     price_input_per_m = 0.15          # optional: USD per million input tokens
 //     price_output_per_m = 0.60         # optional: USD per million output tokens
 // (strings in "..." or '...', numbers, true/false, # comments), or JSON: an array of such

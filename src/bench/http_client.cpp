@@ -7,12 +7,17 @@
 #include <unordered_map>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
 
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <nlohmann/json.hpp>
 
 #include "base/clock.h"
@@ -22,6 +27,7 @@ namespace tachyon::bench {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
@@ -29,6 +35,7 @@ const char* error_kind_name(ErrorKind k) {
   switch (k) {
     case ErrorKind::kNone: return "ok";
     case ErrorKind::kConnect: return "connect";
+    case ErrorKind::kTls: return "tls";
     case ErrorKind::kTimeout: return "timeout";
     case ErrorKind::kHttpStatus: return "http_status";
     case ErrorKind::kProtocol: return "protocol";
@@ -47,10 +54,8 @@ Result<Url> Url::parse(std::string_view s) {
     return invalid_argument("URL '" + std::string(s) + "' has no scheme (expected http://host:port)");
   std::string scheme(s.substr(0, sep));
   for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (scheme == "https")
-    return invalid_argument("URL '" + std::string(s) +
-                            "': https is not supported by this build (no TLS); use http:// or a local TLS proxy");
-  if (scheme != "http") return invalid_argument("URL '" + std::string(s) + "': unsupported scheme '" + scheme + "'");
+  if (scheme != "http" && scheme != "https")
+    return invalid_argument("URL '" + std::string(s) + "': unsupported scheme '" + scheme + "' (http or https)");
   std::string_view rest = s.substr(sep + 3);
   const size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
@@ -72,6 +77,7 @@ Result<Url> Url::parse(std::string_view s) {
   }
   if (host.empty()) return invalid_argument("URL '" + std::string(s) + "' has no host");
   u.scheme = scheme;
+  u.port = u.default_port();
   u.host = std::string(host);
   if (!port.empty()) {
     unsigned v = 0;
@@ -96,10 +102,22 @@ std::string Url::target(std::string_view v1_path) const {
 
 namespace {
 
+// A plain socket, or a TLS stream over its own socket (then `sock` stays unopened).
 struct Connection {
   explicit Connection(asio::io_context& io) : sock(io) {}
+  Connection(asio::io_context& io, ssl::context& ctx) : sock(io) { tls.emplace(io, ctx); }
   tcp::socket sock;
+  std::optional<beast::ssl_stream<tcp::socket>> tls;
   beast::flat_buffer buf;
+  tcp::socket& socket() { return tls ? tls->next_layer() : sock; }
+  // f(stream) with the stream the HTTP bytes go through.
+  template <class F>
+  void with_stream(F&& f) {
+    if (tls)
+      f(*tls);
+    else
+      f(sock);
+  }
 };
 
 struct HostPool {
@@ -136,6 +154,30 @@ class HttpClient::Impl : public std::enable_shared_from_this<HttpClient::Impl> {
   std::unordered_map<std::string, HostPool> pools_;
   ClientStats stats_;
   size_t n_in_flight_ = 0;
+  std::optional<ssl::context> ssl_ctx_;  // made on the first https request
+  std::string ssl_ctx_error_;            // why it could not be made (bad --ca-file)
+
+  // The TLS context for cfg_.tls, or null with *err set.
+  ssl::context* tls_context(std::string* err) {
+    if (!ssl_ctx_ && ssl_ctx_error_.empty()) {
+      ssl::context ctx(ssl::context::tls_client);
+      error_code ec;
+      if (cfg_.tls.verify) {
+        ctx.set_verify_mode(ssl::verify_peer, ec);
+        ctx.set_default_verify_paths(ec);  // an empty system store is not an error here
+        if (!cfg_.tls.ca_file.empty()) {
+          ec = {};
+          ctx.load_verify_file(cfg_.tls.ca_file, ec);
+          if (ec) ssl_ctx_error_ = "cannot load CA file '" + cfg_.tls.ca_file + "': " + ec.message();
+        }
+      } else {
+        ctx.set_verify_mode(ssl::verify_none, ec);
+      }
+      if (ssl_ctx_error_.empty()) ssl_ctx_.emplace(std::move(ctx));
+    }
+    if (!ssl_ctx_) *err = ssl_ctx_error_;
+    return ssl_ctx_ ? &*ssl_ctx_ : nullptr;
+  }
 
   std::unique_ptr<Connection> take_idle(const std::string& key) {
     auto it = pools_.find(key);
@@ -159,7 +201,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   Exchange(std::shared_ptr<HttpClient::Impl> client, const Url& url, HttpRequest req, StreamHandlers h)
       : c_(std::move(client)),
         url_(url),
-        key_(url.host_port()),
+        key_(url.scheme + "://" + url.host_port()),
         req_(std::move(req)),
         h_(std::move(h)),
         timer_(c_->io_),
@@ -167,7 +209,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     msg_.method_string(req_.method);
     msg_.target(req_.target);
     msg_.version(11);
-    msg_.set(http::field::host, url_.port == 80 ? url_.host : url_.host_port());
+    msg_.set(http::field::host, url_.port == url_.default_port() ? url_.host : url_.host_port());
     msg_.set(http::field::user_agent, c_->cfg_.user_agent);
     for (const auto& [k, v] : req_.headers) msg_.set(k, v);
     msg_.body() = std::move(req_.body);
@@ -184,8 +226,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
  private:
-  void arm_timer(int64_t deadline_us, bool connect_phase) {
-    connect_phase_ = connect_phase;
+  enum class Phase { kConnect, kHandshake, kExchange };
+
+  void arm_timer(int64_t deadline_us, Phase phase) {
+    phase_ = phase;
     timer_.expires_after(std::chrono::microseconds(std::max<int64_t>(0, deadline_us - now_us())));
     timer_.async_wait([self = shared_from_this()](error_code ec) {
       if (!ec) self->on_deadline();
@@ -198,12 +242,20 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void on_deadline() {
     if (done_) return;
-    if (connect_phase_ && (deadline_us_ == 0 || now_us() < deadline_us_)) {
+    const bool request_expired = deadline_us_ > 0 && now_us() >= deadline_us_;
+    if (phase_ == Phase::kConnect && !request_expired) {
       finish({ErrorKind::kConnect, 0,
               "cannot connect to " + url_.host_port() + ": no answer within " +
                   std::to_string(static_cast<int>(c_->cfg_.connect_timeout_ms)) + " ms"});
+    } else if (phase_ == Phase::kHandshake && !request_expired) {
+      finish({ErrorKind::kTls, 0,
+              "TLS handshake with " + url_.host_port() + " did not complete within " +
+                  std::to_string(static_cast<int>(c_->cfg_.connect_timeout_ms)) + " ms (is it an https server?)"});
     } else {
-      const char* phase = connect_phase_ ? "connecting" : (got_bytes_ ? "receiving the response" : "waiting for the response");
+      const char* phase = phase_ == Phase::kConnect     ? "connecting"
+                          : phase_ == Phase::kHandshake ? "in the TLS handshake"
+                          : got_bytes_                  ? "receiving the response"
+                                                        : "waiting for the response";
       finish({ErrorKind::kTimeout, status_,
               "timed out after " + std::to_string(static_cast<int64_t>(req_.timeout_ms)) + " ms while " + phase +
                   " (" + url_.host_port() + ")"});
@@ -215,14 +267,27 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       conn_ = std::move(conn);
       reused_ = true;
       ++c_->stats_.n_connections_reused;
-      if (deadline_us_ > 0) arm_timer(deadline_us_, false);
+      if (deadline_us_ > 0) arm_timer(deadline_us_, Phase::kExchange);
       send();
       return;
     }
     reused_ = false;
-    conn_ = std::make_unique<Connection>(c_->io_);
+    if (url_.tls()) {
+      std::string err;
+      ssl::context* ctx = c_->tls_context(&err);
+      if (!ctx) {
+        // Asynchronously, like every other failure: on_done never runs inside request().
+        asio::post(c_->io_, [self = shared_from_this(), err] {
+          self->finish({ErrorKind::kTls, 0, "TLS setup for " + self->url_.host_port() + " failed: " + err});
+        });
+        return;
+      }
+      conn_ = std::make_unique<Connection>(c_->io_, *ctx);
+    } else {
+      conn_ = std::make_unique<Connection>(c_->io_);
+    }
     ++c_->stats_.n_connections_opened;
-    arm_timer(connect_deadline_us(), true);
+    arm_timer(connect_deadline_us(), Phase::kConnect);
     auto& pool = c_->pools_[key_];
     if (!pool.resolved) {
       // Numeric hosts need no resolver (whose first use starts a thread).
@@ -248,33 +313,91 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void connect(const tcp::resolver::results_type& eps) {
-    asio::async_connect(conn_->sock, eps, [self = shared_from_this()](error_code ec, const tcp::endpoint&) {
+    asio::async_connect(conn_->socket(), eps, [self = shared_from_this()](error_code ec, const tcp::endpoint&) {
       if (self->done_) return;
       if (ec) {
         self->finish({ErrorKind::kConnect, 0, "cannot connect to " + self->url_.host_port() + ": " + ec.message()});
         return;
       }
       error_code ignored;
-      self->conn_->sock.set_option(tcp::no_delay(true), ignored);
-      if (self->deadline_us_ > 0)
-        self->arm_timer(self->deadline_us_, false);
-      else
-        self->timer_.cancel();
-      self->connect_phase_ = false;
-      self->send();
+      self->conn_->socket().set_option(tcp::no_delay(true), ignored);
+      if (self->conn_->tls) {
+        self->handshake();
+        return;
+      }
+      self->start_exchange();
     });
   }
 
-  void send() {
-    http::async_write(conn_->sock, msg_, [self = shared_from_this()](error_code ec, size_t) {
-      if (self->done_) return;
-      if (ec) {
-        if (self->retry_stale()) return;
-        self->finish({ErrorKind::kDisconnected, 0,
-                      "connection to " + self->url_.host_port() + " failed while sending: " + ec.message()});
+  void start_exchange() {
+    if (deadline_us_ > 0)
+      arm_timer(deadline_us_, Phase::kExchange);
+    else
+      timer_.cancel();
+    phase_ = Phase::kExchange;
+    send();
+  }
+
+  // SNI and the name (or IP address) the certificate must carry, then the handshake,
+  // under a fresh connect deadline bounded by the request deadline.
+  void handshake() {
+    arm_timer(connect_deadline_us(), Phase::kHandshake);
+    SSL* ssl = conn_->tls->native_handle();
+    error_code ec;
+    asio::ip::make_address(url_.host, ec);
+    const bool is_ip = !ec;
+    if (!is_ip) SSL_set_tlsext_host_name(ssl, url_.host.c_str());  // SNI is for names only
+    if (c_->cfg_.tls.verify) {
+      const int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url_.host.c_str())
+                           : SSL_set1_host(ssl, url_.host.c_str());
+      if (ok != 1) {
+        asio::post(c_->io_, [self = shared_from_this()] {
+          self->finish({ErrorKind::kTls, 0, "TLS setup for " + self->url_.host_port() + " failed: cannot check host '" +
+                                                self->url_.host + "' against the certificate"});
+        });
         return;
       }
-      self->read_header();
+    }
+    conn_->tls->async_handshake(ssl::stream_base::client, [self = shared_from_this()](error_code ec) {
+      if (self->done_) return;
+      if (ec) {
+        self->finish(self->handshake_error(ec));
+        return;
+      }
+      self->start_exchange();
+    });
+  }
+
+  HttpError handshake_error(error_code ec) const {
+    const long v = SSL_get_verify_result(conn_->tls->native_handle());
+    std::string cause;
+    if (c_->cfg_.tls.verify && v != X509_V_OK) {
+      cause = std::string("certificate verify failed: ") + X509_verify_cert_error_string(v) +
+              (c_->cfg_.tls.ca_file.empty() ? " (--ca-file FILE to trust its CA, or --insecure)"
+                                            : " (not covered by --ca-file; or --insecure)");
+    } else if (ec == asio::error::eof || ec == ssl::error::stream_truncated || ec == asio::error::connection_reset) {
+      cause = "the server closed the connection (" + ec.message() + "); is it an https server?";
+    } else {
+      cause = ec.message();
+      if (cause.find("wrong version number") != std::string::npos ||
+          cause.find("packet length too long") != std::string::npos)
+        cause += " (the server does not speak TLS on this port; for plain HTTP use http://)";
+    }
+    return {ErrorKind::kTls, 0, "TLS handshake with " + url_.host_port() + " failed: " + cause};
+  }
+
+  void send() {
+    conn_->with_stream([this](auto& stream) {
+      http::async_write(stream, msg_, [self = shared_from_this()](error_code ec, size_t) {
+        if (self->done_) return;
+        if (ec) {
+          if (self->retry_stale()) return;
+          self->finish({ErrorKind::kDisconnected, 0,
+                        "connection to " + self->url_.host_port() + " failed while sending: " + ec.message()});
+          return;
+        }
+        self->read_header();
+      });
     });
   }
 
@@ -285,7 +408,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     retried_ = true;
     ++c_->stats_.n_stale_retries;
     error_code ignored;
-    conn_->sock.close(ignored);
+    conn_->socket().close(ignored);
     old_conns_.push_back(std::move(conn_));  // a pending handler may still reference it
     acquire_fresh();
     return true;
@@ -300,27 +423,32 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void read_header() {
     parser_.emplace();
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-    http::async_read_header(conn_->sock, conn_->buf, *parser_, [self = shared_from_this()](error_code ec, size_t n) {
-      if (self->done_) return;
-      if (ec) {
-        if (self->retry_stale()) return;
-        self->finish_read_error(ec);
-        return;
-      }
-      self->got_bytes_ = true;
-      const int64_t t = now_us();
-      const auto& res = self->parser_->get();
-      self->status_ = static_cast<int>(res.result_int());
-      if (self->ok_status()) {
-        ResponseHead head;
-        head.status = self->status_;
-        head.content_type = std::string(res[http::field::content_type]);
-        head.chunked = self->parser_->chunked();
-        if (self->h_.on_head) self->h_.on_head(head, t);
-        if (self->done_) return;
-      }
-      self->read_body();
+    conn_->with_stream([this](auto& stream) {
+      http::async_read_header(stream, conn_->buf, *parser_,
+                              [self = shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
     });
+  }
+
+  void on_header(error_code ec) {
+    if (done_) return;
+    if (ec) {
+      if (retry_stale()) return;
+      finish_read_error(ec);
+      return;
+    }
+    got_bytes_ = true;
+    const int64_t t = now_us();
+    const auto& res = parser_->get();
+    status_ = static_cast<int>(res.result_int());
+    if (ok_status()) {
+      ResponseHead head;
+      head.status = status_;
+      head.content_type = std::string(res[http::field::content_type]);
+      head.chunked = parser_->chunked();
+      if (h_.on_head) h_.on_head(head, t);
+      if (done_) return;
+    }
+    read_body();
   }
 
   bool ok_status() const { return status_ >= 200 && status_ < 300; }
@@ -333,21 +461,26 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     auto& body = parser_->get().body();
     body.data = body_buf_.data();
     body.size = body_buf_.size();
-    http::async_read_some(conn_->sock, conn_->buf, *parser_, [self = shared_from_this()](error_code ec, size_t) {
-      if (self->done_) return;
-      if (ec == http::error::need_buffer) ec = {};
-      const size_t got = self->body_buf_.size() - self->parser_->get().body().size;
-      if (got > 0) {
-        const int64_t t = now_us();
-        self->c_->stats_.n_bytes_received += static_cast<int64_t>(got);
-        if (!self->deliver(std::string_view(self->body_buf_.data(), got), t)) return;
-      }
-      if (ec) {
-        self->finish_read_error(ec);
-        return;
-      }
-      self->read_body();
+    conn_->with_stream([this](auto& stream) {
+      http::async_read_some(stream, conn_->buf, *parser_,
+                            [self = shared_from_this()](error_code ec, size_t) { self->on_body(ec); });
     });
+  }
+
+  void on_body(error_code ec) {
+    if (done_) return;
+    if (ec == http::error::need_buffer) ec = {};
+    const size_t got = body_buf_.size() - parser_->get().body().size;
+    if (got > 0) {
+      const int64_t t = now_us();
+      c_->stats_.n_bytes_received += static_cast<int64_t>(got);
+      if (!deliver(std::string_view(body_buf_.data(), got), t)) return;
+    }
+    if (ec) {
+      finish_read_error(ec);
+      return;
+    }
+    read_body();
   }
 
   bool deliver(std::string_view data, int64_t t) {
@@ -377,8 +510,17 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void finish_read_error(error_code ec) {
-    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == http::error::partial_message) {
+    if (ec == ssl::error::stream_truncated && got_bytes_ && parser_->need_eof()) {
+      // A TLS peer that closes without close_notify (common) ends an EOF-delimited body.
+      error_code eof_ec;
+      parser_->put_eof(eof_ec);
+      if (!eof_ec && parser_->is_done()) {
+        complete();
+        return;
+      }
+    }
+    if (ec == http::error::end_of_stream || ec == ssl::error::stream_truncated || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == http::error::partial_message) {
       if (!got_bytes_) {
         finish({ErrorKind::kDisconnected, 0,
                 url_.host_port() + " closed the connection without answering (" + ec.message() + ")"});
@@ -418,7 +560,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     timer_.cancel();
     if (conn_) {  // not reusable: pending operations complete with operation_aborted
       error_code ignored;
-      conn_->sock.close(ignored);
+      conn_->socket().close(ignored);
     }
     end(err);
   }
@@ -443,7 +585,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::string error_body_;
   int64_t t_start_us_ = 0, deadline_us_ = 0;
   int status_ = 0;
-  bool done_ = false, got_bytes_ = false, reused_ = false, retried_ = false, connect_phase_ = false;
+  bool done_ = false, got_bytes_ = false, reused_ = false, retried_ = false;
+  Phase phase_ = Phase::kConnect;
 };
 
 }  // namespace
@@ -460,7 +603,7 @@ void HttpClient::close_idle() {
   for (auto& [k, p] : impl_->pools_) {
     for (auto& c : p.idle) {
       error_code ignored;
-      c->sock.close(ignored);
+      c->socket().close(ignored);
     }
     p.idle.clear();
   }

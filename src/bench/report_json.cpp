@@ -153,6 +153,8 @@ json report_to_json(const Report& rep, const ReportOptions& o) {
                {"served_models", rr.summary.served_models},
                {"listed_models", rr.models_listed}};
     if (!rr.endpoint.api_key_env.empty()) ep["api_key_env"] = rr.endpoint.api_key_env;
+    if (rr.endpoint.url.tls() && !rr.endpoint.tls.verify) ep["tls_verify"] = false;
+    if (rr.endpoint.url.tls() && !rr.endpoint.tls.ca_file.empty()) ep["ca_file"] = rr.endpoint.tls.ca_file;
     if (rr.endpoint.price_input_per_m >= 0) ep["price_input_per_m"] = rr.endpoint.price_input_per_m;
     if (rr.endpoint.price_output_per_m >= 0) ep["price_output_per_m"] = rr.endpoint.price_output_per_m;
     json run = {{"endpoint", std::move(ep)},

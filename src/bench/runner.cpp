@@ -94,6 +94,7 @@ namespace {
 bool is_config_error(const RequestRecord& r) {
   switch (r.error) {
     case ErrorKind::kConnect:
+    case ErrorKind::kTls:
     case ErrorKind::kProtocol:
     case ErrorKind::kBadResponse: return true;
     case ErrorKind::kHttpStatus: {
@@ -107,7 +108,7 @@ bool is_config_error(const RequestRecord& r) {
 class Runner {
  public:
   Runner(const RunConfig& cfg, const ProgressFn& progress)
-      : cfg_(cfg), progress_(progress), client_(io_, cfg.client), arrival_timer_(io_), stop_timer_(io_),
+      : cfg_(cfg), progress_(progress), client_(io_, client_config(cfg)), arrival_timer_(io_), stop_timer_(io_),
         tick_timer_(io_) {
     path_ = cfg_.endpoint.url.target(api_path(cfg_.endpoint.api));
     req_opts_ = cfg_.request;
@@ -149,6 +150,11 @@ class Runner {
   }
 
   const ClientStats& client_stats() const { return client_.stats(); }
+  static ClientConfig client_config(const RunConfig& cfg) {
+    ClientConfig c = cfg.client;
+    c.tls = cfg.endpoint.tls;
+    return c;
+  }
   int max_in_flight() const { return max_in_flight_; }
   const std::string& abort_reason() const { return abort_reason_; }
 
@@ -378,7 +384,9 @@ Result<RunResult> run_load(const RunConfig& cfg, Workload& workload, Workload* w
 
 Result<std::vector<std::string>> fetch_models(const EndpointSpec& ep, double timeout_ms, std::string* warning) {
   asio::io_context io;
-  HttpClient client(io);
+  ClientConfig cc;
+  cc.tls = ep.tls;
+  HttpClient client(io, cc);
   HttpRequest req;
   req.method = "GET";
   req.target = ep.url.target("/v1/models");
@@ -392,7 +400,6 @@ Result<std::vector<std::string>> fetch_models(const EndpointSpec& ep, double tim
     return true;
   };
   h.on_done = [&](const HttpError& e, int64_t) { err = e; };
-  ClientConfig cc;
   client.request(ep.url, std::move(req), std::move(h));
   io.run();
   std::vector<std::string> ids;

@@ -36,6 +36,7 @@ struct EndpointSpec {
   std::string api_key;      // sent as "Authorization: Bearer ..." when non-empty; never reported
   std::string api_key_env;  // where it came from (reported)
   Api api = Api::kChat;
+  TlsConfig tls;  // https only: certificate checks (--insecure, --ca-file)
   double price_input_per_m = -1, price_output_per_m = -1;  // USD per million tokens, -1 unknown
   std::string label() const { return name.empty() ? url.host_port() : name; }
 };
@@ -60,7 +61,7 @@ struct RunConfig {
   // Stop after 3 failures that point at the endpoint or config (connect, protocol, not
   // OpenAI, HTTP 4xx/5xx other than 408/429/502-504) before any success.
   bool fail_fast = true;
-  ClientConfig client;
+  ClientConfig client;  // its tls is ignored: endpoint.tls applies
 };
 
 struct Progress {

@@ -131,7 +131,9 @@ struct HttpAnswer {
 
 HttpAnswer post(const VerifyConfig& cfg, const std::string& path, const std::string& body) {
   boost::asio::io_context io;
-  HttpClient client(io);
+  ClientConfig cc;
+  cc.tls = cfg.endpoint.tls;
+  HttpClient client(io, cc);
   HttpRequest req;
   req.method = "POST";
   req.target = cfg.endpoint.url.target(path);

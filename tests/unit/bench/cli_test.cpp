@@ -156,7 +156,7 @@ TEST_F(BenchCli, BadFlagsExitTwo) {
   const std::string url = " --url http://127.0.0.1:1 --model m";
   const std::vector<std::string> cases = {
        std::string("run --model m"), "run" + url + " --rate fast", "run" + url + " --len-dist zipf",
-        std::string("run --url https://api.example.com --model m"), "run" + url + " --dataset /nonexistent.jsonl",
+        std::string("run --url ftp://api.example.com --model m"), "run" + url + " --dataset /nonexistent.jsonl",
         "run" + url + " --slo ttft=soon", "run" + url + " --sweep threads=1,2", "run" + url + " --concurrency 0",
         "run" + url + " --tokenizer /nonexistent.gguf", "run" + url + " --api-key-env TACHYON_NO_SUCH_VAR_42",
         "run" + url + " --percentiles 50,101", std::string("frobnicate"), std::string("compare --config /nonexistent.toml")};
@@ -238,6 +238,62 @@ TEST_F(BenchCli, ProbeRecordsAvailability) {
   EXPECT_EQ(s["ok"], 2);
   EXPECT_DOUBLE_EQ(s["availability_pct"].get<double>(), 50.0);
   EXPECT_NE(c.out.find("FAIL  http_503"), std::string::npos) << c.out;
+}
+
+// https: trusted through --ca-file, untrusted (a clear error, exit 1, no hang), --insecure.
+TEST_F(BenchCli, HttpsRunCaFileUntrustedInsecure) {
+  std::string err;
+  const stub::TlsCert cert = stub::make_self_signed_cert("IP:127.0.0.1,DNS:localhost", &err);
+  if (cert.empty()) GTEST_SKIP() << "cannot make a test certificate with OpenSSL: " << err;
+  std::ofstream(path("ca.pem")) << cert.cert_pem;
+  stub::Server srv([](int, const nlohmann::json&) { return quick(); }, 1, cert);
+  const std::string run = "run --url " + srv.url() + "/v1 --num-requests 8 --concurrency 2 --no-progress ";
+  Cmd c = bench(run + "--ca-file " + path("ca.pem") + " --output-json " + path("r.json"), 30);
+  ASSERT_EQ(c.rc, 0) << c.out << c.err;
+  EXPECT_NE(c.out.find("8 completed / 8 sent"), std::string::npos) << c.out;
+  EXPECT_EQ(nlohmann::json::parse(slurp(path("r.json")))["runs"][0]["endpoint"]["ca_file"], path("ca.pem"));
+
+  c = bench(run + "--model stub-model", 20);
+  EXPECT_EQ(c.rc, 1) << c.out << c.err;
+  EXPECT_NE(c.err.find("certificate verify failed: self-signed certificate"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("--insecure"), std::string::npos) << c.err;
+
+  c = bench(run + "--model stub-model --no-model-check", 20);  // the same, counted per request
+  EXPECT_EQ(c.rc, 1) << c.out << c.err;
+  EXPECT_NE(c.out.find("tls"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("certificate verify failed"), std::string::npos) << c.out;
+
+  c = bench(run + "--insecure", 30);
+  ASSERT_EQ(c.rc, 0) << c.out << c.err;
+  EXPECT_NE(c.out.find("8 completed / 8 sent"), std::string::npos) << c.out;
+
+  c = bench(run + "--ca-file " + path("nope.pem"), 20);
+  EXPECT_EQ(c.rc, 2) << c.out << c.err;
+  EXPECT_NE(c.err.find("nope.pem: cannot open"), std::string::npos) << c.err;
+}
+
+TEST_F(BenchCli, HttpsCompareTakesTlsKeysPerEndpoint) {
+  std::string err;
+  const stub::TlsCert cert = stub::make_self_signed_cert("IP:127.0.0.1", &err);
+  if (cert.empty()) GTEST_SKIP() << "cannot make a test certificate with OpenSSL: " << err;
+  std::ofstream(path("ca.pem")) << cert.cert_pem;
+  stub::Server srv([](int, const nlohmann::json&) { return quick(); }, 1, cert);
+  // ca_file is relative to the config file's directory.
+  std::ofstream(path("e.toml")) << "[[endpoint]]\nname = \"trusted\"\nurl = \"" << srv.url()
+                                << "\"\nmodel = \"stub-model\"\nca_file = \"ca.pem\"\n\n"
+                                << "[[endpoint]]\nname = \"insecure\"\nurl = \"" << srv.url()
+                                << "\"\nmodel = \"stub-model\"\ninsecure = true\n\n"
+                                << "[[endpoint]]\nname = \"untrusted\"\nurl = \"" << srv.url()
+                                << "\"\nmodel = \"stub-model\"\n";
+  const Cmd c = bench("compare --config " + path("e.toml") + " --num-requests 4 --no-progress", 30);
+  EXPECT_EQ(c.rc, 0) << c.out << c.err;
+  EXPECT_NE(c.out.find("certificate verify failed: self-signed certificate"), std::string::npos) << c.out << c.err;
+  const size_t n_ok = [&] {
+    size_t n = 0;
+    for (size_t p = 0; (p = c.out.find("4 completed / 4 sent", p)) != std::string::npos; ++p) ++n;
+    return n;
+  }();
+  EXPECT_EQ(n_ok, 2u) << c.out;
 }
 
 // `tachyon bench run` against a real `tachyon serve` on a model from ../shared/data: the

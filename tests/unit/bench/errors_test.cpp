@@ -131,8 +131,13 @@ TEST(Errors, SilentServerTimesOut) {
 TEST(Errors, BadUrls) {
   EXPECT_FALSE(Url::parse("localhost:8080").is_ok());
   auto https = Url::parse("https://api.example.com/v1");
-  ASSERT_FALSE(https.is_ok());
-  EXPECT_NE(https.status().message().find("https is not supported"), std::string::npos);
+  ASSERT_TRUE(https.is_ok());
+  EXPECT_TRUE(https->tls());
+  EXPECT_EQ(https->port, 443);
+  EXPECT_EQ(https->str(), "https://api.example.com:443/v1");
+  auto ftp = Url::parse("ftp://host/x");
+  ASSERT_FALSE(ftp.is_ok());
+  EXPECT_NE(ftp.status().message().find("unsupported scheme 'ftp'"), std::string::npos);
   EXPECT_FALSE(Url::parse("http://:80").is_ok());
   EXPECT_FALSE(Url::parse("http://host:99999").is_ok());
   auto u = Url::parse("http://127.0.0.1:8080/v1/");

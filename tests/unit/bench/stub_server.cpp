@@ -12,15 +12,22 @@
 #include <optional>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 namespace stub {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -30,7 +37,8 @@ struct Server::Impl {
   tcp::acceptor acc{io};
   ScriptFn fn;
   std::mutex fn_mu;
-  std::atomic<int> n_req{0}, n_conn{0};
+  std::atomic<int> n_req{0}, n_conn{0}, n_hs_failed{0};
+  std::optional<ssl::context> ssl_ctx;  // TLS mode
   std::vector<std::thread> threads;
   int port = 0;
   std::atomic<bool> stopped{false};
@@ -47,18 +55,45 @@ std::string chunked(const std::string& data, bool raw) {
 
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
-  Conn(tcp::socket s, Server::Impl* srv) : sock_(std::move(s)), timer_(sock_.get_executor()), srv_(srv) {}
+  Conn(tcp::socket s, Server::Impl* srv) : sock_(s.get_executor()), timer_(s.get_executor()), srv_(srv) {
+    if (srv->ssl_ctx)
+      tls_.emplace(std::move(s), *srv->ssl_ctx);
+    else
+      sock_ = std::move(s);
+  }
+
+  void start() {
+    if (!tls_) return read();
+    tls_->async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        ++self->srv_->n_hs_failed;
+        return self->close();
+      }
+      self->read();
+    });
+  }
 
   void read() {
     parser_.emplace();
     parser_->body_limit(64 << 20);
-    http::async_read(sock_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->close();
-      self->on_request(self->parser_->release());
+    with_stream([this](auto& s) {
+      http::async_read(s, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec) return self->close();
+        self->on_request(self->parser_->release());
+      });
     });
   }
 
  private:
+  tcp::socket& socket() { return tls_ ? tls_->next_layer() : sock_; }
+  template <class F>
+  void with_stream(F&& f) {
+    if (tls_)
+      f(*tls_);
+    else
+      f(sock_);
+  }
+
   enum class Action { kData, kStall, kClose, kEnd };
   struct Ev {
     Clock::time_point due;
@@ -207,9 +242,11 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
   // A stalled stream: hold the connection until the client gives up.
   void watch_close() {
-    sock_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->close();
-      self->watch_close();
+    with_stream([this](auto& s) {
+      s.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec) return self->close();
+        self->watch_close();
+      });
     });
   }
 
@@ -234,10 +271,12 @@ class Conn : public std::enable_shared_from_this<Conn> {
       return;
     }
     writing_ = true;
-    asio::async_write(sock_, asio::buffer(outq_.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->close();
-      self->outq_.pop_front();
-      self->do_write();
+    with_stream([this](auto& s) {
+      asio::async_write(s, asio::buffer(outq_.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec) return self->close();
+        self->outq_.pop_front();
+        self->do_write();
+      });
     });
   }
   void flush_end() {
@@ -251,11 +290,13 @@ class Conn : public std::enable_shared_from_this<Conn> {
   void close() {
     beast::error_code ec;
     timer_.cancel();
-    sock_.shutdown(tcp::socket::shutdown_both, ec);
-    sock_.close(ec);
+    // TLS too: no close_notify, as many servers do (the client must cope).
+    socket().shutdown(tcp::socket::shutdown_both, ec);
+    socket().close(ec);
   }
 
-  tcp::socket sock_;
+  tcp::socket sock_;  // plain HTTP; unused under TLS
+  std::optional<beast::ssl_stream<tcp::socket>> tls_;
   asio::steady_timer timer_;
   Server::Impl* srv_;
   beast::flat_buffer buf_;
@@ -272,15 +313,21 @@ void do_accept(Server::Impl* srv) {
     if (ec) return;
     ++srv->n_conn;
     s.set_option(tcp::no_delay(true), ec);
-    std::make_shared<Conn>(std::move(s), srv)->read();
+    std::make_shared<Conn>(std::move(s), srv)->start();
     do_accept(srv);
   });
 }
 
 }  // namespace
 
-Server::Server(ScriptFn fn, int n_threads) : impl_(std::make_shared<Impl>()) {
+Server::Server(ScriptFn fn, int n_threads, TlsCert tls) : impl_(std::make_shared<Impl>()), tls_(!tls.empty()) {
   impl_->fn = std::move(fn);
+  if (tls_) {
+    ssl::context ctx(ssl::context::tls_server);
+    ctx.use_certificate_chain(asio::buffer(tls.cert_pem));
+    ctx.use_private_key(asio::buffer(tls.key_pem), ssl::context::pem);
+    impl_->ssl_ctx.emplace(std::move(ctx));
+  }
   tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
   impl_->acc.open(ep.protocol());
   impl_->acc.set_option(asio::socket_base::reuse_address(true));
@@ -306,6 +353,64 @@ void Server::stop() {
 int Server::port() const { return impl_->port; }
 int Server::n_requests() const { return impl_->n_req.load(); }
 int Server::n_connections() const { return impl_->n_conn.load(); }
+int Server::n_handshakes_failed() const { return impl_->n_hs_failed.load(); }
+
+TlsCert make_self_signed_cert(const std::string& subject_alt_names, std::string* err) {
+  TlsCert out;
+  EVP_PKEY* key = nullptr;
+  X509* x = nullptr;
+  BIO* cert_bio = nullptr;
+  BIO* key_bio = nullptr;
+  auto fail = [&](const char* what) {
+    *err = what;
+    out = {};
+  };
+  EVP_PKEY_CTX* kctx = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, nullptr);
+  if (!kctx || EVP_PKEY_keygen_init(kctx) <= 0 ||
+      EVP_PKEY_CTX_set_ec_paramgen_curve_nid(kctx, NID_X9_62_prime256v1) <= 0 || EVP_PKEY_keygen(kctx, &key) <= 0) {
+    fail("EC key generation failed");
+  } else if (!(x = X509_new())) {
+    fail("X509_new failed");
+  } else {
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), static_cast<long>(Clock::now().time_since_epoch().count() & 0x7fffffff));
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME* name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("tachyon-test"), -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
+    X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, subject_alt_names.c_str());
+    if (!san || X509_add_ext(x, san, -1) != 1) {
+      fail("bad subjectAltName");
+    } else if (X509_sign(x, key, EVP_sha256()) <= 0) {
+      fail("X509_sign failed");
+    } else {
+      cert_bio = BIO_new(BIO_s_mem());
+      key_bio = BIO_new(BIO_s_mem());
+      if (!PEM_write_bio_X509(cert_bio, x) ||
+          !PEM_write_bio_PrivateKey(key_bio, key, nullptr, nullptr, 0, nullptr, nullptr)) {
+        fail("PEM encoding failed");
+      } else {
+        char* p = nullptr;
+        long n = BIO_get_mem_data(cert_bio, &p);
+        out.cert_pem.assign(p, static_cast<size_t>(n));
+        n = BIO_get_mem_data(key_bio, &p);
+        out.key_pem.assign(p, static_cast<size_t>(n));
+      }
+    }
+    X509_EXTENSION_free(san);
+  }
+  BIO_free(cert_bio);
+  BIO_free(key_bio);
+  X509_free(x);
+  EVP_PKEY_free(key);
+  EVP_PKEY_CTX_free(kctx);
+  return out;
+}
 
 RawServer::RawServer(std::string reply) : reply_(std::move(reply)) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -37,12 +37,25 @@ struct Script {
 
 using ScriptFn = std::function<Script(int index, const nlohmann::json& request)>;
 
+// A certificate and its private key, PEM.
+struct TlsCert {
+  std::string cert_pem, key_pem;
+  bool empty() const { return cert_pem.empty(); }
+};
+
+// A fresh self-signed certificate (EC P-256, valid from an hour ago for a day) for the
+// given subjectAltName list, e.g. "IP:127.0.0.1,DNS:localhost", made with the OpenSSL C
+// API. On failure: empty, and *err says why.
+TlsCert make_self_signed_cert(const std::string& subject_alt_names, std::string* err);
+
 class Server {
  public:
-  explicit Server(ScriptFn fn, int n_threads = 1);
+  // With a certificate the server speaks only TLS (https://), else plain HTTP.
+  explicit Server(ScriptFn fn, int n_threads = 1, TlsCert tls = {});
   ~Server();
   int port() const;
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
+  std::string url() const { return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port()); }
+  int n_handshakes_failed() const;  // TLS: connections whose handshake failed
   int n_requests() const;       // completion requests received
   int n_connections() const;    // TCP connections accepted
   void stop();
@@ -51,6 +64,7 @@ class Server {
 
  private:
   std::shared_ptr<Impl> impl_;
+  bool tls_ = false;
 };
 
 // A TCP server that answers every connection with fixed bytes (not HTTP) and closes.
