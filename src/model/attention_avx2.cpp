@@ -99,7 +99,9 @@ inline void v_accum(float* acc, const float* v, int ld, const float* p, int n_ke
 
 }  // namespace
 
-void attend_rows_f16acc_avx2(const AttnRows& r, AttnScratch& sc) {
+namespace {
+// Any head dim, one key at a time (kept for head dims without a specialization).
+void attend_rows_f16acc_avx2_generic(const AttnRows& r, AttnScratch& sc) {
   const kv::KvPool& kv = *r.kv;
   const int ps = kv.page_size();
   const int hd = r.hd;
@@ -145,6 +147,112 @@ void attend_rows_f16acc_avx2(const AttnRows& r, AttnScratch& sc) {
     for (int d = 0; d < hd8; d += 8) _mm256_storeu_ps(o + d, _mm256_mul_ps(load_f16x8(acc + d), invv));
     for (int d = hd8; d < hd; ++d) o[d] = f16_to_f32(acc[d]) * inv;
   }
+}
+}  // namespace
+
+namespace {
+
+inline __m256 round_f16(__m256 v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
+
+// The short path for head dims 8*NV: keys in blocks of up to 16 (within a page) shared by
+// all rows of the call (the query heads of a GQA group stay on one K/V read in L1). Per
+// row and block: the scores, a scan for the running max, the block's exps 8 at a time
+// with the libm-identical vector exp, then the V updates with the f16-rounded
+// accumulator held in registers. Operation for operation the scalar reference.
+template <int NV>
+void f16acc_blocks(const AttnRows& r, AttnScratch& sc) {
+  constexpr int hd = 8 * NV;
+  constexpr int kBlk = 16;
+  const kv::KvPool& kv = *r.kv;
+  const int ps = kv.page_size();
+  const int n = r.n_rows;
+  const long long* tab = kernels::avx2::exp2_table32();
+  sc.acc.assign(static_cast<size_t>(n) * hd, 0.f);  // f16-representable values
+  sc.kt.resize(static_cast<size_t>(n) * hd);         // q rounded to f16, widened
+  sc.m.assign(n, -INFINITY);
+  sc.s.assign(n, 0.f);
+  int32_t max_ctx = 0;
+  for (int row = 0; row < n; ++row) {
+    max_ctx = std::max(max_ctx, r.n_ctx[row]);
+    for (int d = 0; d < hd; d += 8) _mm256_storeu_ps(sc.kt.data() + row * hd + d, round_f16(_mm256_loadu_ps(r.q[row] + d)));
+  }
+  alignas(32) float s[kBlk], as[kBlk], am[kBlk], vs[kBlk], ms[kBlk];
+  for (int32_t j0 = 0; j0 < max_ctx;) {
+    const int32_t page = r.pt->pages[j0 / ps];
+    const int off0 = j0 % ps;
+    const int blk = std::min<int32_t>({kBlk, max_ctx - j0, ps - off0});
+    const f16_t* kb = kv.k(page, r.layer, r.hk) + static_cast<size_t>(off0) * hd;
+    const f16_t* vb = kv.v(page, r.layer, r.hk) + static_cast<size_t>(off0) * hd;
+    for (int row = 0; row < n; ++row) {
+      const int nk = std::min<int32_t>(blk, r.n_ctx[row] - j0);
+      if (nk <= 0) continue;
+      const float* qf = sc.kt.data() + row * hd;
+      float M = sc.m[row];
+      unsigned newmax = 0;
+      for (int k = 0; k < nk; ++k) {
+        s[k] = dot_f16(hd, kb + k * hd, qf) * r.scale;
+        if (s[k] > M) {
+          am[k] = M - s[k];
+          as[k] = 0.f;  // vs = 1
+          M = s[k];
+          newmax |= 1u << k;
+        } else {
+          as[k] = s[k] - M;
+          am[k] = 0.f;  // ms = 1
+        }
+      }
+      for (int k = nk; k < kBlk; ++k) as[k] = am[k] = 0.f;
+      _mm256_store_ps(vs, kernels::avx2::expf_libm8(_mm256_load_ps(as), tab));
+      _mm256_store_ps(vs + 8, kernels::avx2::expf_libm8(_mm256_load_ps(as + 8), tab));
+      if (newmax) {
+        _mm256_store_ps(ms, kernels::avx2::expf_libm8(_mm256_load_ps(am), tab));
+        _mm256_store_ps(ms + 8, kernels::avx2::expf_libm8(_mm256_load_ps(am + 8), tab));
+      }
+      float* accp = sc.acc.data() + row * hd;
+      __m256 acc[NV];
+#pragma GCC unroll 16
+      for (int e = 0; e < NV; ++e) acc[e] = _mm256_loadu_ps(accp + 8 * e);
+      float S = sc.s[row];
+      for (int k = 0; k < nk; ++k) {
+        float msk = 1.f;
+        if (newmax >> k & 1) {
+          msk = ms[k];
+          const __m256 msv = _mm256_set1_ps(msk);
+#pragma GCC unroll 16
+          for (int e = 0; e < NV; ++e) acc[e] = round_f16(_mm256_mul_ps(acc[e], msv));
+        }
+        const __m256 vsv = _mm256_set1_ps(vs[k]);
+        const f16_t* vr = vb + k * hd;
+#pragma GCC unroll 16
+        for (int e = 0; e < NV; ++e) acc[e] = round_f16(_mm256_fmadd_ps(load_f16x8(vr + 8 * e), vsv, acc[e]));
+        S = fma1(S, msk, vs[k]);
+      }
+#pragma GCC unroll 16
+      for (int e = 0; e < NV; ++e) _mm256_storeu_ps(accp + 8 * e, acc[e]);
+      sc.m[row] = M;
+      sc.s[row] = S;
+    }
+    j0 += blk;
+  }
+  for (int row = 0; row < n; ++row) {
+    const float S = sc.s[row];
+    const __m256 invv = _mm256_set1_ps(S == 0.f ? 0.f : 1.f / S);
+    for (int d = 0; d < hd; d += 8)
+      _mm256_storeu_ps(r.out[row] + d, _mm256_mul_ps(_mm256_loadu_ps(sc.acc.data() + row * hd + d), invv));
+  }
+}
+
+}  // namespace
+
+void attend_rows_f16acc_avx2(const AttnRows& r, AttnScratch& sc) {
+  switch (r.hd) {
+    case 64: return f16acc_blocks<8>(r, sc);
+    case 128: return f16acc_blocks<16>(r, sc);
+    case 32: return f16acc_blocks<4>(r, sc);
+    case 96: return f16acc_blocks<12>(r, sc);
+    default: break;
+  }
+  attend_rows_f16acc_avx2_generic(r, sc);
 }
 
 void attend_rows_tiled_avx2(const AttnRows& r, AttnScratch& sc) {
