@@ -9,6 +9,8 @@
 // operations of the one-row kernel, so results are bit-identical to vec_dot (tested).
 //
 // Layouts (nb = blocks per row, group g holds rows 8g..8g+7, blocks in order):
+//  Q8_0x16 (16-row groups, AVX512-VNNI only): per block { f16 d[16]; u8 qs[512] },
+//          qs[64c + 4r + b] = row r's qs[4c + b] + 128 (as unsigned), 544 bytes.
 //  Q4_0x8: per block { f16 d[8]; u8 qs[128] }, qs[32c + 4r + b] = row r's qs[4c + b]
 //          (low nibble element 4c+b, high nibble element 16+4c+b), 144 bytes.
 #pragma once
@@ -23,15 +25,16 @@ constexpr int kPackRows = 8;
 
 struct PackedKernels {
   DType type = DType::F32;
-  // Bytes of one group of 8 rows of n_cols.
+  int rows = kPackRows;  // rows per group (8, or 16 for 512-bit layouts)
+  // Bytes of one group of `rows` rows of n_cols.
   size_t (*group_bytes)(int64_t n_cols) = nullptr;
-  // Repacks 8 consecutive rows (row r at rows + r*row_bytes) into one group at out.
+  // Repacks `rows` consecutive rows (row r at rows + r*row_bytes) into one group at out.
   void (*pack)(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) = nullptr;
   // Per-token integers the kernel needs besides the quantized activations (e.g. block
   // sums), aux_count(n_cols) of them, written by make_aux from one activation row.
   int64_t (*aux_count)(int64_t n_cols) = nullptr;
   void (*make_aux)(const uint8_t* act_row, int64_t n_cols, int32_t* aux) = nullptr;
-  // y[t*ld + 8*g + r] = row (8g + r) . activation row t, for groups g < n_groups stored
+  // y[t*ld + rows*g + r] = row (rows*g + r) . activation row t, for groups g < n_groups stored
   // consecutively at wp and tokens t < n_tok (activation row t at acts + t*act_stride,
   // its aux at aux + t*aux_stride).
   void (*gemm)(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,

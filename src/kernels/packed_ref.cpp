@@ -159,6 +159,67 @@ void q4_Kx8_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_
   }
 }
 
+// ---- Q8_0x16 ----
+constexpr size_t kQ80x16Block = 16 * sizeof(f16_t) + 512;
+
+size_t q8_0x16_group_bytes(int64_t n_cols) { return static_cast<size_t>(n_cols / QK8_0) * kQ80x16Block; }
+
+void q8_0x16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
+  const int64_t nb = n_cols / QK8_0;
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* o = out + i * kQ80x16Block;
+    for (int r = 0; r < 16; ++r) {
+      const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(rows + r * row_bytes) + i;
+      std::memcpy(o + 2 * r, &x->d, 2);
+      for (int c = 0; c < 8; ++c)
+        for (int b = 0; b < 4; ++b) o[32 + 64 * c + 4 * r + b] = static_cast<uint8_t>(x->qs[4 * c + b] + 128);
+    }
+  }
+}
+
+// aux: per Q8_0 block, 128 * (sum of each 4-quant piece), 8 per block: the kernels use
+// unsigned weights w + 128 and subtract it.
+int64_t q8_0_piece_count(int64_t n_cols) { return n_cols / QK8_0 * 8; }
+
+void q8_0_aux_pieces(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
+  const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(act_row);
+  for (int64_t i = 0; i < n_cols / QK8_0; ++i)
+    for (int c = 0; c < 8; ++c)
+      aux[8 * i + c] = 128 * (y[i].qs[4 * c] + y[i].qs[4 * c + 1] + y[i].qs[4 * c + 2] + y[i].qs[4 * c + 3]);
+}
+
+// Per row: 8 float lanes (lane c = the 4-quant pieces c of every block), acc_c =
+// fma(d_w * d_a, float(piece dot), acc_c), then the AVX2 horizontal add order.
+void q8_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                      size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  const int64_t nb = n_cols / QK8_0;
+  const size_t gb = q8_0x16_group_bytes(n_cols);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* wg = wp + g * gb;
+    for (int t = 0; t < n_tok; ++t) {
+      const BlockQ8_0* a = reinterpret_cast<const BlockQ8_0*>(acts + t * act_stride);
+      const int32_t* px = aux + t * aux_stride;
+      for (int r = 0; r < 16; ++r) {
+        float acc[8] = {};
+        for (int64_t i = 0; i < nb; ++i) {
+          const uint8_t* blk = wg + i * kQ80x16Block;
+          f16_t d;
+          std::memcpy(&d, blk + 2 * r, 2);
+          const float dd = f16_to_f32(d) * f16_to_f32(a[i].d);
+          for (int c = 0; c < 8; ++c) {
+            int p = 0;
+            for (int b = 0; b < 4; ++b) p += blk[32 + 64 * c + 4 * r + b] * a[i].qs[4 * c + b];
+            p -= px[8 * i + c];
+            acc[c] = std::fma(dd, static_cast<float>(p), acc[c]);
+          }
+        }
+        const float t0 = acc[0] + acc[4], t1 = acc[1] + acc[5], t2 = acc[2] + acc[6], t3 = acc[3] + acc[7];
+        y[t * ld + 16 * g + r] = (t0 + t2) + (t1 + t3);
+      }
+    }
+  }
+}
+
 constexpr int kMaxType = 40;
 
 struct PackedTables {
@@ -188,6 +249,17 @@ struct PackedTables {
     q4k.impl = "ref";
     ref[static_cast<int>(DType::Q4_K)] = best[static_cast<int>(DType::Q4_K)] = q4k;
     has_ref[static_cast<int>(DType::Q4_K)] = true;
+    PackedKernels q80;
+    q80.type = DType::Q8_0;
+    q80.rows = 16;
+    q80.group_bytes = q8_0x16_group_bytes;
+    q80.pack = q8_0x16_pack;
+    q80.aux_count = q8_0_piece_count;
+    q80.make_aux = q8_0_aux_pieces;
+    q80.gemm = q8_0x16_gemm_ref;
+    q80.impl = "ref";
+    ref[static_cast<int>(DType::Q8_0)] = best[static_cast<int>(DType::Q8_0)] = q80;
+    has_ref[static_cast<int>(DType::Q8_0)] = true;
 #if defined(__x86_64__)
     const auto& f = cpu_features();
     if (f.avx2 && f.fma && f.f16c) install_packed_avx2(best);

@@ -7,12 +7,80 @@ namespace {
 struct DpVnni {
   static __m256i dot(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 };
+
+constexpr size_t kQ80x16BlockBytes = 16 * sizeof(f16_t) + 512;
+
+// Q8_0x16 x Q8_0, 16 rows in the lanes of 512-bit vectors, NC tokens: per row the AVX2
+// one-row kernel's 8 float lanes (one per 4-quant piece), each
+// acc_c = fma(d_w*d_a, float(piece dot), acc_c), then its horizontal add order.
+template <int NC>
+inline void q8_0x16_run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a, const int32_t* const* px,
+                        float* const* out) {
+  __m512 acc[NC][8];
+#pragma GCC unroll 8
+  for (int t = 0; t < NC; ++t)
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) acc[t][c] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* blk = wg + i * kQ80x16BlockBytes;
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+    __m512 dd[NC];
+#pragma GCC unroll 8
+    for (int t = 0; t < NC; ++t) dd[t] = _mm512_mul_ps(dw, _mm512_set1_ps(_cvtsh_ss(a[t][i].d)));
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) {
+      const __m512i w = _mm512_loadu_si512(blk + 32 + 64 * c);
+#pragma GCC unroll 8
+      for (int t = 0; t < NC; ++t) {
+        int32_t yv;
+        std::memcpy(&yv, a[t][i].qs + 4 * c, 4);
+        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_set1_epi32(yv));
+        p = _mm512_sub_epi32(p, _mm512_set1_epi32(px[t][8 * i + c]));
+        acc[t][c] = _mm512_fmadd_ps(dd[t], _mm512_cvtepi32_ps(p), acc[t][c]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < NC; ++t) {
+    const __m512 t0 = _mm512_add_ps(acc[t][0], acc[t][4]), t1 = _mm512_add_ps(acc[t][1], acc[t][5]);
+    const __m512 t2 = _mm512_add_ps(acc[t][2], acc[t][6]), t3 = _mm512_add_ps(acc[t][3], acc[t][7]);
+    _mm512_storeu_ps(out[t], _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3)));
+  }
+}
+
+void q8_0x16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                  size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  const int64_t nb = n_cols / QK8_0;
+  const size_t gb = static_cast<size_t>(nb) * kQ80x16BlockBytes;
+  for (int t0 = 0; t0 < n_tok; t0 += 3) {
+    const int nc = n_tok - t0 < 3 ? n_tok - t0 : 3;
+    const BlockQ8_0* ap[3];
+    const int32_t* xp[3];
+    for (int t = 0; t < nc; ++t) {
+      ap[t] = reinterpret_cast<const BlockQ8_0*>(acts + (t0 + t) * act_stride);
+      xp[t] = aux + (t0 + t) * aux_stride;
+    }
+    for (int64_t g = 0; g < n_groups; ++g) {
+      float* op[3];
+      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + 16 * g;
+      if (nc == 3)
+        q8_0x16_run<3>(nb, wp + g * gb, ap, xp, op);
+      else if (nc == 2)
+        q8_0x16_run<2>(nb, wp + g * gb, ap, xp, op);
+      else
+        q8_0x16_run<1>(nb, wp + g * gb, ap, xp, op);
+    }
+  }
+}
 }  // namespace
 
 void install_packed_vnni(PackedKernels* t) {
   auto& q40 = t[static_cast<int>(DType::Q4_0)];
   q40.gemm = q4_0x8_gemm<DpVnni>;
   q40.impl = "avx512vnni";
+  auto& q80 = t[static_cast<int>(DType::Q8_0)];
+  q80.gemm = q8_0x16_gemm;
+  q80.impl = "avx512vnni";
   auto& q4k = t[static_cast<int>(DType::Q4_K)];
   q4k.gemm = q4_Kx8_gemm<DpVnni, 4>;
   q4k.impl = "avx512vnni";

@@ -46,18 +46,18 @@ void Model::pack_weights() {
   if (const char* e = std::getenv("TACHYON_NO_REPACK"); e && *e && std::string(e) != "0") return;
   auto pack = [&](kernels::MatView* w) {
     const kernels::PackedKernels* pk = kernels::packed_kernels(w->type);
-    if (!pk || w->n_rows < kernels::kPackRows || w->packed) return;
-    const int64_t n_groups = w->n_rows / kernels::kPackRows;
+    if (!pk || w->n_rows < pk->rows || w->packed) return;
+    const int64_t n_groups = w->n_rows / pk->rows;
     const size_t gb = pk->group_bytes(w->n_cols);
     const size_t total = (n_groups * gb + 63) / 64 * 64;
     uint8_t* buf = static_cast<uint8_t*>(std::aligned_alloc(64, total));
     if (!buf) return;  // keep the GGUF layout
     const auto* src = static_cast<const uint8_t*>(w->data);
     for (int64_t g = 0; g < n_groups; ++g)
-      pk->pack(src + g * kernels::kPackRows * w->row_bytes, w->row_bytes, w->n_cols, buf + g * gb);
+      pk->pack(src + g * pk->rows * w->row_bytes, w->row_bytes, w->n_cols, buf + g * gb);
     packed_.emplace_back(buf);
     w->packed = buf;
-    w->packed_rows = n_groups * kernels::kPackRows;
+    w->packed_rows = n_groups * pk->rows;
     // Release the mapped pages now only read through the packed copy.
     const uintptr_t page = 4096;
     const uintptr_t b = (reinterpret_cast<uintptr_t>(src) + page - 1) / page * page;

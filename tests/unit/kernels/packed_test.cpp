@@ -38,17 +38,17 @@ struct Packed {
 Packed pack(const PackedKernels* pk, const std::vector<uint8_t>& w, DType t, int64_t n_cols, int64_t n_rows) {
   Packed p;
   const size_t rb = row_bytes(t, n_cols);
-  const int64_t groups = n_rows / kPackRows;
+  const int64_t groups = n_rows / pk->rows;
   const size_t gb = pk->group_bytes(n_cols);
   p.buf.resize(groups * gb);
-  for (int64_t g = 0; g < groups; ++g) pk->pack(w.data() + g * kPackRows * rb, rb, n_cols, p.buf.data() + g * gb);
+  for (int64_t g = 0; g < groups; ++g) pk->pack(w.data() + g * pk->rows * rb, rb, n_cols, p.buf.data() + g * gb);
   p.view = MatView{w.data(), t, n_cols, n_rows, rb};
   p.view.packed = p.buf.data();
-  p.view.packed_rows = groups * kPackRows;
+  p.view.packed_rows = groups * pk->rows;
   return p;
 }
 
-const DType kPackedTypes[] = {DType::Q4_0, DType::Q4_K};
+const DType kPackedTypes[] = {DType::Q4_0, DType::Q4_K, DType::Q8_0};
 
 }  // namespace
 
@@ -62,7 +62,7 @@ TEST(Packed, MatmulOverPackedWeightsIsBitIdenticalToVecDot) {
       std::printf("[packed] %s: no SIMD packed kernel on this CPU, reference only\n", dtype_info(t).name);
       continue;
     }
-    for (auto [n_cols, n_rows] : {std::pair<int64_t, int64_t>{512, 19}, {2048, 264}}) {
+    for (auto [n_cols, n_rows] : {std::pair<int64_t, int64_t>{512, 19}, {512, 37}, {2048, 264}}) {
       const auto w = random_matrix(t, n_cols, n_rows, 7 + static_cast<uint32_t>(n_rows));
       Packed p = pack(fast, w, t, n_cols, n_rows);
       MatView plain{w.data(), t, n_cols, n_rows, row_bytes(t, n_cols)};
@@ -83,7 +83,7 @@ TEST(Packed, MatmulOverPackedWeightsIsBitIdenticalToVecDot) {
         const int64_t na = fast->aux_count(n_cols);
         for (int tk = 0; tk < n_tok; ++tk) ref->make_aux(acts.row(tk), n_cols, aux.data() + tk * na);
         std::vector<float> y_ref(n_tok * n_rows, -1.f);
-        ref->gemm(n_cols, n_rows / kPackRows, p.buf.data(), n_tok, acts.row(0), acts.row_bytes, aux.data(), na,
+        ref->gemm(n_cols, n_rows / ref->rows, p.buf.data(), n_tok, acts.row(0), acts.row_bytes, aux.data(), na,
                   y_ref.data(), n_rows);
         for (int tk = 0; tk < n_tok; ++tk)
           for (int64_t r = 0; r < p.view.packed_rows; ++r)
