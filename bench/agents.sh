@@ -58,7 +58,7 @@ kill $pid; wait $pid 2>/dev/null || true
 
 if [ -n "$llama_server" ]; then
   port=$((port + 1))
-  "$llama_server" -m "$model" --port "$port" -t "$threads" -np 4 >"$out/llama-server.log" 2>&1 &
+  "$llama_server" -m "$model" --port "$port" -t "$threads" -np 4 -c 8192 >"$out/llama-server.log" 2>&1 &
   pid=$!
   wait_health "http://127.0.0.1:$port"
   run_one llama-server "http://127.0.0.1:$port"

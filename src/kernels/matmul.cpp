@@ -50,6 +50,7 @@ void matmul_packed(const MatView& w, const PackedKernels* pk, const QuantActs& a
     for (int64_t t = 0; t < n_tok; ++t) pk->make_aux(acts.row(t), w.n_cols, aux.data() + t * na);
   }
   const int32_t* aux_data = aux.data();  // (a thread_local: workers must not name it)
+  const auto gemm = scalar_kernels_forced() ? pk->gemm_ref : pk->gemm;
   const int64_t n_groups = w.packed_rows / pk->rows;
   const size_t gb = pk->group_bytes(w.n_cols);
   const int64_t tile = n_tok <= 1 ? n_groups : std::max<int64_t>(1, static_cast<int64_t>((192 * 1024) / gb));
@@ -58,7 +59,7 @@ void matmul_packed(const MatView& w, const PackedKernels* pk, const QuantActs& a
     split_range(n_groups, ith, nth, &gb0, &ge);
     for (int64_t g = gb0; g < ge; g += tile) {
       const int64_t ng = std::min(tile, ge - g);
-      pk->gemm(w.n_cols, ng, w.packed + g * gb, static_cast<int>(n_tok), acts.row(0), acts.row_bytes, aux_data, na,
+      gemm(w.n_cols, ng, w.packed + g * gb, static_cast<int>(n_tok), acts.row(0), acts.row_bytes, aux_data, na,
                y + g * pk->rows, ld_y);
     }
   };

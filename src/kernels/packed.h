@@ -11,6 +11,8 @@
 // Layouts (nb = blocks per row, group g holds rows 8g..8g+7, blocks in order):
 //  Q8_0x16 (16-row groups, AVX512-VNNI only): per block { f16 d[16]; u8 qs[512] },
 //          qs[64c + 4r + b] = row r's qs[4c + b] + 128 (as unsigned), 544 bytes.
+//  Q4_0x16 (AVX512-VNNI): as Q4_0x8 with 16 rows: { f16 d[16]; u8 qs[256] },
+//          qs[64c + 4r + b] = row r's qs[4c + b], 288 bytes.
 //  Q4_0x8: per block { f16 d[8]; u8 qs[128] }, qs[32c + 4r + b] = row r's qs[4c + b]
 //          (low nibble element 4c+b, high nibble element 16+4c+b), 144 bytes.
 #pragma once
@@ -39,15 +41,16 @@ struct PackedKernels {
   // its aux at aux + t*aux_stride).
   void (*gemm)(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) = nullptr;
+  // The scalar twin of gemm over the same layout (same bits).
+  void (*gemm_ref)(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                   size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) = nullptr;
   const char* impl = "ref";
 };
 
-// The fastest variant for this CPU; nullptr when the type has no packed layout or no
-// SIMD kernel for it (packing then buys nothing). With force_scalar_kernels(true) the
-// scalar twin is returned instead.
+// The fastest layout and kernel for this CPU; nullptr when the type has no packed layout
+// or no SIMD kernel for it (packing then buys nothing). matmul() runs gemm_ref instead of
+// gemm under force_scalar_kernels(true).
 const PackedKernels* packed_kernels(DType t);
-// The scalar reference twin (always available for packable types).
-const PackedKernels* packed_kernels_ref(DType t);
 // Installs SIMD variants (packed_avx2.cpp, packed_vnni.cpp).
 void install_packed_avx2(PackedKernels* table);
 void install_packed_vnni(PackedKernels* table);

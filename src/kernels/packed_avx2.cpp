@@ -14,7 +14,7 @@ struct DpAvx2 {
 
 void install_packed_avx2(PackedKernels* t) {
   auto& q40 = t[static_cast<int>(DType::Q4_0)];
-  q40.gemm = q4_0x8_gemm<DpAvx2>;
+  q40.gemm = q4_0x8_gemm<DpAvx2, 4>;  // gemm_ref: the 8-row reference twin (set in packed_ref.cpp)
   q40.impl = "avx2";
   auto& q4k = t[static_cast<int>(DType::Q4_K)];
   q4k.gemm = q4_Kx8_gemm<DpAvx2, 2>;

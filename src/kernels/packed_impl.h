@@ -137,21 +137,28 @@ inline void packed_drive(int64_t n_groups, size_t gb, const uint8_t* wp, int n_t
   }
 }
 
-template <class Dp>
+template <class Dp, int NCMAX>
 void q4_0x8_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                  size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
   const int64_t nb = n_cols / QK4_0;
-  packed_drive<4>(n_groups, static_cast<size_t>(nb) * kQ40x8BlockBytes, wp, n_tok, acts, act_stride, aux, aux_stride, y,
-                  ld, [nb](int nc, const uint8_t* wg, const uint8_t* const* ap, const int32_t* const* xp, float* const* op) {
-                    const BlockQ8_0* a[4];
-                    for (int t = 0; t < nc; ++t) a[t] = reinterpret_cast<const BlockQ8_0*>(ap[t]);
-                    switch (nc) {
-                      case 4: q4_0x8_run<Dp, 4>(nb, wg, a, xp, op); break;
-                      case 3: q4_0x8_run<Dp, 3>(nb, wg, a, xp, op); break;
-                      case 2: q4_0x8_run<Dp, 2>(nb, wg, a, xp, op); break;
-                      default: q4_0x8_run<Dp, 1>(nb, wg, a, xp, op); break;
-                    }
-                  });
+  packed_drive<NCMAX>(n_groups, static_cast<size_t>(nb) * kQ40x8BlockBytes, wp, n_tok, acts, act_stride, aux,
+                      aux_stride, y, ld,
+                      [nb](int nc, const uint8_t* wg, const uint8_t* const* ap, const int32_t* const* xp,
+                           float* const* op) {
+                        const BlockQ8_0* a[NCMAX];
+                        for (int t = 0; t < nc; ++t) a[t] = reinterpret_cast<const BlockQ8_0*>(ap[t]);
+                        if constexpr (NCMAX >= 8) {
+                          if (nc == 8) return q4_0x8_run<Dp, 8>(nb, wg, a, xp, op);
+                          if (nc >= 6) return q4_0x8_run<Dp, 6>(nb, wg, a, xp, op), nc == 7 ? q4_0x8_run<Dp, 1>(nb, wg, a + 6, xp + 6, op + 6) : void();
+                          if (nc == 5) return q4_0x8_run<Dp, 5>(nb, wg, a, xp, op);
+                        }
+                        switch (nc) {
+                          case 4: q4_0x8_run<Dp, 4>(nb, wg, a, xp, op); break;
+                          case 3: q4_0x8_run<Dp, 3>(nb, wg, a, xp, op); break;
+                          case 2: q4_0x8_run<Dp, 2>(nb, wg, a, xp, op); break;
+                          default: q4_0x8_run<Dp, 1>(nb, wg, a, xp, op); break;
+                        }
+                      });
 }
 
 }  // namespace

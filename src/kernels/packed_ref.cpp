@@ -16,19 +16,22 @@ namespace tachyon::kernels {
 
 namespace {
 
-// ---- Q4_0x8 ----
-constexpr size_t kQ40x8Block = 8 * sizeof(f16_t) + 128;
+// ---- Q4_0x8 / Q4_0x16 ----
+template <int R>
+constexpr size_t q40_block_bytes() { return R * sizeof(f16_t) + R * 16; }
 
-size_t q4_0x8_group_bytes(int64_t n_cols) { return static_cast<size_t>(n_cols / QK4_0) * kQ40x8Block; }
+template <int R>
+size_t q4_0xR_group_bytes(int64_t n_cols) { return static_cast<size_t>(n_cols / QK4_0) * q40_block_bytes<R>(); }
 
-void q4_0x8_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
+template <int R>
+void q4_0xR_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
   const int64_t nb = n_cols / QK4_0;
   for (int64_t i = 0; i < nb; ++i) {
-    uint8_t* o = out + i * kQ40x8Block;
-    for (int r = 0; r < 8; ++r) {
+    uint8_t* o = out + i * q40_block_bytes<R>();
+    for (int r = 0; r < R; ++r) {
       const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(rows + r * row_bytes) + i;
       std::memcpy(o + 2 * r, &x->d, 2);
-      for (int c = 0; c < 4; ++c) std::memcpy(o + 16 + 32 * c + 4 * r, x->qs + 4 * c, 4);
+      for (int c = 0; c < 4; ++c) std::memcpy(o + 2 * R + 4 * R * c + 4 * r, x->qs + 4 * c, 4);
     }
   }
 }
@@ -46,35 +49,50 @@ void q8_0_aux_sum8(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
   }
 }
 
-void q4_0x8_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+template <int R>
+void q4_0xR_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                      size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
   const int64_t nb = n_cols / QK4_0;
-  const size_t gb = q4_0x8_group_bytes(n_cols);
+  const size_t gb = q4_0xR_group_bytes<R>(n_cols);
   for (int64_t g = 0; g < n_groups; ++g) {
     const uint8_t* wg = wp + g * gb;
     for (int t = 0; t < n_tok; ++t) {
       const BlockQ8_0* a = reinterpret_cast<const BlockQ8_0*>(acts + t * act_stride);
       const int32_t* s8 = aux + t * aux_stride;
-      for (int r = 0; r < 8; ++r) {
+      for (int r = 0; r < R; ++r) {
         float acc = 0;
         for (int64_t i = 0; i < nb; ++i) {
-          const uint8_t* blk = wg + i * kQ40x8Block;
+          const uint8_t* blk = wg + i * q40_block_bytes<R>();
           f16_t d;
           std::memcpy(&d, blk + 2 * r, 2);
           int isum = 0;
           for (int c = 0; c < 4; ++c)
             for (int b = 0; b < 4; ++b) {
-              const uint8_t q = blk[16 + 32 * c + 4 * r + b];
+              const uint8_t q = blk[2 * R + 4 * R * c + 4 * r + b];
               isum += (q & 0xF) * a[i].qs[4 * c + b] + (q >> 4) * a[i].qs[16 + 4 * c + b];
             }
           isum -= s8[i];
           acc = std::fma(static_cast<float>(isum), f16_to_f32(d) * f16_to_f32(a[i].d), acc);
         }
-        y[t * ld + 8 * g + r] = acc;
+        y[t * ld + R * g + r] = acc;
       }
     }
   }
 }
+
+}  // namespace
+
+// The 16-row Q4_0 layout's scalar parts, for packed_vnni.cpp.
+size_t q4_0x16_group_bytes(int64_t n_cols) { return q4_0xR_group_bytes<16>(n_cols); }
+void q4_0x16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
+  q4_0xR_pack<16>(rows, row_bytes, n_cols, out);
+}
+void q4_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                      size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  q4_0xR_gemm_ref<16>(n_cols, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride, y, ld);
+}
+
+namespace {
 
 // ---- Q4_Kx8 ----
 // Per super-block: f16 d[8], f16 dmin[8], u8 sc[8 sub-blocks][8 rows],
@@ -231,11 +249,11 @@ struct PackedTables {
   PackedTables() {
     PackedKernels q40;
     q40.type = DType::Q4_0;
-    q40.group_bytes = q4_0x8_group_bytes;
-    q40.pack = q4_0x8_pack;
+    q40.group_bytes = q4_0xR_group_bytes<8>;
+    q40.pack = q4_0xR_pack<8>;
     q40.aux_count = q8_0_block_count;
     q40.make_aux = q8_0_aux_sum8;
-    q40.gemm = q4_0x8_gemm_ref;
+    q40.gemm = q40.gemm_ref = q4_0xR_gemm_ref<8>;
     q40.impl = "ref";
     ref[static_cast<int>(DType::Q4_0)] = best[static_cast<int>(DType::Q4_0)] = q40;
     has_ref[static_cast<int>(DType::Q4_0)] = true;
@@ -245,7 +263,7 @@ struct PackedTables {
     q4k.pack = q4_Kx8_pack;
     q4k.aux_count = q8_K_aux_count;
     q4k.make_aux = q8_K_aux_pairs;
-    q4k.gemm = q4_Kx8_gemm_ref;
+    q4k.gemm = q4k.gemm_ref = q4_Kx8_gemm_ref;
     q4k.impl = "ref";
     ref[static_cast<int>(DType::Q4_K)] = best[static_cast<int>(DType::Q4_K)] = q4k;
     has_ref[static_cast<int>(DType::Q4_K)] = true;
@@ -256,7 +274,7 @@ struct PackedTables {
     q80.pack = q8_0x16_pack;
     q80.aux_count = q8_0_piece_count;
     q80.make_aux = q8_0_aux_pieces;
-    q80.gemm = q8_0x16_gemm_ref;
+    q80.gemm = q80.gemm_ref = q8_0x16_gemm_ref;
     q80.impl = "ref";
     ref[static_cast<int>(DType::Q8_0)] = best[static_cast<int>(DType::Q8_0)] = q80;
     has_ref[static_cast<int>(DType::Q8_0)] = true;
@@ -279,14 +297,7 @@ const PackedTables& packed_tables() {
 const PackedKernels* packed_kernels(DType t) {
   const int i = static_cast<int>(t);
   if (i < 0 || i >= kMaxType) return nullptr;
-  if (scalar_kernels_forced()) return packed_tables().has_ref[i] ? &packed_tables().ref[i] : nullptr;
   return packed_tables().has_best[i] ? &packed_tables().best[i] : nullptr;
-}
-
-const PackedKernels* packed_kernels_ref(DType t) {
-  const int i = static_cast<int>(t);
-  if (i < 0 || i >= kMaxType || !packed_tables().has_ref[i]) return nullptr;
-  return &packed_tables().ref[i];
 }
 
 }  // namespace tachyon::kernels

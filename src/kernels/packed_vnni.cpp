@@ -3,10 +3,90 @@
 #include "kernels/packed_impl.h"
 
 namespace tachyon::kernels {
+
+// packed_ref.cpp: the scalar parts of the 16-row Q4_0 layout
+size_t q4_0x16_group_bytes(int64_t n_cols);
+void q4_0x16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out);
+void q4_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                      size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld);
+
 namespace {
 struct DpVnni {
   static __m256i dot(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 };
+
+constexpr size_t kQ40x16BlockBytes = 16 * sizeof(f16_t) + 256;
+
+// Q4_0x16 x Q8_0: the Q4_0x8 kernel on 16 rows per 512-bit vector (one broadcast of
+// activations feeds 64 multiply-adds; the 8-row form is bound by those loads).
+template <int NC>
+inline void q4_0x16_run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a, const int32_t* const* s8,
+                        float* const* out) {
+  const __m512i m4 = _mm512_set1_epi8(0xF);
+  __m512 acc[NC];
+#pragma GCC unroll 8
+  for (int t = 0; t < NC; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* blk = wg + i * kQ40x16BlockBytes;
+    __m512i is[NC];
+#pragma GCC unroll 8
+    for (int t = 0; t < NC; ++t) is[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m512i v = _mm512_loadu_si512(blk + 32 + 64 * c);
+      const __m512i lo = _mm512_and_si512(v, m4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+#pragma GCC unroll 8
+      for (int t = 0; t < NC; ++t) {
+        int32_t y0, y1;
+        std::memcpy(&y0, a[t][i].qs + 4 * c, 4);
+        std::memcpy(&y1, a[t][i].qs + 16 + 4 * c, 4);
+        is[t] = _mm512_dpbusd_epi32(is[t], lo, _mm512_set1_epi32(y0));
+        is[t] = _mm512_dpbusd_epi32(is[t], hi, _mm512_set1_epi32(y1));
+      }
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+#pragma GCC unroll 8
+    for (int t = 0; t < NC; ++t) {
+      const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(is[t], _mm512_set1_epi32(s8[t][i])));
+      const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(_cvtsh_ss(a[t][i].d)));
+      acc[t] = _mm512_fmadd_ps(f, dd, acc[t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < NC; ++t) _mm512_storeu_ps(out[t], acc[t]);
+}
+
+void q4_0x16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                  size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  const int64_t nb = n_cols / QK4_0;
+  const size_t gb = static_cast<size_t>(nb) * kQ40x16BlockBytes;
+  constexpr int kNc = 8;
+  for (int t0 = 0; t0 < n_tok; t0 += kNc) {
+    const int nc = n_tok - t0 < kNc ? n_tok - t0 : kNc;
+    const BlockQ8_0* ap[kNc];
+    const int32_t* xp[kNc];
+    for (int t = 0; t < nc; ++t) {
+      ap[t] = reinterpret_cast<const BlockQ8_0*>(acts + (t0 + t) * act_stride);
+      xp[t] = aux + (t0 + t) * aux_stride;
+    }
+    for (int64_t g = 0; g < n_groups; ++g) {
+      float* op[kNc];
+      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + 16 * g;
+      const uint8_t* wg = wp + g * gb;
+      switch (nc) {
+        case 8: q4_0x16_run<8>(nb, wg, ap, xp, op); break;
+        case 7: q4_0x16_run<7>(nb, wg, ap, xp, op); break;
+        case 6: q4_0x16_run<6>(nb, wg, ap, xp, op); break;
+        case 5: q4_0x16_run<5>(nb, wg, ap, xp, op); break;
+        case 4: q4_0x16_run<4>(nb, wg, ap, xp, op); break;
+        case 3: q4_0x16_run<3>(nb, wg, ap, xp, op); break;
+        case 2: q4_0x16_run<2>(nb, wg, ap, xp, op); break;
+        default: q4_0x16_run<1>(nb, wg, ap, xp, op); break;
+      }
+    }
+  }
+}
 
 constexpr size_t kQ80x16BlockBytes = 16 * sizeof(f16_t) + 512;
 
@@ -76,7 +156,11 @@ void q8_0x16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok
 
 void install_packed_vnni(PackedKernels* t) {
   auto& q40 = t[static_cast<int>(DType::Q4_0)];
-  q40.gemm = q4_0x8_gemm<DpVnni>;
+  q40.rows = 16;
+  q40.group_bytes = q4_0x16_group_bytes;
+  q40.pack = q4_0x16_pack;
+  q40.gemm = q4_0x16_gemm;
+  q40.gemm_ref = q4_0x16_gemm_ref;
   q40.impl = "avx512vnni";
   auto& q80 = t[static_cast<int>(DType::Q8_0)];
   q80.gemm = q8_0x16_gemm;
