@@ -94,31 +94,34 @@ void q4_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
 
 namespace {
 
-// ---- Q4_Kx8 ----
-// Per super-block: f16 d[8], f16 dmin[8], u8 sc[8 sub-blocks][8 rows],
-// u8 mins[4 pairs][8 rows][2], u8 qs[4 pairs][8 chunks][8 rows][4]: chunk c of pair j
-// holds row r's qs[32j + 4c .. +3] (low nibbles: sub-block 2j elements 4c..4c+3, high
+// ---- Q4_Kx8 / Q4_Kx16 ----
+// Per super-block (R rows): f16 d[R], f16 dmin[R], u8 sc[8 sub-blocks][R],
+// u8 mins[4 pairs][R][2], u8 qs[4 pairs][8 chunks][R rows][4]: chunk c of pair j holds
+// row r's qs[32j + 4c .. +3] (low nibbles: sub-block 2j elements 4c..4c+3, high
 // nibbles: sub-block 2j+1).
-constexpr size_t kQ4Kx8Block = 16 + 16 + 64 + 64 + 1024;
+template <int R>
+constexpr size_t q4k_block_bytes() { return 4 * R + 8 * R + 8 * R + 128 * R; }
 
-size_t q4_Kx8_group_bytes(int64_t n_cols) { return static_cast<size_t>(n_cols / QK_K) * kQ4Kx8Block; }
+template <int R>
+size_t q4_KxR_group_bytes(int64_t n_cols) { return static_cast<size_t>(n_cols / QK_K) * q4k_block_bytes<R>(); }
 
-void q4_Kx8_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
+template <int R>
+void q4_KxR_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
   const int64_t nb = n_cols / QK_K;
   for (int64_t i = 0; i < nb; ++i) {
-    uint8_t* o = out + i * kQ4Kx8Block;
-    for (int r = 0; r < 8; ++r) {
+    uint8_t* o = out + i * q4k_block_bytes<R>();
+    for (int r = 0; r < R; ++r) {
       const BlockQ4_K* x = reinterpret_cast<const BlockQ4_K*>(rows + r * row_bytes) + i;
       std::memcpy(o + 2 * r, &x->d, 2);
-      std::memcpy(o + 16 + 2 * r, &x->dmin, 2);
+      std::memcpy(o + 2 * R + 2 * r, &x->dmin, 2);
       for (int k = 0; k < 8; ++k) {
         uint8_t sc, m;
         get_scale_min_k4(k, x->scales, &sc, &m);
-        o[32 + 8 * k + r] = sc;
-        o[96 + 16 * (k / 2) + 2 * r + (k % 2)] = m;
+        o[4 * R + R * k + r] = sc;
+        o[12 * R + 2 * R * (k / 2) + 2 * r + (k % 2)] = m;
       }
       for (int j = 0; j < 4; ++j)
-        for (int c = 0; c < 8; ++c) std::memcpy(o + 160 + 256 * j + 32 * c + 4 * r, x->qs + 32 * j + 4 * c, 4);
+        for (int c = 0; c < 8; ++c) std::memcpy(o + 20 * R + 32 * R * j + 4 * R * c + 4 * r, x->qs + 32 * j + 4 * c, 4);
     }
   }
 }
@@ -138,44 +141,59 @@ void q8_K_aux_pairs(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
     }
 }
 
-void q4_Kx8_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+template <int R>
+void q4_KxR_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                      size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
   const int64_t nb = n_cols / QK_K;
-  const size_t gb = q4_Kx8_group_bytes(n_cols);
+  const size_t gb = q4_KxR_group_bytes<R>(n_cols);
   for (int64_t g = 0; g < n_groups; ++g) {
     const uint8_t* wg = wp + g * gb;
     for (int t = 0; t < n_tok; ++t) {
       const BlockQ8_K* a = reinterpret_cast<const BlockQ8_K*>(acts + t * act_stride);
       const int32_t* bp = aux + t * aux_stride;
-      for (int r = 0; r < 8; ++r) {
+      for (int r = 0; r < R; ++r) {
         float acc = 0, accm = 0;
         for (int64_t i = 0; i < nb; ++i) {
-          const uint8_t* blk = wg + i * kQ4Kx8Block;
+          const uint8_t* blk = wg + i * q4k_block_bytes<R>();
           f16_t d, dmin;
           std::memcpy(&d, blk + 2 * r, 2);
-          std::memcpy(&dmin, blk + 16 + 2 * r, 2);
+          std::memcpy(&dmin, blk + 2 * R + 2 * r, 2);
           const float dd = f16_to_f32(d) * a[i].d, dm = f16_to_f32(dmin) * a[i].d;
           for (int j = 0; j < 4; ++j) {
             int i0 = 0, i1 = 0;
             for (int c = 0; c < 8; ++c)
               for (int b = 0; b < 4; ++b) {
-                const uint8_t q = blk[160 + 256 * j + 32 * c + 4 * r + b];
+                const uint8_t q = blk[20 * R + 32 * R * j + 4 * R * c + 4 * r + b];
                 i0 += (q & 0xF) * a[i].qs[64 * j + 4 * c + b];
                 i1 += (q >> 4) * a[i].qs[64 * j + 32 + 4 * c + b];
               }
-            const int sum = i0 * blk[32 + 8 * (2 * j) + r] + i1 * blk[32 + 8 * (2 * j + 1) + r];
+            const int sum = i0 * blk[4 * R + R * (2 * j) + r] + i1 * blk[4 * R + R * (2 * j + 1) + r];
             const int32_t bpair = bp[4 * i + j];
-            const int mins = blk[96 + 16 * j + 2 * r] * static_cast<int16_t>(bpair & 0xFFFF) +
-                             blk[96 + 16 * j + 2 * r + 1] * static_cast<int16_t>(static_cast<uint32_t>(bpair) >> 16);
+            const int mins = blk[12 * R + 2 * R * j + 2 * r] * static_cast<int16_t>(bpair & 0xFFFF) +
+                             blk[12 * R + 2 * R * j + 2 * r + 1] * static_cast<int16_t>(static_cast<uint32_t>(bpair) >> 16);
             acc = std::fma(static_cast<float>(sum), dd, acc);
             accm = std::fma(static_cast<float>(mins), dm, accm);
           }
         }
-        y[t * ld + 8 * g + r] = acc - accm;
+        y[t * ld + R * g + r] = acc - accm;
       }
     }
   }
 }
+
+}  // namespace
+
+// The 16-row Q4_K layout's scalar parts, for packed_vnni.cpp.
+size_t q4_Kx16_group_bytes(int64_t n_cols) { return q4_KxR_group_bytes<16>(n_cols); }
+void q4_Kx16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
+  q4_KxR_pack<16>(rows, row_bytes, n_cols, out);
+}
+void q4_Kx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                      size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  q4_KxR_gemm_ref<16>(n_cols, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride, y, ld);
+}
+
+namespace {
 
 // ---- Q8_0x16 ----
 constexpr size_t kQ80x16Block = 16 * sizeof(f16_t) + 512;
@@ -259,11 +277,11 @@ struct PackedTables {
     has_ref[static_cast<int>(DType::Q4_0)] = true;
     PackedKernels q4k;
     q4k.type = DType::Q4_K;
-    q4k.group_bytes = q4_Kx8_group_bytes;
-    q4k.pack = q4_Kx8_pack;
+    q4k.group_bytes = q4_KxR_group_bytes<8>;
+    q4k.pack = q4_KxR_pack<8>;
     q4k.aux_count = q8_K_aux_count;
     q4k.make_aux = q8_K_aux_pairs;
-    q4k.gemm = q4k.gemm_ref = q4_Kx8_gemm_ref;
+    q4k.gemm = q4k.gemm_ref = q4_KxR_gemm_ref<8>;
     q4k.impl = "ref";
     ref[static_cast<int>(DType::Q4_K)] = best[static_cast<int>(DType::Q4_K)] = q4k;
     has_ref[static_cast<int>(DType::Q4_K)] = true;

@@ -10,6 +10,11 @@ void q4_0x16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t
 void q4_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                       size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld);
 
+size_t q4_Kx16_group_bytes(int64_t n_cols);
+void q4_Kx16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out);
+void q4_Kx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                      size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld);
+
 namespace {
 struct DpVnni {
   static __m256i dot(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
@@ -83,6 +88,90 @@ void q4_0x16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok
         case 3: q4_0x16_run<3>(nb, wg, ap, xp, op); break;
         case 2: q4_0x16_run<2>(nb, wg, ap, xp, op); break;
         default: q4_0x16_run<1>(nb, wg, ap, xp, op); break;
+      }
+    }
+  }
+}
+
+constexpr size_t kQ4Kx16BlockBytes = 4 * 16 + 8 * 16 + 8 * 16 + 128 * 16;
+
+// Q4_Kx16 x Q8_K: the Q4_Kx8 kernel's per-lane chains on 16 rows per 512-bit vector.
+template <int NC>
+inline void q4_Kx16_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a, const int32_t* const* bp,
+                        float* const* out) {
+  const __m512i m4 = _mm512_set1_epi8(0xF);
+  __m512 acc[NC], accm[NC];
+#pragma GCC unroll 8
+  for (int t = 0; t < NC; ++t) acc[t] = accm[t] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* blk = wg + i * kQ4Kx16BlockBytes;
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+    const __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
+    __m512 dd[NC], dm[NC];
+#pragma GCC unroll 8
+    for (int t = 0; t < NC; ++t) {
+      const __m512 dy = _mm512_set1_ps(a[t][i].d);
+      dd[t] = _mm512_mul_ps(dw, dy);
+      dm[t] = _mm512_mul_ps(dmw, dy);
+    }
+#pragma GCC unroll 1
+    for (int j = 0; j < 4; ++j) {
+      __m512i i0[NC], i1[NC];
+#pragma GCC unroll 8
+      for (int t = 0; t < NC; ++t) i0[t] = i1[t] = _mm512_setzero_si512();
+      const uint8_t* q = blk + 320 + 512 * j;
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) {
+        const __m512i v = _mm512_loadu_si512(q + 64 * c);
+        const __m512i lo = _mm512_and_si512(v, m4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+#pragma GCC unroll 8
+        for (int t = 0; t < NC; ++t) {
+          int32_t y0, y1;
+          std::memcpy(&y0, a[t][i].qs + 64 * j + 4 * c, 4);
+          std::memcpy(&y1, a[t][i].qs + 64 * j + 32 + 4 * c, 4);
+          i0[t] = _mm512_dpbusd_epi32(i0[t], lo, _mm512_set1_epi32(y0));
+          i1[t] = _mm512_dpbusd_epi32(i1[t], hi, _mm512_set1_epi32(y1));
+        }
+      }
+      const __m512i sc0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 64 + 32 * j)));
+      const __m512i sc1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 80 + 32 * j)));
+      const __m512i mn = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 192 + 32 * j)));
+#pragma GCC unroll 8
+      for (int t = 0; t < NC; ++t) {
+        const __m512i s = _mm512_add_epi32(_mm512_mullo_epi32(i0[t], sc0), _mm512_mullo_epi32(i1[t], sc1));
+        const __m512i m = _mm512_madd_epi16(mn, _mm512_set1_epi32(bp[t][4 * i + j]));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dd[t], acc[t]);
+        accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), dm[t], accm[t]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < NC; ++t) _mm512_storeu_ps(out[t], _mm512_sub_ps(acc[t], accm[t]));
+}
+
+void q4_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                  size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  const int64_t nb = n_cols / QK_K;
+  const size_t gb = static_cast<size_t>(nb) * kQ4Kx16BlockBytes;
+  constexpr int kNc = 4;
+  for (int t0 = 0; t0 < n_tok; t0 += kNc) {
+    const int nc = n_tok - t0 < kNc ? n_tok - t0 : kNc;
+    const BlockQ8_K* ap[kNc];
+    const int32_t* xp[kNc];
+    for (int t = 0; t < nc; ++t) {
+      ap[t] = reinterpret_cast<const BlockQ8_K*>(acts + (t0 + t) * act_stride);
+      xp[t] = aux + (t0 + t) * aux_stride;
+    }
+    for (int64_t g = 0; g < n_groups; ++g) {
+      float* op[kNc];
+      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + 16 * g;
+      const uint8_t* wg = wp + g * gb;
+      switch (nc) {
+        case 4: q4_Kx16_run<4>(nb, wg, ap, xp, op); break;
+        case 3: q4_Kx16_run<3>(nb, wg, ap, xp, op); break;
+        case 2: q4_Kx16_run<2>(nb, wg, ap, xp, op); break;
+        default: q4_Kx16_run<1>(nb, wg, ap, xp, op); break;
       }
     }
   }
@@ -166,7 +255,11 @@ void install_packed_vnni(PackedKernels* t) {
   q80.gemm = q8_0x16_gemm;
   q80.impl = "avx512vnni";
   auto& q4k = t[static_cast<int>(DType::Q4_K)];
-  q4k.gemm = q4_Kx8_gemm<DpVnni, 4>;
+  q4k.rows = 16;
+  q4k.group_bytes = q4_Kx16_group_bytes;
+  q4k.pack = q4_Kx16_pack;
+  q4k.gemm = q4_Kx16_gemm;
+  q4k.gemm_ref = q4_Kx16_gemm_ref;
   q4k.impl = "avx512vnni";
 }
 
