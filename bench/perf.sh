@@ -5,10 +5,15 @@
 # and prints the ratios.
 #
 #   bench/perf.sh [--llama-cpp BUILD_DIR] [--presets "tinyllama-1.1b"] [--types "Q4_0 Q8_0 Q4_K_M"]
-#                 [-t THREADS] [-p 512] [-n 128] [-r 3] [--rounds 2] [--models-dir DIR]
+#                 [-t THREADS] [-p 512] [-n 128] [-d "0 1024 4096"] [-r 3] [--rounds 2] [--models-dir DIR]
+#
+# -p takes a comma list (pp512,pp4096: -p 512,4096); -d a list of KV depths at which the
+# tg test runs (llama-bench's -d), e.g. -p 0 -n 64 -d "0 1024 4096" for the long-context
+# table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 llama=""; presets="tinyllama-1.1b"; types="Q4_0 Q8_0 Q4_K_M"; threads=2; pp=512; tg=128; reps=3; rounds=2
+depths="0"
 models=bench/models
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -18,6 +23,7 @@ while [ $# -gt 0 ]; do
     -t) threads="$2"; shift 2 ;;
     -p) pp="$2"; shift 2 ;;
     -n) tg="$2"; shift 2 ;;
+    -d) depths="$2"; shift 2 ;;
     -r) reps="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --models-dir) models="$2"; shift 2 ;;
@@ -33,31 +39,34 @@ vocab_for() {  # a real tokenizer of the same family from the shared test data
     *) echo ../shared/data/tokenizer/ggml-vocab-llama-spm.gguf ;;
   esac
 }
-printf "%-16s %-7s %-6s | %14s %14s | %14s %14s | %7s %7s | %6s\n" preset type test tachyon "" llama.cpp "" ratio "" roofl
+dcsv=$(echo $depths | tr ' ' ',')
+printf "%-16s %-7s %-14s | %12s | %12s | %7s | %6s\n" preset type test tachyon llama.cpp ratio roofl
 for preset in $presets; do
   for type in $types; do
     f="$models/$preset-$type.gguf"
     [ -f "$f" ] || "$tachyon" gen-model --preset "$preset" --type "$type" --vocab "$(vocab_for "$preset")" -o "$f" -t "$threads"
     declare -A ours=() theirs=() roof=()
     for round in $(seq "$rounds"); do
-      out=$("$tachyon" perf -m "$f" -p "$pp" -n "$tg" -t "$threads" -r "$reps" --json)
+      # the two engines alternate, round after round, on the same file
+      out=$("$tachyon" perf -m "$f" -p "$pp" -n "$tg" -d "$dcsv" -t "$threads" -r "$reps" --json)
       while read -r test tps pct; do
         ours[$test]="${ours[$test]:-} $tps"; roof[$test]="$pct"
       done < <(python3 -c 'import json,sys; d=json.load(sys.stdin)
-for r in d["results"]: print(r["test"], r["tokens_per_s"], r["roofline_pct"])' <<<"$out")
+for r in d["results"]: print("%s@d%d" % (r["test"], r.get("depth", 0)), r["tokens_per_s"], r["roofline_pct"])' <<<"$out")
       if [ -n "$llama" ]; then
-        lb=$("$llama/bin/llama-bench" -m "$f" -t "$threads" -p "$pp" -n "$tg" -r "$reps" -o json 2>/dev/null)
+        lb=$("$llama/bin/llama-bench" -m "$f" -t "$threads" -p "$pp" -n "$tg" -d "$dcsv" -r "$reps" -o json 2>/dev/null)
         while read -r test tps; do theirs[$test]="${theirs[$test]:-} $tps"; done < <(python3 -c 'import json,sys
 for r in json.load(sys.stdin):
     t = "pp%d" % r["n_prompt"] if r["n_prompt"] > 0 else "tg%d" % r["n_gen"]
-    print(t, r["avg_ts"])' <<<"$lb")
+    print("%s@d%d" % (t, r.get("n_depth", 0)), r["avg_ts"])' <<<"$lb")
       fi
     done
-    for test in "pp$pp" "tg$tg"; do
-      mean() { python3 -c 'import sys; v=[float(x) for x in sys.argv[1:]]; print("%.2f" % (sum(v)/len(v)) if v else "-")' $1; }
+    mean() { python3 -c 'import sys; v=[float(x) for x in sys.argv[1:]]; print("%.2f" % (sum(v)/len(v)) if v else "-")' $1; }
+    for test in $(printf "%s\n" "${!ours[@]}" | sort -t@ -k1,1 -k2.2n); do
       o=$(mean "${ours[$test]:-}"); l=$(mean "${theirs[$test]:-}")
       r=$(python3 -c "import sys; o,l=sys.argv[1],sys.argv[2]; print('%.2fx' % (float(o)/float(l)) if l!='-' and o!='-' else '-')" "$o" "$l")
-      printf "%-16s %-7s %-6s | %14s %14s | %14s %14s | %7s %7s | %5.0f%%\n" "$preset" "$type" "$test" "$o t/s" "" "$l t/s" "" "$r" "" "${roof[$test]:-0}"
+      case "$test" in pp*) rf="-" ;; *) rf=$(printf "%.0f%%" "${roof[$test]:-0}") ;; esac
+      printf "%-16s %-7s %-14s | %8s t/s | %8s t/s | %7s | %6s\n" "$preset" "$type" "$test" "$o" "$l" "$r" "$rf"
     done
     unset ours theirs roof
   done

@@ -26,6 +26,12 @@ void rope_apply(const RopeParams& p, const float* cs, float* x);
 // exp(x) by range reduction and a degree-5 polynomial (max error ~1.5 ulp).
 float expf_poly(float x);
 
+#if defined(__x86_64__)
+// expf with glibc's algorithm, 8 lanes at a time (AVX2 + FMA only; see expf_avx2.h):
+// returns what std::exp returns. Exposed for its test.
+void expf_libm_avx2(const float* x, int64_t n, float* y);
+#endif
+
 // x[i] = silu(gate[i]) * up[i]
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 

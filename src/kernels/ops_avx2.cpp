@@ -24,6 +24,14 @@ void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+// y[i] = expf(x[i]) with the libm-identical vector exp (kernels/expf_avx2.h); for tests.
+void expf_libm_avx2(const float* x, int64_t n, float* y) {
+  const long long* tab = avx2::exp2_table32();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, avx2::expf_libm8(_mm256_loadu_ps(x + i), tab));
+  for (; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
 // As rope_apply.
 void rope_apply_avx2(const RopeParams& p, const float* cs, float* x) {
   const int half = p.n_rot / 2;

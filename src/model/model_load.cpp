@@ -44,30 +44,49 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
 // file size. TACHYON_NO_REPACK=1 keeps the GGUF layout (for comparisons).
 void Model::pack_weights() {
   if (const char* e = std::getenv("TACHYON_NO_REPACK"); e && *e && std::string(e) != "0") return;
-  auto pack = [&](kernels::MatView* w) {
+  std::vector<kernels::MatView*> mats;
+  for (auto& L : w_.layers)
+    for (kernels::MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) mats.push_back(m);
+  if (!w_.tied_output) mats.push_back(&w_.output);
+  // One arena for every packed matrix, 2 MiB-aligned and advised as huge pages: decode
+  // streams every byte once per token, and 4 KiB pages cost a TLB miss every 4 KiB.
+  struct Item {
+    kernels::MatView* w;
+    const kernels::PackedKernels* pk;
+    int64_t n_groups;
+    size_t offset;
+  };
+  std::vector<Item> items;
+  size_t total = 0;
+  for (kernels::MatView* w : mats) {
     const kernels::PackedKernels* pk = kernels::packed_kernels(w->type);
-    if (!pk || w->n_rows < pk->rows || w->packed) return;
+    if (!pk || w->n_rows < pk->rows || w->packed) continue;
     const int64_t n_groups = w->n_rows / pk->rows;
-    const size_t gb = pk->group_bytes(w->n_cols);
-    const size_t total = (n_groups * gb + 63) / 64 * 64;
-    uint8_t* buf = static_cast<uint8_t*>(std::aligned_alloc(64, total));
-    if (!buf) return;  // keep the GGUF layout
+    items.push_back({w, pk, n_groups, total});
+    total += (n_groups * pk->group_bytes(w->n_cols) + 63) / 64 * 64;
+  }
+  if (items.empty()) return;
+  constexpr size_t kHuge = size_t{2} << 20;
+  total = (total + kHuge - 1) / kHuge * kHuge;
+  uint8_t* arena = static_cast<uint8_t*>(std::aligned_alloc(kHuge, total));
+  if (!arena) return;  // keep the GGUF layout
+  madvise(arena, total, MADV_HUGEPAGE);
+  packed_.emplace_back(arena);
+  for (const Item& it : items) {
+    kernels::MatView* w = it.w;
+    const size_t gb = it.pk->group_bytes(w->n_cols);
     const auto* src = static_cast<const uint8_t*>(w->data);
-    for (int64_t g = 0; g < n_groups; ++g)
-      pk->pack(src + g * pk->rows * w->row_bytes, w->row_bytes, w->n_cols, buf + g * gb);
-    packed_.emplace_back(buf);
-    w->packed = buf;
-    w->packed_rows = n_groups * pk->rows;
+    uint8_t* dst = arena + it.offset;
+    for (int64_t g = 0; g < it.n_groups; ++g)
+      it.pk->pack(src + g * it.pk->rows * w->row_bytes, w->row_bytes, w->n_cols, dst + g * gb);
+    w->packed = dst;
+    w->packed_rows = it.n_groups * it.pk->rows;
     // Release the mapped pages now only read through the packed copy.
     const uintptr_t page = 4096;
     const uintptr_t b = (reinterpret_cast<uintptr_t>(src) + page - 1) / page * page;
     const uintptr_t e = (reinterpret_cast<uintptr_t>(src) + w->packed_rows * w->row_bytes) / page * page;
     if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
-  };
-  for (auto& L : w_.layers) {
-    for (kernels::MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) pack(m);
   }
-  if (!w_.tied_output) pack(&w_.output);
 }
 
 Status Model::bind_weights() {
