@@ -1,9 +1,22 @@
 #include "kv/kv_pool.h"
 
+#include <sys/mman.h>
+
 #include <cassert>
+#include <cstring>
 #include <new>
 
 namespace tachyon::kv {
+
+std::unique_ptr<f16_t, KvPool::FreeDeleter> KvPool::alloc_zeroed(size_t n) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t bytes = (n * sizeof(f16_t) + kHuge - 1) / kHuge * kHuge;
+  auto* p = static_cast<f16_t*>(std::aligned_alloc(kHuge, bytes));
+  if (!p) return nullptr;
+  madvise(p, bytes, MADV_HUGEPAGE);
+  std::memset(p, 0, n * sizeof(f16_t));
+  return std::unique_ptr<f16_t, FreeDeleter>(p);
+}
 
 Result<KvPool> KvPool::create(const KvConfig& cfg) {
   if (cfg.n_layer <= 0 || cfg.n_kv_head <= 0 || cfg.head_dim_k <= 0 || cfg.head_dim_v <= 0 || cfg.page_size <= 0 ||
@@ -12,12 +25,12 @@ Result<KvPool> KvPool::create(const KvConfig& cfg) {
   KvPool p;
   p.cfg_ = cfg;
   const size_t per_page = static_cast<size_t>(cfg.n_layer) * cfg.n_kv_head * cfg.page_size;
-  try {
-    p.k_.assign(per_page * cfg.head_dim_k * cfg.n_pages, 0);
-    p.v_.assign(per_page * cfg.head_dim_v * cfg.n_pages, 0);
-  } catch (const std::bad_alloc&) {
+  p.k_n_ = per_page * cfg.head_dim_k * cfg.n_pages;
+  p.v_n_ = per_page * cfg.head_dim_v * cfg.n_pages;
+  p.k_ = alloc_zeroed(p.k_n_);
+  p.v_ = alloc_zeroed(p.v_n_);
+  if (!p.k_ || !p.v_)
     return Status(ErrorCode::kInvalidArgument, "kv: cannot allocate " + std::to_string(cfg.n_pages) + " pages");
-  }
   p.refs_.assign(cfg.n_pages, 0);
   p.free_.reserve(cfg.n_pages);
   for (int32_t i = cfg.n_pages - 1; i >= 0; --i) p.free_.push_back(i);

@@ -4,6 +4,8 @@
 // them. Single-threaded: owned by the engine thread (no locks by design).
 #pragma once
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "base/fp16.h"
@@ -29,7 +31,7 @@ class KvPool {
   int page_size() const { return cfg_.page_size; }
   int n_pages() const { return cfg_.n_pages; }
   int n_free() const { return static_cast<int>(free_.size()); }
-  size_t bytes() const { return (k_.size() + v_.size()) * sizeof(f16_t); }
+  size_t bytes() const { return (k_n_ + v_n_) * sizeof(f16_t); }
 
   // Takes a free page with refcount 1; -1 when none is free. O(1).
   int32_t alloc();
@@ -40,11 +42,11 @@ class KvPool {
   int refcount(int32_t page) const { return refs_[page]; }
 
   // K of one page, layer and kv head: [page_size][head_dim_k] f16, contiguous.
-  f16_t* k(int32_t page, int layer, int head) { return k_.data() + k_offset(page, layer, head); }
-  const f16_t* k(int32_t page, int layer, int head) const { return k_.data() + k_offset(page, layer, head); }
+  f16_t* k(int32_t page, int layer, int head) { return k_.get() + k_offset(page, layer, head); }
+  const f16_t* k(int32_t page, int layer, int head) const { return k_.get() + k_offset(page, layer, head); }
   // V of one page, layer and kv head: [page_size][head_dim_v] f16, contiguous.
-  f16_t* v(int32_t page, int layer, int head) { return v_.data() + v_offset(page, layer, head); }
-  const f16_t* v(int32_t page, int layer, int head) const { return v_.data() + v_offset(page, layer, head); }
+  f16_t* v(int32_t page, int layer, int head) { return v_.get() + v_offset(page, layer, head); }
+  const f16_t* v(int32_t page, int layer, int head) const { return v_.get() + v_offset(page, layer, head); }
 
  private:
   size_t k_offset(int32_t page, int layer, int head) const {
@@ -54,9 +56,17 @@ class KvPool {
     return ((static_cast<size_t>(page) * cfg_.n_layer + layer) * cfg_.n_kv_head + head) * cfg_.page_size * cfg_.head_dim_v;
   }
 
+  struct FreeDeleter {
+    void operator()(f16_t* p) const { std::free(p); }
+  };
+  // Zeroed, 2 MiB-aligned and advised as huge pages: decode reads a page's 2-4 KiB of K
+  // and V per (layer, head) at a stride of a whole page, one TLB miss each with 4 KiB pages.
+  static std::unique_ptr<f16_t, FreeDeleter> alloc_zeroed(size_t n);
+
   KvConfig cfg_;
-  std::vector<f16_t> k_;  // [n_pages][n_layer][n_kv_head][page_size][head_dim_k]
-  std::vector<f16_t> v_;  // [n_pages][n_layer][n_kv_head][page_size][head_dim_v]
+  std::unique_ptr<f16_t, FreeDeleter> k_;  // [n_pages][n_layer][n_kv_head][page_size][head_dim_k]
+  std::unique_ptr<f16_t, FreeDeleter> v_;  // [n_pages][n_layer][n_kv_head][page_size][head_dim_v]
+  size_t k_n_ = 0, v_n_ = 0;
   std::vector<int32_t> refs_;
   std::vector<int32_t> free_;  // stack of free page ids
 };

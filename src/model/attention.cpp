@@ -204,6 +204,12 @@ void attend_rows_tiled_ref(const AttnRows& r, AttnScratch& sc) {
     attend_row_tiled(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], r.n_ctx[i], r.out[i], sc);
 }
 
+#if defined(__x86_64__)
+void attend_rows_f16acc_avx512_or_avx2(const AttnRows& r, AttnScratch& sc) {
+  if (!attend_rows_f16acc_avx512(r, sc)) attend_rows_f16acc_avx2(r, sc);
+}
+#endif
+
 }  // namespace detail
 
 namespace {
@@ -218,8 +224,12 @@ const RowKernels& row_kernels() {
   static const RowKernels ref{detail::attend_rows_f16acc_ref, detail::attend_rows_tiled_ref, "ref"};
 #if defined(__x86_64__)
   static const RowKernels avx2{detail::attend_rows_f16acc_avx2, detail::attend_rows_tiled_avx2, "avx2"};
+  static const RowKernels avx512{detail::attend_rows_f16acc_avx512_or_avx2, detail::attend_rows_tiled_avx2, "avx512"};
   const auto& f = cpu_features();
-  if (f.avx2 && f.fma && f.f16c && !kernels::scalar_kernels_forced()) return avx2;
+  if (f.avx2 && f.fma && f.f16c && !kernels::scalar_kernels_forced()) {
+    if (f.avx512f && f.avx512bw && f.avx512vl) return avx512;
+    return avx2;
+  }
 #endif
   return ref;
 }

@@ -49,6 +49,29 @@ inline float dot_f16(int n, const f16_t* x, const float* y) {
   return static_cast<float>(sum);
 }
 
+// dot_f16 with x already widened to f32 (exact): the same FMA chains and reductions.
+inline float dot_f32x(int n, const float* x, const float* y) {
+  const int np = n & ~31;
+  double sum = 0;
+  if (np > 0) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int i = 0; i < np; i += 32) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    a0 = _mm256_add_ps(a0, a2);
+    a1 = _mm256_add_ps(a1, a3);
+    a0 = _mm256_add_ps(a0, a1);
+    const __m128 t = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
+    const __m128 h = _mm_hadd_ps(t, t);
+    sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+  }
+  for (int i = np; i < n; ++i) sum += static_cast<double>(x[i] * y[i]);
+  return static_cast<float>(sum);
+}
+
 inline float fma1(float a, float b, float c) {
   return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
 }
@@ -171,6 +194,8 @@ void f16acc_blocks(const AttnRows& r, AttnScratch& sc) {
   sc.kt.resize(static_cast<size_t>(n) * hd);         // q rounded to f16, widened
   sc.m.assign(n, -INFINITY);
   sc.s.assign(n, 0.f);
+  sc.vt.resize(static_cast<size_t>(kBlk) * hd);  // K block, f32
+  sc.p.resize(static_cast<size_t>(kBlk) * hd);   // V block, f32
   int32_t max_ctx = 0;
   for (int row = 0; row < n; ++row) {
     max_ctx = std::max(max_ctx, r.n_ctx[row]);
@@ -181,8 +206,15 @@ void f16acc_blocks(const AttnRows& r, AttnScratch& sc) {
     const int32_t page = r.pt->pages[j0 / ps];
     const int off0 = j0 % ps;
     const int blk = std::min<int32_t>({kBlk, max_ctx - j0, ps - off0});
-    const f16_t* kb = kv.k(page, r.layer, r.hk) + static_cast<size_t>(off0) * hd;
-    const f16_t* vb = kv.v(page, r.layer, r.hk) + static_cast<size_t>(off0) * hd;
+    // widen the block's K and V once for all rows of the GQA group (exact conversions)
+    const f16_t* kb16 = kv.k(page, r.layer, r.hk) + static_cast<size_t>(off0) * hd;
+    const f16_t* vb16 = kv.v(page, r.layer, r.hk) + static_cast<size_t>(off0) * hd;
+    float* kb = sc.vt.data();
+    float* vb = sc.p.data();
+    for (int i = 0; i < blk * hd; i += 8) {
+      _mm256_storeu_ps(kb + i, load_f16x8(kb16 + i));
+      _mm256_storeu_ps(vb + i, load_f16x8(vb16 + i));
+    }
     for (int row = 0; row < n; ++row) {
       const int nk = std::min<int32_t>(blk, r.n_ctx[row] - j0);
       if (nk <= 0) continue;
@@ -190,7 +222,7 @@ void f16acc_blocks(const AttnRows& r, AttnScratch& sc) {
       float M = sc.m[row];
       unsigned newmax = 0;
       for (int k = 0; k < nk; ++k) {
-        s[k] = dot_f16(hd, kb + k * hd, qf) * r.scale;
+        s[k] = dot_f32x(hd, kb + k * hd, qf) * r.scale;
         if (s[k] > M) {
           am[k] = M - s[k];
           as[k] = 0.f;  // vs = 1
@@ -222,9 +254,9 @@ void f16acc_blocks(const AttnRows& r, AttnScratch& sc) {
           for (int e = 0; e < NV; ++e) acc[e] = round_f16(_mm256_mul_ps(acc[e], msv));
         }
         const __m256 vsv = _mm256_set1_ps(vs[k]);
-        const f16_t* vr = vb + k * hd;
+        const float* vr = vb + k * hd;
 #pragma GCC unroll 16
-        for (int e = 0; e < NV; ++e) acc[e] = round_f16(_mm256_fmadd_ps(load_f16x8(vr + 8 * e), vsv, acc[e]));
+        for (int e = 0; e < NV; ++e) acc[e] = round_f16(_mm256_fmadd_ps(_mm256_loadu_ps(vr + 8 * e), vsv, acc[e]));
         S = fma1(S, msk, vs[k]);
       }
 #pragma GCC unroll 16

@@ -39,6 +39,9 @@ void attend_rows_tiled_ref(const AttnRows& r, AttnScratch& sc);
 #if defined(__x86_64__)
 void attend_rows_f16acc_avx2(const AttnRows& r, AttnScratch& sc);
 void attend_rows_tiled_avx2(const AttnRows& r, AttnScratch& sc);
+// AVX-512 F/BW/VL form of the short path; false (nothing done) for head dims it lacks.
+bool attend_rows_f16acc_avx512(const AttnRows& r, AttnScratch& sc);
+void attend_rows_f16acc_avx512_or_avx2(const AttnRows& r, AttnScratch& sc);
 #endif
 
 constexpr int kAttnTile = 64;  // KV tile of the prefill numerics

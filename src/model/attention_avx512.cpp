@@ -1,0 +1,200 @@
+// AVX-512 (F/BW/VL) form of the short-path (decode) attention rows for head dims that
+// are multiples of 16 up to 128. Same float operations in the same order as the
+// reference, so the same bits (tests/unit/model/attention_simd_test.cpp): what differs
+// is scheduling. The f16-rounded V accumulator makes every key a dependent chain
+// (FMA -> round to f16 -> widen) per row; the AVX2 form runs one row at a time and waits
+// on that chain. Here several rows of the GQA group advance together, key by key, so
+// their chains overlap, with the accumulators of all of them in the 32 vector registers.
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/expf_avx2.h"
+#include "model/attention_rows.h"
+
+namespace tachyon::model::detail {
+
+namespace {
+
+inline __m512 round_f16(__m512 v) { return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
+
+// The reference's f16 dot with the K row already widened (exact): 4 x 8-lane FMA chains
+// over 32-element steps, combined and reduced in its order; the tail in double.
+inline float dot_f32x(int n, const float* x, const float* y) {
+  const int np = n & ~31;
+  double sum = 0;
+  if (np > 0) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int i = 0; i < np; i += 32) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    a0 = _mm256_add_ps(a0, a2);
+    a1 = _mm256_add_ps(a1, a3);
+    a0 = _mm256_add_ps(a0, a1);
+    const __m128 t = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
+    const __m128 h = _mm_hadd_ps(t, t);
+    sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+  }
+  for (int i = np; i < n; ++i) sum += static_cast<double>(x[i] * y[i]);
+  return static_cast<float>(sum);
+}
+
+inline float fma1(float a, float b, float c) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
+
+constexpr int kBlk = 16;
+
+// Scores, running max and exps of one row over one block of keys (see the AVX2 form).
+struct RowBlock {
+  alignas(64) float vs[kBlk];
+  alignas(64) float ms[kBlk];
+  unsigned newmax = 0;
+  int nk = 0;
+};
+
+inline void score_block(int hd, const float* kb, int nk, const float* qf, float scale, float* M, RowBlock* rb,
+                        const long long* tab) {
+  alignas(32) float s[kBlk], as[kBlk], am[kBlk];
+  float m = *M;
+  unsigned newmax = 0;
+  for (int k = 0; k < nk; ++k) {
+    s[k] = dot_f32x(hd, kb + k * hd, qf) * scale;
+    if (s[k] > m) {
+      am[k] = m - s[k];
+      as[k] = 0.f;
+      m = s[k];
+      newmax |= 1u << k;
+    } else {
+      as[k] = s[k] - m;
+      am[k] = 0.f;
+    }
+  }
+  for (int k = nk; k < kBlk; ++k) as[k] = am[k] = 0.f;
+  _mm256_store_ps(rb->vs, kernels::avx2::expf_libm8(_mm256_load_ps(as), tab));
+  _mm256_store_ps(rb->vs + 8, kernels::avx2::expf_libm8(_mm256_load_ps(as + 8), tab));
+  if (newmax) {
+    _mm256_store_ps(rb->ms, kernels::avx2::expf_libm8(_mm256_load_ps(am), tab));
+    _mm256_store_ps(rb->ms + 8, kernels::avx2::expf_libm8(_mm256_load_ps(am + 8), tab));
+  }
+  rb->newmax = newmax;
+  rb->nk = nk;
+  *M = m;
+}
+
+// R rows of head dim 16*NV advanced together over a block of keys.
+template <int NV, int R>
+inline void accumulate_rows(const int* rows, int nr, const RowBlock* rb, const float* vb, float* acc_all, float* s_all) {
+  constexpr int hd = 16 * NV;
+  __m512 acc[R][NV];
+  float S[R];
+#pragma GCC unroll 4
+  for (int j = 0; j < R; ++j) {
+    if (j >= nr) break;
+#pragma GCC unroll 8
+    for (int e = 0; e < NV; ++e) acc[j][e] = _mm512_loadu_ps(acc_all + rows[j] * hd + 16 * e);
+    S[j] = s_all[rows[j]];
+  }
+  int nk_max = 0;
+  for (int j = 0; j < nr; ++j) nk_max = std::max(nk_max, rb[j].nk);
+  for (int k = 0; k < nk_max; ++k) {
+    __m512 v[NV];
+#pragma GCC unroll 8
+    for (int e = 0; e < NV; ++e) v[e] = _mm512_loadu_ps(vb + k * hd + 16 * e);
+#pragma GCC unroll 4
+    for (int j = 0; j < R; ++j) {
+      if (j >= nr || k >= rb[j].nk) continue;
+      float msk = 1.f;
+      if (rb[j].newmax >> k & 1) {
+        msk = rb[j].ms[k];
+        const __m512 msv = _mm512_set1_ps(msk);
+#pragma GCC unroll 8
+        for (int e = 0; e < NV; ++e) acc[j][e] = round_f16(_mm512_mul_ps(acc[j][e], msv));
+      }
+      const __m512 vsv = _mm512_set1_ps(rb[j].vs[k]);
+#pragma GCC unroll 8
+      for (int e = 0; e < NV; ++e) acc[j][e] = round_f16(_mm512_fmadd_ps(v[e], vsv, acc[j][e]));
+      S[j] = fma1(S[j], msk, rb[j].vs[k]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < R; ++j) {
+    if (j >= nr) break;
+#pragma GCC unroll 8
+    for (int e = 0; e < NV; ++e) _mm512_storeu_ps(acc_all + rows[j] * hd + 16 * e, acc[j][e]);
+    s_all[rows[j]] = S[j];
+  }
+}
+
+template <int NV, int R>
+void f16acc_rows512(const AttnRows& r, AttnScratch& sc) {
+  constexpr int hd = 16 * NV;
+  const kv::KvPool& kv = *r.kv;
+  const int ps = kv.page_size();
+  const int n = r.n_rows;
+  const long long* tab = kernels::avx2::exp2_table32();
+  sc.acc.assign(static_cast<size_t>(n) * hd, 0.f);
+  sc.kt.resize(static_cast<size_t>(n) * hd);
+  sc.m.assign(n, -INFINITY);
+  sc.s.assign(n, 0.f);
+  sc.vt.resize(static_cast<size_t>(kBlk) * hd);
+  sc.p.resize(static_cast<size_t>(kBlk) * hd);
+  int32_t max_ctx = 0;
+  for (int row = 0; row < n; ++row) {
+    max_ctx = std::max(max_ctx, r.n_ctx[row]);
+    for (int d = 0; d < hd; d += 16)
+      _mm512_storeu_ps(sc.kt.data() + row * hd + d, round_f16(_mm512_loadu_ps(r.q[row] + d)));
+  }
+  RowBlock rb[R];
+  int rows[R];
+  for (int32_t j0 = 0; j0 < max_ctx;) {
+    const int32_t page = r.pt->pages[j0 / ps];
+    const int off0 = j0 % ps;
+    const int blk = std::min<int32_t>({kBlk, max_ctx - j0, ps - off0});
+    const f16_t* kb16 = kv.k(page, r.layer, r.hk) + static_cast<size_t>(off0) * hd;
+    const f16_t* vb16 = kv.v(page, r.layer, r.hk) + static_cast<size_t>(off0) * hd;
+    float* kb = sc.vt.data();
+    float* vb = sc.p.data();
+    for (int i = 0; i < blk * hd; i += 16) {
+      _mm512_storeu_ps(kb + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb16 + i))));
+      _mm512_storeu_ps(vb + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vb16 + i))));
+    }
+    for (int row0 = 0; row0 < n;) {
+      int nr = 0;
+      for (; row0 < n && nr < R; ++row0) {
+        const int nk = std::min<int32_t>(blk, r.n_ctx[row0] - j0);
+        if (nk <= 0) continue;
+        score_block(hd, kb, nk, sc.kt.data() + row0 * hd, r.scale, &sc.m[row0], &rb[nr], tab);
+        rows[nr++] = row0;
+      }
+      if (nr > 0) accumulate_rows<NV, R>(rows, nr, rb, vb, sc.acc.data(), sc.s.data());
+    }
+    j0 += blk;
+  }
+  for (int row = 0; row < n; ++row) {
+    const float S = sc.s[row];
+    const __m512 invv = _mm512_set1_ps(S == 0.f ? 0.f : 1.f / S);
+    for (int d = 0; d < hd; d += 16)
+      _mm512_storeu_ps(r.out[row] + d, _mm512_mul_ps(_mm512_loadu_ps(sc.acc.data() + row * hd + d), invv));
+  }
+}
+
+}  // namespace
+
+bool attend_rows_f16acc_avx512(const AttnRows& r, AttnScratch& sc) {
+  switch (r.hd) {
+    case 64: f16acc_rows512<4, 4>(r, sc); return true;
+    case 128: f16acc_rows512<8, 2>(r, sc); return true;
+    case 32: f16acc_rows512<2, 4>(r, sc); return true;
+    case 96: f16acc_rows512<6, 2>(r, sc); return true;
+    default: return false;
+  }
+}
+
+}  // namespace tachyon::model::detail
+#endif
