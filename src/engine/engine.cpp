@@ -529,7 +529,7 @@ void Engine::Impl::loop() {
     stats.running = static_cast<int>(running.size());
     stats.queue_depth = depth;
     stats.kv_pages_free = kv->n_free();
-    stats.kv_pages_cached = cache->n_nodes();
+    stats.kv_pages_cached = cache->n_unlocked();
   }
   // Shutdown: everything still queued or running ends as cancelled.
   take_incoming();

@@ -86,14 +86,14 @@ void RadixCache::lock(const std::vector<Node*>& path) {
       lru_.erase({n->stamp, n});
       n->in_lru = false;
     }
-    ++n->lock;
+    if (n->lock++ == 0) --n_unlocked_;
   }
 }
 
 void RadixCache::unlock(const std::vector<Node*>& path) {
   for (Node* n : path) {
     assert(n->lock > 0);
-    --n->lock;
+    if (--n->lock == 0) ++n_unlocked_;
     n->stamp = ++clock_;
     maybe_lru_insert(n);
   }
@@ -126,12 +126,13 @@ void RadixCache::insert(const int32_t* tokens, const int32_t* pages, int n_pages
       }
       cur->children.emplace(h, std::move(node));
       ++n_nodes_;
+      ++n_unlocked_;  // locked just below
     }
     if (next->in_lru) {
       lru_.erase({next->stamp, next});
       next->in_lru = false;
     }
-    ++next->lock;
+    if (next->lock++ == 0) --n_unlocked_;
     next->stamp = ++clock_;
     path->push_back(next);
     cur = next;
@@ -159,6 +160,7 @@ int RadixCache::evict(int n_pages) {
       }
     }
     --n_nodes_;
+    --n_unlocked_;
     maybe_lru_insert(parent);
   }
   return freed;

@@ -51,6 +51,8 @@ class RadixCache {
   int evict(int n_pages);
 
   int n_nodes() const { return n_nodes_; }
+  // Nodes no request holds: their pages are the evictable part of the cache.
+  int n_unlocked() const { return n_unlocked_; }
   int page_of(const Node* n) const;
 
  private:
@@ -61,6 +63,7 @@ class RadixCache {
   std::unique_ptr<Node> root_;
   uint64_t clock_ = 0;
   int n_nodes_ = 0;
+  int n_unlocked_ = 0;
   // Evictable leaves ordered by last access (stamp, node).
   std::set<std::pair<uint64_t, Node*>> lru_;
 };

@@ -78,16 +78,23 @@ TEST(RadixCache, MatchInsertLockEvict) {
   std::vector<kv::RadixCache::Node*> path;
   cache.insert(a.data(), pa.pages.data(), 3, &path);
   EXPECT_EQ(cache.n_nodes(), 3);
+  EXPECT_EQ(cache.n_unlocked(), 0);  // held by the inserting request
   EXPECT_EQ(cache.match(b.data(), 6, 3).size(), 1u);  // [1,2] shared; [3,9] differs
   EXPECT_EQ(cache.match(a.data(), 6, 3).size(), 3u);
   EXPECT_EQ(cache.match(a.data(), 6, 2).size(), 2u);
   // locked nodes are not evicted
   EXPECT_EQ(cache.evict(10), 0);
+  auto shared = cache.match(b.data(), 6, 3);
+  cache.lock(shared);  // a second request on [1,2]
   cache.unlock(path);
+  EXPECT_EQ(cache.n_unlocked(), 2);  // [1,2] still held by the second request
+  cache.unlock(shared);
+  EXPECT_EQ(cache.n_unlocked(), 3);
   pa.clear(pool.value());  // the tree still holds the pages
   EXPECT_EQ(pool.value().n_free(), 5);
   EXPECT_EQ(cache.evict(2), 2);  // leaves first
   EXPECT_EQ(cache.n_nodes(), 1);
+  EXPECT_EQ(cache.n_unlocked(), 1);
   EXPECT_EQ(cache.match(a.data(), 6, 3).size(), 1u);
   EXPECT_EQ(cache.evict(10), 1);
   EXPECT_EQ(pool.value().n_free(), 8);
