@@ -256,6 +256,78 @@ void q8_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
   }
 }
 
+// ---- Q6_Kx16 ----
+// Per super-block: f16 d[16], i8 sc[16 sub-blocks][16 rows], then the 6-bit quants
+// widened to bytes, u8 q[64 chunks][16 rows][4]: chunk (h*4 + k)*8 + l holds elements
+// 128h + 32k + 4l .. +3 of each row. Chunk l of every (h, k) is 4-byte column l of the
+// AVX2 kernel's 32-byte vectors, so lane l of its per-row accumulator is rebuilt exactly:
+// I_l = -32 (sc[2l] b[2l] + sc[2l+1] b[2l+1]) + sum over (h, k) of sc[8h+2k+(l>=4)] *
+// (4-element dot), acc_l = fma(d_w*d_a, float(I_l), acc_l), then its horizontal add.
+constexpr size_t kQ6Kx16Block = 32 + 256 + 4096;
+
+size_t q6_Kx16_group_bytes(int64_t n_cols) { return static_cast<size_t>(n_cols / QK_K) * kQ6Kx16Block; }
+
+void q6_Kx16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
+  const int64_t nb = n_cols / QK_K;
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* o = out + i * kQ6Kx16Block;
+    for (int r = 0; r < 16; ++r) {
+      const BlockQ6_K* x = reinterpret_cast<const BlockQ6_K*>(rows + r * row_bytes) + i;
+      std::memcpy(o + 2 * r, &x->d, 2);
+      for (int sb = 0; sb < 16; ++sb) o[32 + 16 * sb + r] = static_cast<uint8_t>(x->scales[sb]);
+      uint8_t u[QK_K];
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t* ql = x->ql + 64 * h;
+        const uint8_t* qh = x->qh + 32 * h;
+        for (int l = 0; l < 32; ++l) {
+          u[128 * h + l] = static_cast<uint8_t>((ql[l] & 0xF) | ((qh[l] & 3) << 4));
+          u[128 * h + l + 32] = static_cast<uint8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+          u[128 * h + l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+          u[128 * h + l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+        }
+      }
+      for (int ch = 0; ch < 64; ++ch) {
+        const int h = ch / 32, k = (ch / 8) % 4, l = ch % 8;
+        std::memcpy(o + 288 + 64 * ch + 4 * r, u + 128 * h + 32 * k + 4 * l, 4);
+      }
+    }
+  }
+}
+
+void q6_Kx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                      size_t act_stride, const int32_t*, int64_t, float* y, int64_t ld) {
+  const int64_t nb = n_cols / QK_K;
+  const size_t gb = q6_Kx16_group_bytes(n_cols);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* wg = wp + g * gb;
+    for (int t = 0; t < n_tok; ++t) {
+      const BlockQ8_K* a = reinterpret_cast<const BlockQ8_K*>(acts + t * act_stride);
+      for (int r = 0; r < 16; ++r) {
+        float acc[8] = {};
+        for (int64_t i = 0; i < nb; ++i) {
+          const uint8_t* blk = wg + i * kQ6Kx16Block;
+          f16_t d;
+          std::memcpy(&d, blk + 2 * r, 2);
+          const float dd = a[i].d * f16_to_f32(d);
+          auto sc = [&](int sb) { return static_cast<int>(static_cast<int8_t>(blk[32 + 16 * sb + r])); };
+          for (int l = 0; l < 8; ++l) {
+            int I = -32 * (sc(2 * l) * a[i].bsums[2 * l] + sc(2 * l + 1) * a[i].bsums[2 * l + 1]);
+            for (int hk = 0; hk < 8; ++hk) {
+              const int h = hk / 4, k = hk % 4;
+              int dot = 0;
+              for (int b = 0; b < 4; ++b) dot += blk[288 + 64 * (hk * 8 + l) + 4 * r + b] * a[i].qs[128 * h + 32 * k + 4 * l + b];
+              I += sc(8 * h + 2 * k + (l >= 4 ? 1 : 0)) * dot;
+            }
+            acc[l] = std::fma(dd, static_cast<float>(I), acc[l]);
+          }
+        }
+        const float t0 = acc[0] + acc[4], t1 = acc[1] + acc[5], t2 = acc[2] + acc[6], t3 = acc[3] + acc[7];
+        y[t * ld + 16 * g + r] = (t0 + t2) + (t1 + t3);
+      }
+    }
+  }
+}
+
 constexpr int kMaxType = 40;
 
 struct PackedTables {
@@ -296,6 +368,15 @@ struct PackedTables {
     q80.impl = "ref";
     ref[static_cast<int>(DType::Q8_0)] = best[static_cast<int>(DType::Q8_0)] = q80;
     has_ref[static_cast<int>(DType::Q8_0)] = true;
+    PackedKernels q6k;
+    q6k.type = DType::Q6_K;
+    q6k.rows = 16;
+    q6k.group_bytes = q6_Kx16_group_bytes;
+    q6k.pack = q6_Kx16_pack;
+    q6k.gemm = q6k.gemm_ref = q6_Kx16_gemm_ref;
+    q6k.impl = "ref";
+    ref[static_cast<int>(DType::Q6_K)] = best[static_cast<int>(DType::Q6_K)] = q6k;
+    has_ref[static_cast<int>(DType::Q6_K)] = true;
 #if defined(__x86_64__)
     const auto& f = cpu_features();
     if (f.avx2 && f.fma && f.f16c) install_packed_avx2(best);

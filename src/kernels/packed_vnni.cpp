@@ -177,6 +177,92 @@ void q4_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok
   }
 }
 
+constexpr size_t kQ6Kx16BlockBytes = 32 + 256 + 4096;
+
+// Q6_Kx16 x Q8_K (see packed_ref.cpp for the layout and the per-lane integers): per
+// super-block the 16 sub-block scales become (s, s) 16-bit pairs per row, so that
+// madd(maddubs(q, y), pair) = s * 4-element dot, as the AVX2 kernel computes it.
+template <int NC>
+inline void q6_Kx16_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a, float* const* out) {
+  __m512 acc[NC][8];
+#pragma GCC unroll 8
+  for (int t = 0; t < NC; ++t)
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) acc[t][l] = _mm512_setzero_ps();
+  alignas(64) __m512i scp[16];  // (s, s) per row, per sub-block
+  alignas(64) __m512i offp[8];  // (sc[2l], sc[2l+1]) per row
+  const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* blk = wg + i * kQ6Kx16BlockBytes;
+    for (int sb = 0; sb < 16; ++sb) {
+      const __m512i v = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32 + 16 * sb)));
+      scp[sb] = _mm512_or_si512(_mm512_and_si512(v, lo16), _mm512_slli_epi32(v, 16));
+    }
+    for (int l = 0; l < 8; ++l) {
+      const __m512i v0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32 + 16 * (2 * l))));
+      const __m512i v1 =
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32 + 16 * (2 * l + 1))));
+      offp[l] = _mm512_or_si512(_mm512_and_si512(v0, lo16), _mm512_slli_epi32(v1, 16));
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+    __m512 dd[NC];
+#pragma GCC unroll 8
+    for (int t = 0; t < NC; ++t) dd[t] = _mm512_mul_ps(_mm512_set1_ps(a[t][i].d), dw);
+    const uint8_t* q = blk + 288;
+#pragma GCC unroll 1
+    for (int l = 0; l < 8; ++l) {
+      __m512i I[NC];
+#pragma GCC unroll 8
+      for (int t = 0; t < NC; ++t) {
+        int32_t bp;
+        const uint32_t b0 = static_cast<uint16_t>(a[t][i].bsums[2 * l]), b1 = static_cast<uint16_t>(a[t][i].bsums[2 * l + 1]);
+        bp = static_cast<int32_t>(b0 | (b1 << 16));
+        const __m512i off = _mm512_madd_epi16(offp[l], _mm512_set1_epi32(bp));
+        I[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(off, 5));
+      }
+#pragma GCC unroll 8
+      for (int hk = 0; hk < 8; ++hk) {
+        const __m512i w = _mm512_loadu_si512(q + 64 * (hk * 8 + l));
+        const __m512i sp = scp[2 * hk + (l >= 4 ? 1 : 0)];  // sub-block 8h + 2k (+1)
+#pragma GCC unroll 8
+        for (int t = 0; t < NC; ++t) {
+          int32_t yv;
+          std::memcpy(&yv, a[t][i].qs + 128 * (hk / 4) + 32 * (hk % 4) + 4 * l, 4);
+          const __m512i p = _mm512_maddubs_epi16(w, _mm512_set1_epi32(yv));
+          I[t] = _mm512_add_epi32(I[t], _mm512_madd_epi16(p, sp));
+        }
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < NC; ++t) acc[t][l] = _mm512_fmadd_ps(dd[t], _mm512_cvtepi32_ps(I[t]), acc[t][l]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < NC; ++t) {
+    const __m512 t0 = _mm512_add_ps(acc[t][0], acc[t][4]), t1 = _mm512_add_ps(acc[t][1], acc[t][5]);
+    const __m512 t2 = _mm512_add_ps(acc[t][2], acc[t][6]), t3 = _mm512_add_ps(acc[t][3], acc[t][7]);
+    _mm512_storeu_ps(out[t], _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3)));
+  }
+}
+
+void q6_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                  size_t act_stride, const int32_t*, int64_t, float* y, int64_t ld) {
+  const int64_t nb = n_cols / QK_K;
+  const size_t gb = static_cast<size_t>(nb) * kQ6Kx16BlockBytes;
+  for (int t0 = 0; t0 < n_tok; t0 += 2) {
+    const int nc = n_tok - t0 < 2 ? n_tok - t0 : 2;
+    const BlockQ8_K* ap[2];
+    for (int t = 0; t < nc; ++t) ap[t] = reinterpret_cast<const BlockQ8_K*>(acts + (t0 + t) * act_stride);
+    for (int64_t g = 0; g < n_groups; ++g) {
+      float* op[2];
+      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + 16 * g;
+      if (nc == 2)
+        q6_Kx16_run<2>(nb, wp + g * gb, ap, op);
+      else
+        q6_Kx16_run<1>(nb, wp + g * gb, ap, op);
+    }
+  }
+}
+
 constexpr size_t kQ80x16BlockBytes = 16 * sizeof(f16_t) + 512;
 
 // Q8_0x16 x Q8_0, 16 rows in the lanes of 512-bit vectors, NC tokens: per row the AVX2
@@ -251,6 +337,9 @@ void install_packed_vnni(PackedKernels* t) {
   q40.gemm = q4_0x16_gemm;
   q40.gemm_ref = q4_0x16_gemm_ref;
   q40.impl = "avx512vnni";
+  auto& q6k = t[static_cast<int>(DType::Q6_K)];
+  q6k.gemm = q6_Kx16_gemm;
+  q6k.impl = "avx512vnni";
   auto& q80 = t[static_cast<int>(DType::Q8_0)];
   q80.gemm = q8_0x16_gemm;
   q80.impl = "avx512vnni";
