@@ -117,8 +117,9 @@ inline void q4_Kx8_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a,
   for (int t = 0; t < NC; ++t) _mm256_storeu_ps(out[t], _mm256_sub_ps(acc[t], accm[t]));
 }
 
-// Drives a per-group micro-kernel over groups x tokens, tokens in fours.
-template <int NCMAX, class Run>
+// Drives a per-group micro-kernel over groups (of ROWS rows) x tokens, tokens in chunks
+// of up to NCMAX: run(nc, group weights, activation rows, aux rows, output pointers).
+template <int NCMAX, class Run, int ROWS = 8>
 inline void packed_drive(int64_t n_groups, size_t gb, const uint8_t* wp, int n_tok, const uint8_t* acts,
                          size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld, Run run) {
   for (int t0 = 0; t0 < n_tok; t0 += NCMAX) {
@@ -131,7 +132,7 @@ inline void packed_drive(int64_t n_groups, size_t gb, const uint8_t* wp, int n_t
     }
     for (int64_t g = 0; g < n_groups; ++g) {
       float* op[NCMAX];
-      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + 8 * g;
+      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + ROWS * g;
       run(nc, wp + g * gb, ap, xp, op);
     }
   }

@@ -20,6 +20,31 @@ struct DpVnni {
   static __m256i dot(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 };
 
+// Calls F::run<nc>(...) for 1 <= nc <= NCMAX.
+template <int NCMAX, class F, class... A>
+inline void dispatch_nc(int nc, A... args) {
+  if constexpr (NCMAX > 1) {
+    if (nc == NCMAX) return F::template run<NCMAX>(args...);
+    return dispatch_nc<NCMAX - 1, F>(nc, args...);
+  } else {
+    F::template run<1>(args...);
+  }
+}
+
+// The 16-row layouts: packed_drive over groups x token chunks of up to NCMAX, calling
+// F::run<nc>(nb, group, typed activation rows, aux rows, outputs).
+template <class Blk, int NCMAX, class F>
+void gemm16(int64_t nb, size_t block_bytes, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+            size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  auto run = [nb](int nc, const uint8_t* wg, const uint8_t* const* ap, const int32_t* const* xp, float* const* op) {
+    const Blk* a[NCMAX];
+    for (int t = 0; t < nc; ++t) a[t] = reinterpret_cast<const Blk*>(ap[t]);
+    dispatch_nc<NCMAX, F>(nc, nb, wg, static_cast<const Blk* const*>(a), xp, op);
+  };
+  packed_drive<NCMAX, decltype(run), 16>(n_groups, static_cast<size_t>(nb) * block_bytes, wp, n_tok, acts, act_stride,
+                                         aux, aux_stride, y, ld, run);
+}
+
 constexpr size_t kQ40x16BlockBytes = 16 * sizeof(f16_t) + 256;
 
 // Q4_0x16 x Q8_0: the Q4_0x8 kernel on 16 rows per 512-bit vector (one broadcast of
@@ -62,35 +87,17 @@ inline void q4_0x16_run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a
   for (int t = 0; t < NC; ++t) _mm512_storeu_ps(out[t], acc[t]);
 }
 
+struct Q40x16 {
+  template <int NC>
+  static void run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a, const int32_t* const* s8, float* const* out) {
+    q4_0x16_run<NC>(nb, wg, a, s8, out);
+  }
+};
+
 void q4_0x16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                   size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  const int64_t nb = n_cols / QK4_0;
-  const size_t gb = static_cast<size_t>(nb) * kQ40x16BlockBytes;
-  constexpr int kNc = 8;
-  for (int t0 = 0; t0 < n_tok; t0 += kNc) {
-    const int nc = n_tok - t0 < kNc ? n_tok - t0 : kNc;
-    const BlockQ8_0* ap[kNc];
-    const int32_t* xp[kNc];
-    for (int t = 0; t < nc; ++t) {
-      ap[t] = reinterpret_cast<const BlockQ8_0*>(acts + (t0 + t) * act_stride);
-      xp[t] = aux + (t0 + t) * aux_stride;
-    }
-    for (int64_t g = 0; g < n_groups; ++g) {
-      float* op[kNc];
-      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + 16 * g;
-      const uint8_t* wg = wp + g * gb;
-      switch (nc) {
-        case 8: q4_0x16_run<8>(nb, wg, ap, xp, op); break;
-        case 7: q4_0x16_run<7>(nb, wg, ap, xp, op); break;
-        case 6: q4_0x16_run<6>(nb, wg, ap, xp, op); break;
-        case 5: q4_0x16_run<5>(nb, wg, ap, xp, op); break;
-        case 4: q4_0x16_run<4>(nb, wg, ap, xp, op); break;
-        case 3: q4_0x16_run<3>(nb, wg, ap, xp, op); break;
-        case 2: q4_0x16_run<2>(nb, wg, ap, xp, op); break;
-        default: q4_0x16_run<1>(nb, wg, ap, xp, op); break;
-      }
-    }
-  }
+  gemm16<BlockQ8_0, 8, Q40x16>(n_cols / QK4_0, kQ40x16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
+                               y, ld);
 }
 
 constexpr size_t kQ4Kx16BlockBytes = 4 * 16 + 8 * 16 + 8 * 16 + 128 * 16;
@@ -150,31 +157,17 @@ inline void q4_Kx16_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a
   for (int t = 0; t < NC; ++t) _mm512_storeu_ps(out[t], _mm512_sub_ps(acc[t], accm[t]));
 }
 
+struct Q4Kx16 {
+  template <int NC>
+  static void run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a, const int32_t* const* bp, float* const* out) {
+    q4_Kx16_run<NC>(nb, wg, a, bp, out);
+  }
+};
+
 void q4_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                   size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  const int64_t nb = n_cols / QK_K;
-  const size_t gb = static_cast<size_t>(nb) * kQ4Kx16BlockBytes;
-  constexpr int kNc = 4;
-  for (int t0 = 0; t0 < n_tok; t0 += kNc) {
-    const int nc = n_tok - t0 < kNc ? n_tok - t0 : kNc;
-    const BlockQ8_K* ap[kNc];
-    const int32_t* xp[kNc];
-    for (int t = 0; t < nc; ++t) {
-      ap[t] = reinterpret_cast<const BlockQ8_K*>(acts + (t0 + t) * act_stride);
-      xp[t] = aux + (t0 + t) * aux_stride;
-    }
-    for (int64_t g = 0; g < n_groups; ++g) {
-      float* op[kNc];
-      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + 16 * g;
-      const uint8_t* wg = wp + g * gb;
-      switch (nc) {
-        case 4: q4_Kx16_run<4>(nb, wg, ap, xp, op); break;
-        case 3: q4_Kx16_run<3>(nb, wg, ap, xp, op); break;
-        case 2: q4_Kx16_run<2>(nb, wg, ap, xp, op); break;
-        default: q4_Kx16_run<1>(nb, wg, ap, xp, op); break;
-      }
-    }
-  }
+  gemm16<BlockQ8_K, 4, Q4Kx16>(n_cols / QK_K, kQ4Kx16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
+                               y, ld);
 }
 
 constexpr size_t kQ6Kx16BlockBytes = 32 + 256 + 4096;
@@ -244,23 +237,17 @@ inline void q6_Kx16_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a
   }
 }
 
-void q6_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
-                  size_t act_stride, const int32_t*, int64_t, float* y, int64_t ld) {
-  const int64_t nb = n_cols / QK_K;
-  const size_t gb = static_cast<size_t>(nb) * kQ6Kx16BlockBytes;
-  for (int t0 = 0; t0 < n_tok; t0 += 2) {
-    const int nc = n_tok - t0 < 2 ? n_tok - t0 : 2;
-    const BlockQ8_K* ap[2];
-    for (int t = 0; t < nc; ++t) ap[t] = reinterpret_cast<const BlockQ8_K*>(acts + (t0 + t) * act_stride);
-    for (int64_t g = 0; g < n_groups; ++g) {
-      float* op[2];
-      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + 16 * g;
-      if (nc == 2)
-        q6_Kx16_run<2>(nb, wp + g * gb, ap, op);
-      else
-        q6_Kx16_run<1>(nb, wp + g * gb, ap, op);
-    }
+struct Q6Kx16 {
+  template <int NC>
+  static void run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a, const int32_t* const*, float* const* out) {
+    q6_Kx16_run<NC>(nb, wg, a, out);
   }
+};
+
+void q6_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                  size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  gemm16<BlockQ8_K, 2, Q6Kx16>(n_cols / QK_K, kQ6Kx16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
+                               y, ld);
 }
 
 constexpr size_t kQ80x16BlockBytes = 16 * sizeof(f16_t) + 512;
@@ -303,29 +290,17 @@ inline void q8_0x16_run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a
   }
 }
 
+struct Q80x16 {
+  template <int NC>
+  static void run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a, const int32_t* const* px, float* const* out) {
+    q8_0x16_run<NC>(nb, wg, a, px, out);
+  }
+};
+
 void q8_0x16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                   size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  const int64_t nb = n_cols / QK8_0;
-  const size_t gb = static_cast<size_t>(nb) * kQ80x16BlockBytes;
-  for (int t0 = 0; t0 < n_tok; t0 += 3) {
-    const int nc = n_tok - t0 < 3 ? n_tok - t0 : 3;
-    const BlockQ8_0* ap[3];
-    const int32_t* xp[3];
-    for (int t = 0; t < nc; ++t) {
-      ap[t] = reinterpret_cast<const BlockQ8_0*>(acts + (t0 + t) * act_stride);
-      xp[t] = aux + (t0 + t) * aux_stride;
-    }
-    for (int64_t g = 0; g < n_groups; ++g) {
-      float* op[3];
-      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + 16 * g;
-      if (nc == 3)
-        q8_0x16_run<3>(nb, wp + g * gb, ap, xp, op);
-      else if (nc == 2)
-        q8_0x16_run<2>(nb, wp + g * gb, ap, xp, op);
-      else
-        q8_0x16_run<1>(nb, wp + g * gb, ap, xp, op);
-    }
-  }
+  gemm16<BlockQ8_0, 3, Q80x16>(n_cols / QK8_0, kQ80x16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
+                               y, ld);
 }
 }  // namespace
 

@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "kernels/expf_avx2.h"
+#include "model/attention_dot_avx2.h"
 #include "model/attention_rows.h"
 
 namespace tachyon::model::detail {
@@ -24,56 +25,6 @@ namespace {
 inline __m256 load_f16x8(const f16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 inline void store_f16x8(f16_t* p, __m256 v) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
-}
-
-// The reference's dot_f16_avx2: x in f16, y already widened to f32 (exactly).
-inline float dot_f16(int n, const f16_t* x, const float* y) {
-  const int np = n & ~31;
-  double sum = 0;
-  if (np > 0) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    for (int i = 0; i < np; i += 32) {
-      a0 = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), a0);
-      a1 = _mm256_fmadd_ps(load_f16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-      a2 = _mm256_fmadd_ps(load_f16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
-      a3 = _mm256_fmadd_ps(load_f16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
-    }
-    a0 = _mm256_add_ps(a0, a2);
-    a1 = _mm256_add_ps(a1, a3);
-    a0 = _mm256_add_ps(a0, a1);
-    const __m128 t = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));  // t[l] = a[l] + a[l+4]
-    const __m128 h = _mm_hadd_ps(t, t);                                                   // t0+t1, t2+t3
-    sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-  }
-  for (int i = np; i < n; ++i) sum += static_cast<double>(f16_to_f32(x[i]) * y[i]);
-  return static_cast<float>(sum);
-}
-
-// dot_f16 with x already widened to f32 (exact): the same FMA chains and reductions.
-inline float dot_f32x(int n, const float* x, const float* y) {
-  const int np = n & ~31;
-  double sum = 0;
-  if (np > 0) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    for (int i = 0; i < np; i += 32) {
-      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
-      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
-    }
-    a0 = _mm256_add_ps(a0, a2);
-    a1 = _mm256_add_ps(a1, a3);
-    a0 = _mm256_add_ps(a0, a1);
-    const __m128 t = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
-    const __m128 h = _mm_hadd_ps(t, t);
-    sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-  }
-  for (int i = np; i < n; ++i) sum += static_cast<double>(x[i] * y[i]);
-  return static_cast<float>(sum);
-}
-
-inline float fma1(float a, float b, float c) {
-  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
 }
 
 // Sum of 8 floats in the order of the reference's reduce8: (a0+a4 + a2+a6) + (a1+a5 + a3+a7).

@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "kernels/expf_avx2.h"
+#include "model/attention_dot_avx2.h"
 #include "model/attention_rows.h"
 
 namespace tachyon::model::detail {
@@ -19,34 +20,6 @@ namespace tachyon::model::detail {
 namespace {
 
 inline __m512 round_f16(__m512 v) { return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
-
-// The reference's f16 dot with the K row already widened (exact): 4 x 8-lane FMA chains
-// over 32-element steps, combined and reduced in its order; the tail in double.
-inline float dot_f32x(int n, const float* x, const float* y) {
-  const int np = n & ~31;
-  double sum = 0;
-  if (np > 0) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    for (int i = 0; i < np; i += 32) {
-      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
-      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
-    }
-    a0 = _mm256_add_ps(a0, a2);
-    a1 = _mm256_add_ps(a1, a3);
-    a0 = _mm256_add_ps(a0, a1);
-    const __m128 t = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
-    const __m128 h = _mm_hadd_ps(t, t);
-    sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-  }
-  for (int i = np; i < n; ++i) sum += static_cast<double>(x[i] * y[i]);
-  return static_cast<float>(sum);
-}
-
-inline float fma1(float a, float b, float c) {
-  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
-}
 
 constexpr int kBlk = 16;
 
