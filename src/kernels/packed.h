@@ -18,6 +18,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "base/dtype.h"
 
@@ -51,6 +52,9 @@ struct PackedKernels {
 // or no SIMD kernel for it (packing then buys nothing). matmul() runs gemm_ref instead of
 // gemm under force_scalar_kernels(true).
 const PackedKernels* packed_kernels(DType t);
+// Every SIMD variant installed for this CPU (e.g. the AVX2 8-row layout and the
+// AVX512-VNNI 16-row one), so tests cover the layouts other machines use.
+std::vector<const PackedKernels*> packed_kernel_variants(DType t);
 // Installs SIMD variants (packed_avx2.cpp, packed_vnni.cpp).
 void install_packed_avx2(PackedKernels* table);
 void install_packed_vnni(PackedKernels* table);

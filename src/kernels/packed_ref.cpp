@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "base/cpu.h"
 #include "base/fp16.h"
@@ -333,8 +334,10 @@ constexpr int kMaxType = 40;
 struct PackedTables {
   PackedKernels ref[kMaxType] = {};
   PackedKernels best[kMaxType] = {};
+  PackedKernels avx2[kMaxType] = {};  // the AVX2 variants alone (tests)
   bool has_ref[kMaxType] = {};
   bool has_best[kMaxType] = {};
+  bool has_avx2[kMaxType] = {};
 
   PackedTables() {
     PackedKernels q40;
@@ -380,6 +383,10 @@ struct PackedTables {
 #if defined(__x86_64__)
     const auto& f = cpu_features();
     if (f.avx2 && f.fma && f.f16c) install_packed_avx2(best);
+    for (int i = 0; i < kMaxType; ++i) {
+      avx2[i] = best[i];
+      has_avx2[i] = has_ref[i] && best[i].impl != ref[i].impl;
+    }
     if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) install_packed_vnni(best);
 #endif
     for (int i = 0; i < kMaxType; ++i) has_best[i] = has_ref[i] && best[i].impl != ref[i].impl;
@@ -397,6 +404,16 @@ const PackedKernels* packed_kernels(DType t) {
   const int i = static_cast<int>(t);
   if (i < 0 || i >= kMaxType) return nullptr;
   return packed_tables().has_best[i] ? &packed_tables().best[i] : nullptr;
+}
+
+std::vector<const PackedKernels*> packed_kernel_variants(DType t) {
+  std::vector<const PackedKernels*> v;
+  const int i = static_cast<int>(t);
+  if (i < 0 || i >= kMaxType) return v;
+  const PackedTables& pt = packed_tables();
+  if (pt.has_avx2[i]) v.push_back(&pt.avx2[i]);
+  if (pt.has_best[i] && (!pt.has_avx2[i] || pt.best[i].impl != pt.avx2[i].impl)) v.push_back(&pt.best[i]);
+  return v;
 }
 
 }  // namespace tachyon::kernels

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "base/thread_pool.h"
@@ -55,38 +56,47 @@ const DType kPackedTypes[] = {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K
 TEST(Packed, MatmulOverPackedWeightsIsBitIdenticalToVecDot) {
   ThreadPool pool(2);
   for (DType t : kPackedTypes) {
-    const PackedKernels* fast = packed_kernels(t);
-    if (!fast) {
-      std::printf("[packed] %s: no SIMD packed kernel on this CPU, reference only\n", dtype_info(t).name);
-      continue;
-    }
-    for (auto [n_cols, n_rows] : {std::pair<int64_t, int64_t>{512, 19}, {512, 37}, {2048, 264}, {1024, 200}}) {
-      const auto w = random_matrix(t, n_cols, n_rows, 7 + static_cast<uint32_t>(n_rows));
-      Packed p = pack(fast, w, t, n_cols, n_rows);
-      MatView plain{w.data(), t, n_cols, n_rows, row_bytes(t, n_cols)};
-      for (int n_tok : {1, 2, 3, 5, 8, 13}) {
-        std::mt19937 rng(n_tok);
-        std::normal_distribution<float> d(0.f, 1.f);
-        std::vector<float> x(n_tok * n_cols);
-        for (auto& v : x) v = d(rng);
-        QuantActs acts;
-        quantize_acts(x.data(), n_tok, n_cols, type_traits(t)->vec_dot_type, &acts, pool);
-        std::vector<float> y_packed(n_tok * n_rows), y_plain(n_tok * n_rows);
-        matmul(p.view, acts, y_packed.data(), n_rows, pool);
-        matmul(plain, acts, y_plain.data(), n_rows, pool);
-        ASSERT_EQ(std::memcmp(y_packed.data(), y_plain.data(), y_plain.size() * sizeof(float)), 0)
-            << dtype_info(t).name << " impl=" << fast->impl << " n_tok=" << n_tok << " n_rows=" << n_rows;
-        // the scalar twin, group by group
-        const int64_t na = fast->aux_count ? fast->aux_count(n_cols) : 0;
-        std::vector<int32_t> aux(n_tok * na + 1);
-        for (int tk = 0; tk < n_tok && na > 0; ++tk) fast->make_aux(acts.row(tk), n_cols, aux.data() + tk * na);
-        std::vector<float> y_ref(n_tok * n_rows, -1.f);
-        fast->gemm_ref(n_cols, n_rows / fast->rows, p.buf.data(), n_tok, acts.row(0), acts.row_bytes, aux.data(), na,
-                  y_ref.data(), n_rows);
-        for (int tk = 0; tk < n_tok; ++tk)
-          for (int64_t r = 0; r < p.view.packed_rows; ++r)
-            ASSERT_EQ(std::memcmp(&y_ref[tk * n_rows + r], &y_plain[tk * n_rows + r], 4), 0)
-                << dtype_info(t).name << " ref twin, token " << tk << " row " << r;
+    const auto variants = packed_kernel_variants(t);
+    std::printf("[packed] %s:", std::string(dtype_info(t).name).c_str());
+    for (const PackedKernels* v : variants) std::printf(" %s (%d rows)", v->impl, v->rows);
+    std::printf("%s\n", variants.empty() ? " no SIMD packed kernel on this CPU" : "");
+    // every installed layout (the AVX2 8-row one too where VNNI 16-row is the best)
+    for (const PackedKernels* fast : variants) {
+      const bool dispatched = fast == packed_kernels(t);
+      for (auto [n_cols, n_rows] : {std::pair<int64_t, int64_t>{512, 19}, {512, 37}, {2048, 264}, {1024, 200}}) {
+        const auto w = random_matrix(t, n_cols, n_rows, 7 + static_cast<uint32_t>(n_rows));
+        Packed p = pack(fast, w, t, n_cols, n_rows);
+        MatView plain{w.data(), t, n_cols, n_rows, row_bytes(t, n_cols)};
+        for (int n_tok : {1, 2, 3, 5, 8, 13}) {
+          std::mt19937 rng(n_tok);
+          std::normal_distribution<float> d(0.f, 1.f);
+          std::vector<float> x(n_tok * n_cols);
+          for (auto& v : x) v = d(rng);
+          QuantActs acts;
+          quantize_acts(x.data(), n_tok, n_cols, type_traits(t)->vec_dot_type, &acts, pool);
+          std::vector<float> y_plain(n_tok * n_rows);
+          matmul(plain, acts, y_plain.data(), n_rows, pool);
+          if (dispatched) {  // through matmul(): packed groups + the plain tail rows
+            std::vector<float> y_packed(n_tok * n_rows);
+            matmul(p.view, acts, y_packed.data(), n_rows, pool);
+            ASSERT_EQ(std::memcmp(y_packed.data(), y_plain.data(), y_plain.size() * sizeof(float)), 0)
+                << dtype_info(t).name << " impl=" << fast->impl << " n_tok=" << n_tok << " n_rows=" << n_rows;
+          }
+          // the variant's kernel and its scalar twin, on the packed groups
+          const int64_t na = fast->aux_count ? fast->aux_count(n_cols) : 0;
+          std::vector<int32_t> aux(n_tok * na + 1);
+          for (int tk = 0; tk < n_tok && na > 0; ++tk) fast->make_aux(acts.row(tk), n_cols, aux.data() + tk * na);
+          for (auto gemm : {fast->gemm, fast->gemm_ref}) {
+            std::vector<float> y(n_tok * n_rows, -1.f);
+            gemm(n_cols, n_rows / fast->rows, p.buf.data(), n_tok, acts.row(0), acts.row_bytes, aux.data(), na, y.data(),
+                 n_rows);
+            for (int tk = 0; tk < n_tok; ++tk)
+              for (int64_t r = 0; r < p.view.packed_rows; ++r)
+                ASSERT_EQ(std::memcmp(&y[tk * n_rows + r], &y_plain[tk * n_rows + r], 4), 0)
+                    << dtype_info(t).name << " impl=" << fast->impl << (gemm == fast->gemm ? "" : " (scalar twin)")
+                    << " token " << tk << " row " << r;
+          }
+        }
       }
     }
   }
