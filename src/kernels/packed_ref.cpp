@@ -196,6 +196,13 @@ void q4_Kx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
 
 namespace {
 
+// The 8 lanes of a per-row accumulator summed in the order of the AVX2 horizontal add:
+// ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)).
+inline float sum8_avx2_order(const float* a) {
+  const float t0 = a[0] + a[4], t1 = a[1] + a[5], t2 = a[2] + a[6], t3 = a[3] + a[7];
+  return (t0 + t2) + (t1 + t3);
+}
+
 // ---- Q8_0x16 ----
 constexpr size_t kQ80x16Block = 16 * sizeof(f16_t) + 512;
 
@@ -250,8 +257,7 @@ void q8_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
             acc[c] = std::fma(dd, static_cast<float>(p), acc[c]);
           }
         }
-        const float t0 = acc[0] + acc[4], t1 = acc[1] + acc[5], t2 = acc[2] + acc[6], t3 = acc[3] + acc[7];
-        y[t * ld + 16 * g + r] = (t0 + t2) + (t1 + t3);
+        y[t * ld + 16 * g + r] = sum8_avx2_order(acc);
       }
     }
   }
@@ -322,8 +328,7 @@ void q6_Kx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
             acc[l] = std::fma(dd, static_cast<float>(I), acc[l]);
           }
         }
-        const float t0 = acc[0] + acc[4], t1 = acc[1] + acc[5], t2 = acc[2] + acc[6], t3 = acc[3] + acc[7];
-        y[t * ld + 16 * g + r] = (t0 + t2) + (t1 + t3);
+        y[t * ld + 16 * g + r] = sum8_avx2_order(acc);
       }
     }
   }

@@ -45,6 +45,14 @@ void gemm16(int64_t nb, size_t block_bytes, int64_t n_groups, const uint8_t* wp,
                                          aux, aux_stride, y, ld, run);
 }
 
+// Per lane (row), 8 accumulators summed in the order of the AVX2 one-row kernel's
+// horizontal add: ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)).
+inline __m512 sum8_lanes(const __m512* a) {
+  const __m512 t0 = _mm512_add_ps(a[0], a[4]), t1 = _mm512_add_ps(a[1], a[5]);
+  const __m512 t2 = _mm512_add_ps(a[2], a[6]), t3 = _mm512_add_ps(a[3], a[7]);
+  return _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3));
+}
+
 constexpr size_t kQ40x16BlockBytes = 16 * sizeof(f16_t) + 256;
 
 // Q4_0x16 x Q8_0: the Q4_0x8 kernel on 16 rows per 512-bit vector (one broadcast of
@@ -231,9 +239,7 @@ inline void q6_Kx16_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a
   }
 #pragma GCC unroll 8
   for (int t = 0; t < NC; ++t) {
-    const __m512 t0 = _mm512_add_ps(acc[t][0], acc[t][4]), t1 = _mm512_add_ps(acc[t][1], acc[t][5]);
-    const __m512 t2 = _mm512_add_ps(acc[t][2], acc[t][6]), t3 = _mm512_add_ps(acc[t][3], acc[t][7]);
-    _mm512_storeu_ps(out[t], _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3)));
+    _mm512_storeu_ps(out[t], sum8_lanes(acc[t]));
   }
 }
 
@@ -284,9 +290,7 @@ inline void q8_0x16_run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a
   }
 #pragma GCC unroll 8
   for (int t = 0; t < NC; ++t) {
-    const __m512 t0 = _mm512_add_ps(acc[t][0], acc[t][4]), t1 = _mm512_add_ps(acc[t][1], acc[t][5]);
-    const __m512 t2 = _mm512_add_ps(acc[t][2], acc[t][6]), t3 = _mm512_add_ps(acc[t][3], acc[t][7]);
-    _mm512_storeu_ps(out[t], _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3)));
+    _mm512_storeu_ps(out[t], sum8_lanes(acc[t]));
   }
 }
 
