@@ -34,6 +34,10 @@ inline Result<std::string> read_text_file(const std::string& path) {
   return ss.str();
 }
 
+// Help text of --attn-numerics (parsed by model::parse_decode_numerics).
+constexpr const char* kAttnNumericsHelp =
+    "decode attention numerics: auto (llama.cpp's bits below 512 tokens of context, f32 beyond), llama, f32";
+
 inline int default_threads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);

@@ -24,6 +24,8 @@ int cmd_logits(int argc, char** argv) {
   app.add_option("--tokens", tokens_arg, "comma-separated token ids")->required();
   app.add_option("--top-k", top_k, "pairs per position")->check(CLI::Range(1, 1000000));
   app.add_option("-t,--threads", threads, "compute threads")->check(CLI::Range(1, 1024));
+  std::string attn_numerics = "auto";
+  app.add_option("--attn-numerics", attn_numerics, kAttnNumericsHelp)->check(CLI::IsMember({"auto", "llama", "f32"}));
   app.add_option("--ubatch", ubatch, "tokens per forward step")->check(CLI::Range(1, 1 << 20));
   app.add_flag("--scalar", scalar, "use the scalar reference kernels");
   try {
@@ -39,6 +41,11 @@ int cmd_logits(int argc, char** argv) {
   auto m = model::Model::load(path);
   if (!m) return fail(m.status());
   model::Model& model = *m.value();
+  {
+    model::DecodeNumerics dn = model::DecodeNumerics::kAuto;
+    model::parse_decode_numerics(attn_numerics, &dn);
+    model.set_decode_numerics(dn);
+  }
   const int n_vocab = model.hparams().n_vocab;
   for (int32_t id : *ids)
     if (id < 0 || id >= n_vocab)

@@ -59,6 +59,8 @@ int cmd_perf(int argc, char** argv) {
   app.add_option("-p,--n-prompt", pps_arg, "prompt lengths for pp tests, comma-separated (0 = skip)");
   app.add_option("-n,--n-gen", n_gen, "tokens for the tg test (0 = skip)")->check(CLI::Range(0, 1 << 20));
   app.add_option("-t,--threads", threads, "compute threads")->check(CLI::Range(1, 1024));
+  std::string attn_numerics = "auto";
+  app.add_option("--attn-numerics", attn_numerics, kAttnNumericsHelp)->check(CLI::IsMember({"auto", "llama", "f32"}));
   app.add_option("-r,--reps", reps, "repetitions")->check(CLI::Range(1, 1000));
   app.add_option("--batch", batch, "sequences decoding together in tg (aggregate tok/s)")->check(CLI::Range(1, 1024));
   app.add_option("-d,--depth", depths_arg, "tokens already in the KV cache, comma-separated (e.g. 0,1024,4096)");
@@ -94,6 +96,11 @@ int cmd_perf(int argc, char** argv) {
   auto m = model::Model::load(path);
   if (!m) return fail(m.status());
   model::Model& model = *m.value();
+  {
+    model::DecodeNumerics dn = model::DecodeNumerics::kAuto;
+    model::parse_decode_numerics(attn_numerics, &dn);
+    model.set_decode_numerics(dn);
+  }
   const int nv = model.hparams().n_vocab;
   int max_ctx = 0;
   for (int d : depths) max_ctx = std::max(max_ctx, d + std::max(n_gen, *std::max_element(pps.begin(), pps.end())));

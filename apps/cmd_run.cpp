@@ -52,6 +52,8 @@ int cmd_run(int argc, char** argv) {
   app.add_option("--repeat-last-n", sp.penalty_last_n, "penalty window (-1 = all)");
   app.add_option("--seed", seed, "RNG seed (default: random)")->each([&](const std::string&) { seed_set = true; });
   app.add_option("-t,--threads", threads, "compute threads")->check(CLI::Range(1, 1024));
+  std::string attn_numerics = "auto";
+  app.add_option("--attn-numerics", attn_numerics, kAttnNumericsHelp)->check(CLI::IsMember({"auto", "llama", "f32"}));
   app.add_option("-c,--ctx", n_ctx, "context length (default: the model's, at most 4096)")->check(CLI::Range(0, 1 << 24));
   app.add_option("--ubatch", ubatch, "prompt tokens per forward step")->check(CLI::Range(1, 1 << 16));
   app.add_flag("--json", json, "print one JSON object (prompt_tokens, tokens, text, timings)");
@@ -75,6 +77,11 @@ int cmd_run(int argc, char** argv) {
   auto m = model::Model::load(path);
   if (!m) return fail(m.status());
   model::Model& model = *m.value();
+  {
+    model::DecodeNumerics dn = model::DecodeNumerics::kAuto;
+    model::parse_decode_numerics(attn_numerics, &dn);
+    model.set_decode_numerics(dn);
+  }
   auto tk = tok::Tokenizer::from_gguf(model.file());
   if (!tk) return fail(tk.status());
   const tok::Tokenizer& tokenizer = *tk.value();

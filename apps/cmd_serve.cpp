@@ -58,6 +58,10 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--host", host, "address to listen on")->capture_default_str();
   app.add_option("--port", port, "TCP port (0: any free port)")->check(CLI::Range(0, 65535))->capture_default_str();
   app.add_option("-t,--threads", ec.n_threads, "compute threads")->check(CLI::Range(1, 1024));
+  app.add_option_function<std::string>(
+         "--attn-numerics", [&](const std::string& v) { model::parse_decode_numerics(v, &ec.decode_numerics); },
+         kAttnNumericsHelp)
+      ->check(CLI::IsMember({"auto", "llama", "f32"}));
   app.add_option("-c,--ctx", ec.n_ctx, "tokens per sequence (default: the model's, at most 8192)")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("--max-batch-tokens", ec.max_batch_tokens, "tokens per engine step (decode + prefill chunks)")

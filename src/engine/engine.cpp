@@ -88,6 +88,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
   auto m = model::Model::load(cfg.model_path);
   if (!m) return m.status();
   impl->model = std::move(m.value());
+  impl->model->set_decode_numerics(cfg.decode_numerics);
   auto t = tok::Tokenizer::from_gguf(impl->model->file());
   if (!t) return t.status();
   impl->tokenizer = std::move(t.value());

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "model/attention.h"
 #include "sampling/sampler.h"
 
 namespace tachyon::model {
@@ -31,6 +32,7 @@ namespace tachyon::engine {
 struct EngineConfig {
   std::string model_path;
   int n_threads = 2;
+  model::DecodeNumerics decode_numerics = model::DecodeNumerics::kAuto;  // decode attention numerics
   int n_ctx = 0;                   // max tokens per sequence; 0 = the model's, capped at 8192
   int max_batch_tokens = 512;      // per-step token budget (decode tokens + prefill chunks)
   int max_running = 64;            // sequences decoding at once

@@ -8,7 +8,13 @@
 //  - 64 or more query tokens (prefill): f32 Q, KV processed in tiles of 64 with
 //    fused-multiply-add chains, a per-tile softmax using the polynomial exp, and an
 //    f32 accumulator.
-// Both are exact attention; they differ only in rounding. This scalar version is the
+// and, for decode at long contexts, a third (DecodeNumerics::kF32, used by default from
+// position kAutoF32FromPos on, see attention.h) that does not follow llama.cpp:
+//  - f32 Q pre-multiplied by the scale, scores as f32 FMA chains over the head dim, keys
+//    in blocks of 16 at absolute positions with one online-softmax update per block
+//    (polynomial exp), an f32 V accumulator. attention_f32acc.h vectorizes it with query
+//    rows as lanes (no horizontal sums, each K/V element widened once per GQA group).
+// All are exact attention; they differ only in rounding. This scalar version is the
 // reference; attention_avx2.cpp performs the same float operations in the same order
 // with AVX2 (same bits, checked by tests/unit/model/attention_simd_test.cpp) and is
 // selected at run time when the CPU has AVX2, FMA and F16C.
@@ -169,6 +175,57 @@ void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, 
   for (int d = 0; d < hd; ++d) out[d] = sc.acc[d] * inv;
 }
 
+// One query row, f32 decode numerics; attention_f32acc.h performs the same operations
+// with query rows as vector lanes.
+void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
+                       const float* q, int32_t n_ctx, float* out, AttnScratch& sc) {
+  constexpr int B = detail::kAttnF32Block;
+  const int ps = kv.page_size();
+  sc.qt.resize(hd);
+  for (int d = 0; d < hd; ++d) sc.qt[d] = q[d] * scale;
+  sc.acc.assign(hd, 0.f);
+  sc.p.resize(B);
+  float M = -INFINITY, S = 0.f;
+  for (int32_t j0 = 0; j0 < n_ctx; j0 += B) {
+    const int nk = std::min<int32_t>(B, n_ctx - j0);
+    float s[B];
+    float mx = -INFINITY;
+    for (int k = 0; k < B; ++k) {
+      s[k] = -INFINITY;
+      if (k < nk) {
+        const int32_t j = j0 + k;
+        const f16_t* kr = kv.k(pt.pages[j / ps], layer, hk) + static_cast<size_t>(j % ps) * hd;
+        float a = 0.f;
+        for (int d = 0; d < hd; ++d) a = std::fma(sc.qt[d], f16_to_f32(kr[d]), a);
+        s[k] = a;
+      }
+      mx = mx > s[k] ? mx : s[k];
+    }
+    const float m_new = M > mx ? M : mx;
+    const float m_use = m_new == -INFINITY ? 0.f : m_new;
+    const float alpha = kernels::expf_poly(M - m_use);
+    float t = 0.f;
+    for (int k = 0; k < B; ++k) {
+      sc.p[k] = kernels::expf_poly(s[k] - m_use);
+      t = k == 0 ? sc.p[k] : t + sc.p[k];
+    }
+    S = S * alpha;
+    S = S + t;
+    M = m_new;
+    for (int d = 0; d < hd; ++d) {
+      float a = sc.acc[d] * alpha;
+      for (int k = 0; k < nk; ++k) {
+        const int32_t j = j0 + k;
+        const f16_t* vr = kv.v(pt.pages[j / ps], layer, hk) + static_cast<size_t>(j % ps) * hd;
+        a = std::fma(f16_to_f32(vr[d]), sc.p[k], a);
+      }
+      sc.acc[d] = a;
+    }
+  }
+  const float inv = S == 0.f ? 0.f : 1.f / S;
+  for (int d = 0; d < hd; ++d) out[d] = sc.acc[d] * inv;
+}
+
 }  // namespace
 
 void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const float* k, const float* v) {
@@ -199,6 +256,11 @@ void attend_rows_f16acc_ref(const AttnRows& r, AttnScratch& sc) {
     attend_row_f16acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], r.n_ctx[i], r.out[i], sc);
 }
 
+void attend_rows_f32acc_ref(const AttnRows& r, AttnScratch& sc) {
+  for (int i = 0; i < r.n_rows; ++i)
+    attend_row_f32acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], r.n_ctx[i], r.out[i], sc);
+}
+
 void attend_rows_tiled_ref(const AttnRows& r, AttnScratch& sc) {
   for (int i = 0; i < r.n_rows; ++i)
     attend_row_tiled(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], r.n_ctx[i], r.out[i], sc);
@@ -217,14 +279,18 @@ namespace {
 struct RowKernels {
   void (*f16acc)(const AttnRows&, AttnScratch&);
   void (*tiled)(const AttnRows&, AttnScratch&);
+  void (*f32acc)(const AttnRows&, AttnScratch&);
   const char* impl;
 };
 
 const RowKernels& row_kernels() {
-  static const RowKernels ref{detail::attend_rows_f16acc_ref, detail::attend_rows_tiled_ref, "ref"};
+  static const RowKernels ref{detail::attend_rows_f16acc_ref, detail::attend_rows_tiled_ref, detail::attend_rows_f32acc_ref,
+                              "ref"};
 #if defined(__x86_64__)
-  static const RowKernels avx2{detail::attend_rows_f16acc_avx2, detail::attend_rows_tiled_avx2, "avx2"};
-  static const RowKernels avx512{detail::attend_rows_f16acc_avx512_or_avx2, detail::attend_rows_tiled_avx2, "avx512"};
+  static const RowKernels avx2{detail::attend_rows_f16acc_avx2, detail::attend_rows_tiled_avx2,
+                               detail::attend_rows_f32acc_avx2, "avx2"};
+  static const RowKernels avx512{detail::attend_rows_f16acc_avx512_or_avx2, detail::attend_rows_tiled_avx2,
+                                 detail::attend_rows_f32acc_avx512, "avx512"};
   const auto& f = cpu_features();
   if (f.avx2 && f.fma && f.f16c && !kernels::scalar_kernels_forced()) {
     if (f.avx512f && f.avx512bw && f.avx512vl) return avx512;
@@ -238,6 +304,22 @@ const RowKernels& row_kernels() {
 
 const char* attention_impl() { return row_kernels().impl; }
 
+bool parse_decode_numerics(const std::string& v, DecodeNumerics* out) {
+  if (v == "auto") *out = DecodeNumerics::kAuto;
+  else if (v == "llama") *out = DecodeNumerics::kLlama;
+  else if (v == "f32") *out = DecodeNumerics::kF32;
+  else return false;
+  return true;
+}
+
+const char* decode_numerics_name(DecodeNumerics d) {
+  switch (d) {
+    case DecodeNumerics::kLlama: return "llama";
+    case DecodeNumerics::kF32: return "f32";
+    default: return "auto";
+  }
+}
+
 void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv, const float* q, float* out,
                ThreadPool& pool) {
   const int64_t n_tok = batch.size();
@@ -247,27 +329,31 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
   // Query tokens per sequence in this step select the numerics (see the file comment).
   std::vector<int32_t> n_q(batch.seqs.size(), 0);
   for (int64_t t = 0; t < n_tok; ++t) ++n_q[batch.seq[t]];
-  auto tiled = [&](int64_t t) {
+  enum Kind : uint8_t { kTiled, kF16acc, kF32acc };
+  auto kind = [&](int64_t t) -> Kind {
     const int32_t sq = batch.seq[t];
-    return batch.seq_tiled_until.empty() ? n_q[sq] >= kTiledMinQueries : batch.pos[t] < batch.seq_tiled_until[sq];
+    const bool tl = batch.seq_tiled_until.empty() ? n_q[sq] >= kTiledMinQueries : batch.pos[t] < batch.seq_tiled_until[sq];
+    if (tl) return kTiled;
+    const bool f32 = s.decode == DecodeNumerics::kF32 || (s.decode == DecodeNumerics::kAuto && batch.pos[t] >= kAutoF32FromPos);
+    return f32 ? kF32acc : kF16acc;
   };
   // Work items: runs of up to kBlockTokens consecutive tokens of one sequence with the
   // same numerics, times the KV heads; each item covers group query heads per token.
   struct Block {
     int64_t t0, t1;
-    bool tiled;
+    Kind kind;
   };
   std::vector<Block> blocks;
   for (int64_t t = 0; t < n_tok; ++t) {
-    const bool tl = tiled(t);
+    const Kind k = kind(t);
     if (!blocks.empty()) {
       Block& b = blocks.back();
-      if (b.t1 == t && b.tiled == tl && batch.seq[b.t0] == batch.seq[t] && t - b.t0 < kBlockTokens) {
+      if (b.t1 == t && b.kind == k && batch.seq[b.t0] == batch.seq[t] && t - b.t0 < kBlockTokens) {
         b.t1 = t + 1;
         continue;
       }
     }
-    blocks.push_back({t, t + 1, tl});
+    blocks.push_back({t, t + 1, k});
   }
   const int64_t n_items = static_cast<int64_t>(blocks.size()) * s.n_head_kv;
   double n_macs = 0;  // (q.k and p.v) multiply-adds of the whole step
@@ -304,7 +390,7 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
       r.q = qs.data();
       r.n_ctx = n_ctx.data();
       r.out = outs.data();
-      (b.tiled ? rk.tiled : rk.f16acc)(r, sc);
+      (b.kind == kTiled ? rk.tiled : b.kind == kF32acc ? rk.f32acc : rk.f16acc)(r, sc);
     }
   };
   // Small steps (decode at short contexts) run on the calling thread: waking the pool

@@ -1,6 +1,7 @@
 // Causal attention of a batch of query tokens over the paged KV cache.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "base/thread_pool.h"
 #include "kv/kv_pool.h"
@@ -8,12 +9,28 @@
 
 namespace tachyon::model {
 
+// Numerics of the short-batch (decode) path. kLlama: llama.cpp's CPU flash attention with
+// an f16 cache (f16 Q, f16-rounded V accumulator, libm exp), bit for bit; its dependent
+// f16 chain per key makes it slow at long contexts. kF32: f32 Q, scores and accumulator,
+// one softmax update per 16-key block (attention.cpp); about 3x faster, more accurate,
+// and differs from llama.cpp only in rounding. kAuto (the default): kLlama for query
+// positions below kAutoF32FromPos, kF32 from there on — llama.cpp's bits where they are
+// cheap, speed where its f16 chain would dominate the step. The choice depends only on
+// the position, so results stay independent of batching.
+enum class DecodeNumerics { kAuto, kLlama, kF32 };
+constexpr int32_t kAutoF32FromPos = 512;
+
+// "auto" | "llama" | "f32" -> numerics; false for anything else.
+bool parse_decode_numerics(const std::string& s, DecodeNumerics* out);
+const char* decode_numerics_name(DecodeNumerics d);
+
 struct AttentionShape {
   int n_head = 0;
   int n_head_kv = 0;
   int head_dim = 0;
   int layer = 0;
   float scale = 1.f;  // 1/sqrt(head_dim)
+  DecodeNumerics decode = DecodeNumerics::kAuto;
 };
 
 // out[t][h*head_dim..] = softmax(q_t,h . K[0..pos_t]) V[0..pos_t] for every token t of

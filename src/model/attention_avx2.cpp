@@ -16,6 +16,7 @@
 
 #include "kernels/expf_avx2.h"
 #include "model/attention_dot_avx2.h"
+#include "model/attention_f32acc.h"
 #include "model/attention_rows.h"
 
 namespace tachyon::model::detail {
@@ -366,6 +367,17 @@ void attend_rows_tiled_avx2(const AttnRows& r, AttnScratch& sc) {
     float* o = r.out[i];
     for (int d = 0; d < hd; ++d) o[d] = acc[d] * inv;
   }
+}
+
+void attend_rows_f32acc_avx2(const AttnRows& r, AttnScratch& sc) {
+  auto widen = [](const f16_t* x, int n, float* y) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16x8(x + i));
+    for (; i < n; ++i) y[i] = f16_to_f32(x[i]);
+  };
+  if (r.hd == 64) return f32acc_rows_impl<8, 64>(r, sc, widen, pv_chunk_ymm<64>);
+  if (r.hd == 128) return f32acc_rows_impl<8, 128>(r, sc, widen, pv_chunk_ymm<128>);
+  f32acc_rows_impl<8, 0>(r, sc, widen, pv_chunk_ymm<0>);
 }
 
 }  // namespace tachyon::model::detail

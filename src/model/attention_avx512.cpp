@@ -13,6 +13,7 @@
 
 #include "kernels/expf_avx2.h"
 #include "model/attention_dot_avx2.h"
+#include "model/attention_f32acc.h"
 #include "model/attention_rows.h"
 
 namespace tachyon::model::detail {
@@ -129,6 +130,7 @@ void f16acc_rows512(const AttnRows& r, AttnScratch& sc) {
     const int32_t page = r.pt->pages[j0 / ps];
     const int off0 = j0 % ps;
     const int blk = std::min<int32_t>({kBlk, max_ctx - j0, ps - off0});
+    if (j0 + blk < max_ctx) prefetch_kv(r, j0 + blk, std::min<int32_t>(max_ctx, j0 + blk + kBlk));
     const f16_t* kb16 = kv.k(page, r.layer, r.hk) + static_cast<size_t>(off0) * hd;
     const f16_t* vb16 = kv.v(page, r.layer, r.hk) + static_cast<size_t>(off0) * hd;
     float* kb = sc.vt.data();
@@ -166,6 +168,71 @@ bool attend_rows_f16acc_avx512(const AttnRows& r, AttnScratch& sc) {
     case 32: f16acc_rows512<2, 4>(r, sc); return true;
     case 96: f16acc_rows512<6, 2>(r, sc); return true;
     default: return false;
+  }
+}
+
+namespace {
+
+inline void widen512(const f16_t* x, int n, float* y) {
+  int i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
+  for (; i < n; ++i) y[i] = f16_to_f32(x[i]);
+}
+
+// V accumulation of a chunk's rows with 512-bit lanes over the head dim, R rows at a time
+// sharing each V load (R * HD/16 accumulators); rows whose visible key counts differ from
+// their group's go one at a time. Same per-lane FMA chains as pv_row_ymm.
+template <int HD>
+void pv_chunk_512(float* acc_c, int hd, int n_lanes, const int* nki, const float* vb, const float* pb, const float* al) {
+  constexpr int NV = HD / 16;
+  constexpr int R = 16 / NV;
+  int i0 = 0;
+  for (; i0 + R <= n_lanes; i0 += R) {
+    bool same = nki[i0] > 0;
+    for (int j = 1; j < R; ++j) same = same && nki[i0 + j] == nki[i0];
+    if (!same) {
+      for (int j = 0; j < R; ++j)
+        if (nki[i0 + j] > 0) pv_row_ymm<HD>(acc_c + (i0 + j) * HD, HD, vb, pb + i0 + j, nki[i0 + j], al[i0 + j]);
+      continue;
+    }
+    __m512 a[R][NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < R; ++j) {
+      const __m512 alv = _mm512_set1_ps(al[i0 + j]);
+#pragma GCC unroll 8
+      for (int e = 0; e < NV; ++e) a[j][e] = _mm512_mul_ps(_mm512_loadu_ps(acc_c + (i0 + j) * HD + 16 * e), alv);
+    }
+    const int nk = nki[i0];
+    for (int k = 0; k < nk; ++k) {
+      __m512 v[NV];
+#pragma GCC unroll 8
+      for (int e = 0; e < NV; ++e) v[e] = _mm512_loadu_ps(vb + k * HD + 16 * e);
+#pragma GCC unroll 8
+      for (int j = 0; j < R; ++j) {
+        const __m512 pk = _mm512_set1_ps(pb[k * 8 + i0 + j]);
+#pragma GCC unroll 8
+        for (int e = 0; e < NV; ++e) a[j][e] = _mm512_fmadd_ps(v[e], pk, a[j][e]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < R; ++j)
+#pragma GCC unroll 8
+      for (int e = 0; e < NV; ++e) _mm512_storeu_ps(acc_c + (i0 + j) * HD + 16 * e, a[j][e]);
+  }
+  for (; i0 < n_lanes; ++i0)
+    if (nki[i0] > 0) pv_row_ymm<HD>(acc_c + i0 * HD, HD, vb, pb + i0, nki[i0], al[i0]);
+}
+
+}  // namespace
+
+// 32 vector registers: the scores of a whole 16-key block in one pass over the head dim.
+void attend_rows_f32acc_avx512(const AttnRows& r, AttnScratch& sc) {
+  switch (r.hd) {
+    case 64: return f32acc_rows_impl<16, 64>(r, sc, widen512, pv_chunk_512<64>);
+    case 128: return f32acc_rows_impl<16, 128>(r, sc, widen512, pv_chunk_512<128>);
+    case 32: return f32acc_rows_impl<16, 32>(r, sc, widen512, pv_chunk_512<32>);
+    default: return f32acc_rows_impl<16, 0>(r, sc, widen512, pv_chunk_ymm<0>);
   }
 }
 

@@ -5,6 +5,7 @@
 // can convert and transpose each KV tile once for all of them. Each row's result
 // depends on that row alone.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -29,14 +30,20 @@ struct AttnRows {
 // Per-thread scratch, reused across calls.
 struct AttnScratch {
   std::vector<f16_t> q16, acc16;
-  std::vector<float> acc, p, kt, vt, m, s;
+  std::vector<float> acc, p, kt, vt, m, s, qt;
+  std::vector<int32_t> nctx;
 };
 
 // Short-batch numerics (f16 Q, f16 dot, f16 V accumulator) and prefill numerics (f32 Q,
 // 64-key tiles, polynomial exp, f32 accumulator); see attention.cpp.
 void attend_rows_f16acc_ref(const AttnRows& r, AttnScratch& sc);
 void attend_rows_tiled_ref(const AttnRows& r, AttnScratch& sc);
+// f32 decode numerics (pre-scaled f32 Q, 16-key blocks at absolute positions, polynomial
+// exp, f32 accumulator); see attention.cpp and attention_f32acc.h.
+void attend_rows_f32acc_ref(const AttnRows& r, AttnScratch& sc);
 #if defined(__x86_64__)
+void attend_rows_f32acc_avx2(const AttnRows& r, AttnScratch& sc);
+void attend_rows_f32acc_avx512(const AttnRows& r, AttnScratch& sc);
 void attend_rows_f16acc_avx2(const AttnRows& r, AttnScratch& sc);
 void attend_rows_tiled_avx2(const AttnRows& r, AttnScratch& sc);
 // AVX-512 F/BW/VL form of the short path; false (nothing done) for head dims it lacks.
@@ -44,6 +51,40 @@ bool attend_rows_f16acc_avx512(const AttnRows& r, AttnScratch& sc);
 void attend_rows_f16acc_avx512_or_avx2(const AttnRows& r, AttnScratch& sc);
 #endif
 
-constexpr int kAttnTile = 64;  // KV tile of the prefill numerics
+// A prefetch GCC cannot drop: it deletes loops that contain only __builtin_prefetch
+// (side-effect free, and C++ loops may be assumed to terminate).
+inline void prefetch_line(const void* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetcht0 %0" ::"m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p);
+  asm volatile("" ::: "memory");
+#endif
+}
+
+// Prefetches the K and V rows of positions [j0, j1) of one (layer, KV head): pages are
+// scattered (a page holds every layer's rows of its 16 tokens), so the hardware
+// prefetcher restarts at each 2 KiB run; asking a block ahead keeps decode attention
+// streaming at memory speed.
+inline void prefetch_kv(const AttnRows& r, int32_t j0, int32_t j1) {
+  const int ps = r.kv->page_size();
+  const size_t row_bytes = static_cast<size_t>(r.hd) * sizeof(f16_t);
+  for (int32_t j = j0; j < j1;) {
+    const int32_t page = r.pt->pages[j / ps];
+    const int32_t end = std::min<int32_t>(j1, (j / ps + 1) * ps);
+    const size_t off = static_cast<size_t>(j % ps) * r.hd;
+    const char* k = reinterpret_cast<const char*>(r.kv->k(page, r.layer, r.hk) + off);
+    const char* v = reinterpret_cast<const char*>(r.kv->v(page, r.layer, r.hk) + off);
+    const size_t bytes = static_cast<size_t>(end - j) * row_bytes;
+    for (size_t b = 0; b < bytes; b += 64) {
+      prefetch_line(k + b);
+      prefetch_line(v + b);
+    }
+    j = end;
+  }
+}
+
+constexpr int kAttnTile = 64;      // KV tile of the prefill numerics
+constexpr int kAttnF32Block = 16;  // key block of the f32 decode numerics
 
 }  // namespace tachyon::model::detail

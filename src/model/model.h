@@ -12,6 +12,7 @@
 #include "gguf/gguf.h"
 #include "kernels/matmul.h"
 #include "kv/kv_pool.h"
+#include "model/attention.h"
 #include "model/batch.h"
 #include "model/hparams.h"
 
@@ -57,6 +58,10 @@ class Model {
   // Short label of the dominant weight type, e.g. "Q4_K" (by bytes).
   std::string weight_type() const;
 
+  // Numerics of decode attention (see model/attention.h); default kAuto.
+  void set_decode_numerics(DecodeNumerics d) { decode_numerics_ = d; }
+  DecodeNumerics decode_numerics() const { return decode_numerics_; }
+
   kv::KvConfig kv_config(int n_pages, int page_size = 16) const;
 
   // Runs one step. Writes logits for the tokens with want_logits (in batch order) to
@@ -80,6 +85,7 @@ class Model {
   std::vector<std::vector<float>> owned_;
   std::vector<std::unique_ptr<uint8_t, FreeDeleter>> packed_;  // repacked weight matrices  // f32 copies of small non-f32 vectors
   size_t weight_bytes_ = 0;
+  DecodeNumerics decode_numerics_ = DecodeNumerics::kAuto;
 
   // Workspace reused across steps (the model is driven by one thread).
   struct Workspace {

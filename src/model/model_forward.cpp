@@ -80,6 +80,7 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
   as.n_head_kv = h.n_head_kv;
   as.head_dim = static_cast<int>(HD);
   as.scale = 1.0f / std::sqrt(static_cast<float>(HD));
+  as.decode = decode_numerics_;
 
   for (int l = 0; l < h.n_layer; ++l) {
     const LayerWeights& L = w_.layers[l];

@@ -3,12 +3,14 @@
 // crossing page and tile boundaries.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "base/thread_pool.h"
 #include "kernels/traits.h"
+#include "base/fp16.h"
 #include "model/attention.h"
 
 using namespace tachyon;
@@ -42,6 +44,7 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
     shape_.head_dim = c.head_dim;
     shape_.layer = 1;
     shape_.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    shape_.decode = model::DecodeNumerics::kLlama;  // the short-batch tests check these numerics
     // Two sequences with random K/V at every position.
     for (int s = 0; s < 2; ++s) {
       ASSERT_TRUE(pts_[s].reserve(*kv_, kMaxCtx));
@@ -88,7 +91,63 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
     return a.size();
   }
 
-  static constexpr int kMaxCtx = 300;
+  // Exact attention in double precision over the stored (f16) K/V, for accuracy checks.
+  std::vector<double> naive(const std::vector<std::pair<int, int>>& toks, const std::vector<float>& q) {
+    const int hd = shape_.head_dim, group = shape_.n_head / shape_.n_head_kv;
+    const int ps = kv_->page_size();
+    std::vector<double> out(q.size());
+    for (size_t t = 0; t < toks.size(); ++t) {
+      const auto [sq, pos] = toks[t];
+      for (int h = 0; h < shape_.n_head; ++h) {
+        const float* qr = q.data() + (t * shape_.n_head + h) * hd;
+        std::vector<double> sc(pos + 1);
+        double mx = -1e300;
+        for (int j = 0; j <= pos; ++j) {
+          const f16_t* kr = kv_->k(pts_[sq].pages[j / ps], shape_.layer, h / group) + (j % ps) * hd;
+          double a = 0;
+          for (int d = 0; d < hd; ++d) a += static_cast<double>(qr[d]) * f16_to_f32(kr[d]);
+          sc[j] = a * shape_.scale;
+          mx = std::max(mx, sc[j]);
+        }
+        double sum = 0;
+        for (auto& x : sc) sum += (x = std::exp(x - mx));
+        for (int d = 0; d < hd; ++d) {
+          double a = 0;
+          for (int j = 0; j <= pos; ++j)
+            a += sc[j] * f16_to_f32(kv_->v(pts_[sq].pages[j / ps], shape_.layer, h / group)[(j % ps) * hd + d]);
+          out[(t * shape_.n_head + h) * hd + d] = a / sum;
+        }
+      }
+    }
+    return out;
+  }
+
+  // The f32 decode numerics: dispatched kernels bitwise equal to the reference, and both
+  // within float rounding of exact attention.
+  void check_f32(const std::vector<std::pair<int, int>>& toks, float q_scale) {
+    model::Batch b;
+    b.seqs = {&pts_[0], &pts_[1]};
+    for (auto [s, p] : toks) b.add(0, p, s, true);
+    const size_t n = toks.size() * shape_.n_head * shape_.head_dim;
+    std::vector<float> q(n), out_fast(n, -1.f), out_ref(n, -2.f);
+    std::normal_distribution<float> nd(0.f, q_scale);
+    for (auto& x : q) x = nd(rng_);
+    model::AttentionShape sh = shape_;
+    sh.decode = model::DecodeNumerics::kF32;
+    kernels::force_scalar_kernels(false);
+    model::attention(sh, b, *kv_, q.data(), out_fast.data(), pool_);
+    kernels::force_scalar_kernels(true);
+    model::attention(sh, b, *kv_, q.data(), out_ref.data(), pool_);
+    kernels::force_scalar_kernels(false);
+    EXPECT_EQ(std::memcmp(out_fast.data(), out_ref.data(), n * sizeof(float)), 0)
+        << "first difference at " << first_diff(out_fast, out_ref) << " of " << n;
+    const std::vector<double> exact = naive(toks, q);
+    double worst = 0;
+    for (size_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(out_ref[i] - exact[i]));
+    EXPECT_LT(worst, 1e-4) << "f32 decode attention vs exact";  // outputs are O(1); float rounding ~1e-6
+  }
+
+  static constexpr int kMaxCtx = 600;
   std::mt19937 rng_{1234};
   std::unique_ptr<kv::KvPool> kv_;
   kv::PageTable pts_[2];
@@ -105,6 +164,41 @@ TEST_P(AttentionSimd, ShortBatchMatchesReferenceBitwise) {
   for (int p = 40; p < 90; ++p) chunk.push_back({1, p});
   check(chunk, 1.f);
   check({{0, 250}, {1, 299}}, 24.f);  // wide score gaps
+}
+
+TEST_P(AttentionSimd, F32DecodeMatchesReferenceBitwiseAndExactAttention) {
+  if (std::string(model::attention_impl()) == "ref") GTEST_SKIP() << "no AVX2 on this CPU";
+  for (int p : {0, 1, 15, 16, 17, 31, 100, 299, 513, 599}) check_f32({{0, p}, {1, p / 2}}, 1.f);
+  std::vector<std::pair<int, int>> chunk;  // several tokens per sequence: rows with different contexts
+  for (int p = 40; p < 70; ++p) chunk.push_back({1, p});
+  check_f32(chunk, 1.f);
+  check_f32({{0, 250}, {1, 599}}, 24.f);  // wide score gaps (exp outside its fast range)
+}
+
+// kAuto: llama.cpp's numerics below kAutoF32FromPos, f32 from there on, per token.
+TEST_P(AttentionSimd, AutoNumericsSwitchByPosition) {
+  const int at = model::kAutoF32FromPos;
+  ASSERT_LT(at, kMaxCtx);
+  model::Batch b;
+  b.seqs = {&pts_[0], &pts_[1]};
+  b.add(0, at - 1, 0, true);
+  b.add(0, at, 1, true);
+  const size_t n = 2 * shape_.n_head * shape_.head_dim;
+  std::vector<float> q(n);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (auto& x : q) x = nd(rng_);
+  auto run = [&](model::DecodeNumerics d) {
+    model::AttentionShape sh = shape_;
+    sh.decode = d;
+    std::vector<float> out(n);
+    model::attention(sh, b, *kv_, q.data(), out.data(), pool_);
+    return out;
+  };
+  const auto a = run(model::DecodeNumerics::kAuto), l = run(model::DecodeNumerics::kLlama), f = run(model::DecodeNumerics::kF32);
+  const size_t half = n / 2;
+  EXPECT_EQ(std::memcmp(a.data(), l.data(), half * sizeof(float)), 0);
+  EXPECT_EQ(std::memcmp(a.data() + half, f.data() + half, half * sizeof(float)), 0);
+  EXPECT_NE(std::memcmp(l.data() + half, f.data() + half, half * sizeof(float)), 0);
 }
 
 TEST_P(AttentionSimd, TiledPrefillMatchesReferenceBitwise) {

@@ -1,0 +1,170 @@
+// The f32 decode numerics of attention (see attention.cpp), in a vector form shared by the
+// AVX2 and AVX-512 files (include only from files compiled with AVX2, FMA and F16C;
+// internal linkage, so each ISA-specific file keeps its own copy). It performs exactly
+// the float operations of the scalar reference attend_rows_f32acc_ref, in the same
+// order, and so gives the same bits:
+//  - query rows are the vector lanes (8 per chunk; the rows of a GQA group, for one or
+//    more tokens): each lane's score is the FMA chain over the head dim of its
+//    (pre-scaled) query and the key, so one broadcast key element feeds 8 rows and no
+//    horizontal reduction is needed;
+//  - keys come in blocks of 16 aligned to absolute positions (independent of the page
+//    size), widened to f32 once per block for all row chunks; per block one online-softmax
+//    update per row (block max, polynomial exp), then V accumulated in f32 with lanes =
+//    head dims, each lane the FMA chain over the block's keys in order.
+// KH is the number of keys whose scores are computed in one pass over the head dim (8
+// needs 11 vector registers, 16 needs 19: AVX-512VL's 32 registers).
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/expf_avx2.h"
+#include "model/attention_rows.h"
+
+namespace tachyon::model::detail {
+namespace {
+
+constexpr int kF32Blk = kAttnF32Block;
+
+// V accumulation of one row: acc = acc * al + sum over keys k < nk of p[8k] * v[k], keys
+// in order (p points at the row's lane of the [key][8] probabilities).
+template <int HD>
+inline void pv_row_ymm(float* acc, int hd_rt, const float* vb, const float* p, int nk, float al) {
+  const int hd = HD ? HD : hd_rt;
+  const int hd8 = hd & ~7;
+  const __m256 alv = _mm256_set1_ps(al);
+  int d = 0;
+  for (; d + 64 <= hd8; d += 64) {
+    __m256 a[8];
+#pragma GCC unroll 8
+    for (int e = 0; e < 8; ++e) a[e] = _mm256_mul_ps(_mm256_loadu_ps(acc + d + 8 * e), alv);
+    for (int k = 0; k < nk; ++k) {
+      const __m256 pk = _mm256_broadcast_ss(p + k * 8);
+      const float* vr = vb + k * hd + d;
+#pragma GCC unroll 8
+      for (int e = 0; e < 8; ++e) a[e] = _mm256_fmadd_ps(_mm256_loadu_ps(vr + 8 * e), pk, a[e]);
+    }
+#pragma GCC unroll 8
+    for (int e = 0; e < 8; ++e) _mm256_storeu_ps(acc + d + 8 * e, a[e]);
+  }
+  for (; d < hd8; d += 8) {
+    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(acc + d), alv);
+    for (int k = 0; k < nk; ++k) a = _mm256_fmadd_ps(_mm256_loadu_ps(vb + k * hd + d), _mm256_broadcast_ss(p + k * 8), a);
+    _mm256_storeu_ps(acc + d, a);
+  }
+  for (; d < hd; ++d) {
+    float a = acc[d] * al;
+    for (int k = 0; k < nk; ++k) a = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(vb[k * hd + d]), _mm_set_ss(p[k * 8]), _mm_set_ss(a)));
+    acc[d] = a;
+  }
+}
+
+// V accumulation of the rows of one chunk, one at a time: acc_c holds the chunk's rows
+// (row-major, hd floats each), nki[i] the visible keys of lane i, al[i] its alpha.
+template <int HD>
+inline void pv_chunk_ymm(float* acc_c, int hd, int n_lanes, const int* nki, const float* vb, const float* pb,
+                         const float* al) {
+  for (int i = 0; i < n_lanes; ++i)
+    if (nki[i] > 0) pv_row_ymm<HD>(acc_c + static_cast<size_t>(i) * hd, hd, vb, pb + i, nki[i], al[i]);
+}
+
+template <int KH, int HD, class Widen, class Pv>
+void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, Pv pv_chunk) {
+  static_assert(kF32Blk % KH == 0);
+  const kv::KvPool& kv = *r.kv;
+  const int ps = kv.page_size();
+  const int hd = HD ? HD : r.hd;
+  const int n = r.n_rows;
+  const int nch = (n + 7) / 8;
+  // Transposed pre-scaled queries: chunk c, dim d -> 8 lanes (rows 8c..8c+7; padding 0).
+  sc.qt.assign(static_cast<size_t>(nch) * hd * 8, 0.f);
+  sc.nctx.assign(static_cast<size_t>(nch) * 8, 0);
+  int32_t max_ctx = 0;
+  for (int row = 0; row < n; ++row) {
+    float* qt = sc.qt.data() + static_cast<size_t>(row / 8) * hd * 8 + row % 8;
+    for (int d = 0; d < hd; ++d) qt[d * 8] = r.q[row][d] * r.scale;
+    sc.nctx[row] = r.n_ctx[row];
+    max_ctx = std::max(max_ctx, r.n_ctx[row]);
+  }
+  sc.acc.assign(static_cast<size_t>(n) * hd, 0.f);
+  sc.m.assign(static_cast<size_t>(nch) * 8, -INFINITY);
+  sc.s.assign(static_cast<size_t>(nch) * 8, 0.f);
+  sc.kt.resize(static_cast<size_t>(kF32Blk) * hd);
+  sc.vt.resize(static_cast<size_t>(kF32Blk) * hd);
+  sc.p.resize(static_cast<size_t>(kF32Blk) * 8 + 8);
+  float* kb = sc.kt.data();
+  float* vb = sc.vt.data();
+  float* pb = sc.p.data();  // [key][lane] probabilities, then [8] the block's alpha
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  for (int32_t j0 = 0; j0 < max_ctx; j0 += kF32Blk) {
+    const int nk = std::min<int32_t>(kF32Blk, max_ctx - j0);
+    if (j0 + 2 * kF32Blk < max_ctx) prefetch_kv(r, j0 + 2 * kF32Blk, std::min<int32_t>(max_ctx, j0 + 3 * kF32Blk));
+    for (int k = 0; k < nk;) {  // one run per page the block touches
+      const int32_t j = j0 + k;
+      const int32_t page = r.pt->pages[j / ps];
+      const int o = j % ps;
+      const int run = std::min(nk - k, ps - o);
+      widen(kv.k(page, r.layer, r.hk) + static_cast<size_t>(o) * hd, run * hd, kb + k * hd);
+      widen(kv.v(page, r.layer, r.hk) + static_cast<size_t>(o) * hd, run * hd, vb + k * hd);
+      k += run;
+    }
+    std::fill(kb + nk * hd, kb + kF32Blk * hd, 0.f);
+    for (int c = 0; c < nch; ++c) {
+      const __m256i nc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc.nctx.data() + c * 8));
+      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(nc, _mm256_set1_epi32(j0)))) == 0) continue;
+      const float* qt = sc.qt.data() + static_cast<size_t>(c) * hd * 8;
+      __m256 s[kF32Blk];
+      for (int k0 = 0; k0 < kF32Blk; k0 += KH) {
+        __m256 a[KH];
+#pragma GCC unroll 16
+        for (int k = 0; k < KH; ++k) a[k] = _mm256_setzero_ps();
+        for (int d = 0; d < hd; ++d) {
+          const __m256 qv = _mm256_loadu_ps(qt + d * 8);
+#pragma GCC unroll 16
+          for (int k = 0; k < KH; ++k) a[k] = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kb + (k0 + k) * hd + d), a[k]);
+        }
+#pragma GCC unroll 16
+        for (int k = 0; k < KH; ++k) s[k0 + k] = a[k];
+      }
+      // keys at or past a lane's context are masked; block max per lane
+      __m256 mx = ninf;
+#pragma GCC unroll 16
+      for (int k = 0; k < kF32Blk; ++k) {
+        const __m256 vis = _mm256_castsi256_ps(_mm256_cmpgt_epi32(nc, _mm256_set1_epi32(j0 + k)));
+        s[k] = _mm256_blendv_ps(ninf, s[k], vis);
+        mx = _mm256_max_ps(mx, s[k]);
+      }
+      const __m256 M = _mm256_loadu_ps(sc.m.data() + c * 8);
+      const __m256 m_new = _mm256_max_ps(M, mx);
+      const __m256 m_use = _mm256_blendv_ps(m_new, _mm256_setzero_ps(), _mm256_cmp_ps(m_new, ninf, _CMP_EQ_OQ));
+      const __m256 alpha = kernels::avx2::expf_poly8(_mm256_sub_ps(M, m_use));
+      __m256 t = _mm256_setzero_ps();
+#pragma GCC unroll 16
+      for (int k = 0; k < kF32Blk; ++k) {
+        const __m256 p = kernels::avx2::expf_poly8(_mm256_sub_ps(s[k], m_use));
+        t = k == 0 ? p : _mm256_add_ps(t, p);
+        _mm256_storeu_ps(pb + k * 8, p);
+      }
+      const __m256 S = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(sc.s.data() + c * 8), alpha), t);
+      _mm256_storeu_ps(sc.s.data() + c * 8, S);
+      _mm256_storeu_ps(sc.m.data() + c * 8, m_new);
+      _mm256_storeu_ps(pb + kF32Blk * 8, alpha);
+      // V: per row, acc = acc * alpha + sum over its visible keys of p * v, in key order
+      const int n_lanes = std::min(8, n - c * 8);
+      int nki[8];
+      for (int i = 0; i < n_lanes; ++i) nki[i] = std::min<int32_t>(nk, sc.nctx[c * 8 + i] - j0);
+      pv_chunk(sc.acc.data() + static_cast<size_t>(c) * 8 * hd, hd, n_lanes, nki, vb, pb, pb + kF32Blk * 8);
+    }
+  }
+  for (int row = 0; row < n; ++row) {
+    const float S = sc.s[row];
+    const float inv = S == 0.f ? 0.f : 1.f / S;
+    const float* acc = sc.acc.data() + static_cast<size_t>(row) * hd;
+    float* o = r.out[row];
+    for (int d = 0; d < hd; ++d) o[d] = acc[d] * inv;
+  }
+}
+
+}  // namespace
+}  // namespace tachyon::model::detail
