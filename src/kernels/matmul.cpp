@@ -1,6 +1,8 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cassert>
 
 #include "kernels/packed.h"
@@ -128,6 +130,65 @@ void matmul(const MatView& w, const QuantActs& acts, float* y, int64_t ld_y, Thr
   } else {
     pool.run(work);
   }
+}
+
+void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
+  if (getenv("NOFUSE")) { for (int j = 0; j < n_jobs; ++j) matmul(*jobs[j].w, *jobs[j].acts, jobs[j].y, jobs[j].ld_y, pool); return; }
+  struct Part {
+    const MatmulJob* job;
+    const PackedKernels* pk;
+    std::vector<int32_t> aux;
+    int64_t na, n_groups, per_chunk;
+    size_t gb;
+    int64_t first_chunk;
+  };
+  std::vector<Part> parts;
+  parts.reserve(n_jobs);
+  int64_t n_chunks = 0;
+  double bytes = 0, macs = 0;
+  for (int j = 0; j < n_jobs; ++j) {
+    const MatmulJob& jb = jobs[j];
+    const PackedKernels* pk = jb.w->packed && jb.w->packed_rows == jb.w->n_rows ? packed_kernels(jb.w->type) : nullptr;
+    if (!pk) {
+      matmul(*jb.w, *jb.acts, jb.y, jb.ld_y, pool);
+      continue;
+    }
+    Part p{&jb, pk, {}, pk->aux_count ? pk->aux_count(jb.w->n_cols) : 0, jb.w->packed_rows / pk->rows, 1,
+           pk->group_bytes(jb.w->n_cols), n_chunks};
+    const int64_t n_tok = jb.acts->n_tok;
+    if (p.na > 0) {
+      p.aux.resize(static_cast<size_t>(n_tok * p.na));
+      for (int64_t t = 0; t < n_tok; ++t) pk->make_aux(jb.acts->row(t), jb.w->n_cols, p.aux.data() + t * p.na);
+    }
+    // ~128 KiB of weights per chunk: long sequential runs for the prefetcher, and enough
+    // chunks that the last ones even out the threads; with several tokens, a chunk stays
+    // in L2 while every token passes over it.
+    p.per_chunk = std::max<int64_t>(1, static_cast<int64_t>((n_tok <= 1 ? 128 : 192) * 1024 / p.gb));
+    n_chunks += (p.n_groups + p.per_chunk - 1) / p.per_chunk;
+    bytes += static_cast<double>(p.n_groups) * p.gb;
+    macs += static_cast<double>(jb.w->packed_rows) * jb.w->n_cols * n_tok;
+    parts.push_back(std::move(p));
+  }
+  if (parts.empty()) return;
+  const bool scalar = scalar_kernels_forced();
+  auto run_chunk = [&](int64_t c) {
+    size_t i = 0;
+    while (i + 1 < parts.size() && parts[i + 1].first_chunk <= c) ++i;
+    const Part& p = parts[i];
+    const MatmulJob& jb = *p.job;
+    const int64_t g0 = (c - p.first_chunk) * p.per_chunk, ng = std::min(p.per_chunk, p.n_groups - g0);
+    (scalar ? p.pk->gemm_ref : p.pk->gemm)(jb.w->n_cols, ng, jb.w->packed + g0 * p.gb, static_cast<int>(jb.acts->n_tok),
+                                           jb.acts->row(0), jb.acts->row_bytes, p.aux.data(), p.na,
+                                           jb.y + g0 * p.pk->rows, jb.ld_y);
+  };
+  if (pool.n_threads() == 1 || n_chunks == 1 || (macs < kMinParallelMacs && bytes < kMinParallelBytes)) {
+    for (int64_t c = 0; c < n_chunks; ++c) run_chunk(c);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) run_chunk(c);
+  });
 }
 
 void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, int64_t ld_y, ThreadPool& pool,

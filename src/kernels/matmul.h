@@ -42,6 +42,19 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, Qu
 // Preconditions: acts.type == vec_dot_type of w.type, acts.n_cols == w.n_cols.
 void matmul(const MatView& w, const QuantActs& acts, float* y, int64_t ld_y, ThreadPool& pool);
 
+// Several products in one pass over the pool (e.g. a layer's q, k and v projections, or
+// gate and up): threads take chunks of rows of any of them from a shared counter, so the
+// small ones do not run alone and no thread waits at a barrier between them. Results are
+// the same bits as matmul() on each. Products whose weights are not fully packed run
+// through matmul() one after another.
+struct MatmulJob {
+  const MatView* w = nullptr;
+  const QuantActs* acts = nullptr;
+  float* y = nullptr;
+  int64_t ld_y = 0;
+};
+void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool);
+
 // Convenience: quantizes x into *scratch, then multiplies.
 void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, int64_t ld_y, ThreadPool& pool,
             QuantActs* scratch);

@@ -264,13 +264,25 @@ void q8_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
 }
 
 // ---- Q6_Kx16 ----
-// Per super-block: f16 d[16], i8 sc[16 sub-blocks][16 rows], then the 6-bit quants
-// widened to bytes, u8 q[64 chunks][16 rows][4]: chunk (h*4 + k)*8 + l holds elements
+// Per super-block: f16 d[16], i8 sc[16 sub-blocks][16 rows], then the 6-bit quants in
+// 64 chunks of [16 rows][4] bytes' worth: chunk (h*4 + k)*8 + l holds elements
 // 128h + 32k + 4l .. +3 of each row. Chunk l of every (h, k) is 4-byte column l of the
 // AVX2 kernel's 32-byte vectors, so lane l of its per-row accumulator is rebuilt exactly:
 // I_l = -32 (sc[2l] b[2l] + sc[2l+1] b[2l+1]) + sum over (h, k) of sc[8h+2k+(l>=4)] *
 // (4-element dot), acc_l = fma(d_w*d_a, float(I_l), acc_l), then its horizontal add.
-constexpr size_t kQ6Kx16Block = 32 + 256 + 4096;
+// The quants stay 6-bit (as many bytes as the file's Q6_K: decode streams them): for
+// each (l, h) a 192-byte unit [ql0 | ql1 | qh], 64 bytes each, byte i = 4*row + b:
+// ql0 = low nibbles of chunks k=0 (bits 0-3) and k=1 (bits 4-7), ql1 of k=2 and k=3,
+// qh = the high 2 bits of k=0..3 at bits 2k, 2k+1.
+constexpr size_t kQ6Kx16Block = 32 + 256 + 3072;
+
+// The 6-bit value of chunk (h, k, l), byte i (= 4*row + b), of a packed super-block.
+inline int q6x16_quant(const uint8_t* blk, int h, int k, int l, int i) {
+  const uint8_t* unit = blk + 288 + 192 * (2 * l + h);
+  const uint8_t ql = unit[64 * (k / 2) + i];
+  const int lo = (k % 2) ? ql >> 4 : ql & 0xF;
+  return lo | (((unit[128 + i] >> (2 * k)) & 3) << 4);
+}
 
 size_t q6_Kx16_group_bytes(int64_t n_cols) { return static_cast<size_t>(n_cols / QK_K) * kQ6Kx16Block; }
 
@@ -293,10 +305,18 @@ void q6_Kx16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t
           u[128 * h + l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
         }
       }
-      for (int ch = 0; ch < 64; ++ch) {
-        const int h = ch / 32, k = (ch / 8) % 4, l = ch % 8;
-        std::memcpy(o + 288 + 64 * ch + 4 * r, u + 128 * h + 32 * k + 4 * l, 4);
-      }
+      for (int h = 0; h < 2; ++h)
+        for (int l = 0; l < 8; ++l) {
+          uint8_t* unit = o + 288 + 192 * (2 * l + h);
+          for (int b = 0; b < 4; ++b) {
+            const int i = 4 * r + b;
+            int v[4];
+            for (int k = 0; k < 4; ++k) v[k] = u[128 * h + 32 * k + 4 * l + b];
+            unit[i] = static_cast<uint8_t>((v[0] & 0xF) | ((v[1] & 0xF) << 4));
+            unit[64 + i] = static_cast<uint8_t>((v[2] & 0xF) | ((v[3] & 0xF) << 4));
+            unit[128 + i] = static_cast<uint8_t>((v[0] >> 4) | ((v[1] >> 4) << 2) | ((v[2] >> 4) << 4) | ((v[3] >> 4) << 6));
+          }
+        }
     }
   }
 }
@@ -322,7 +342,7 @@ void q6_Kx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
             for (int hk = 0; hk < 8; ++hk) {
               const int h = hk / 4, k = hk % 4;
               int dot = 0;
-              for (int b = 0; b < 4; ++b) dot += blk[288 + 64 * (hk * 8 + l) + 4 * r + b] * a[i].qs[128 * h + 32 * k + 4 * l + b];
+              for (int b = 0; b < 4; ++b) dot += q6x16_quant(blk, h, k, l, 4 * r + b) * a[i].qs[128 * h + 32 * k + 4 * l + b];
               I += sc(8 * h + 2 * k + (l >= 4 ? 1 : 0)) * dot;
             }
             acc[l] = std::fma(dd, static_cast<float>(I), acc[l]);

@@ -178,7 +178,7 @@ void q4_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok
                                y, ld);
 }
 
-constexpr size_t kQ6Kx16BlockBytes = 32 + 256 + 4096;
+constexpr size_t kQ6Kx16BlockBytes = 32 + 256 + 3072;
 
 // Q6_Kx16 x Q8_K (see packed_ref.cpp for the layout and the per-lane integers): per
 // super-block the 16 sub-block scales become (s, s) 16-bit pairs per row, so that
@@ -193,6 +193,7 @@ inline void q6_Kx16_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a
   alignas(64) __m512i scp[16];  // (s, s) per row, per sub-block
   alignas(64) __m512i offp[8];  // (sc[2l], sc[2l+1]) per row
   const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
+  const __m512i m0f = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
   for (int64_t i = 0; i < nb; ++i) {
     const uint8_t* blk = wg + i * kQ6Kx16BlockBytes;
     for (int sb = 0; sb < 16; ++sb) {
@@ -221,16 +222,29 @@ inline void q6_Kx16_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a
         const __m512i off = _mm512_madd_epi16(offp[l], _mm512_set1_epi32(bp));
         I[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(off, 5));
       }
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        // the 6-bit quants of chunks k = 0..3 (see packed_ref.cpp), widened to bytes
+        const uint8_t* unit = q + 192 * (2 * l + h);
+        const __m512i ql0 = _mm512_loadu_si512(unit), ql1 = _mm512_loadu_si512(unit + 64);
+        const __m512i qh = _mm512_loadu_si512(unit + 128);
+        __m512i w[4];
+        // x | (y & m) in one ternary-logic op (0xF8)
+        w[0] = _mm512_ternarylogic_epi32(_mm512_and_si512(ql0, m0f), _mm512_slli_epi16(qh, 4), m30, 0xF8);
+        w[1] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(ql0, 4), m0f), _mm512_slli_epi16(qh, 2), m30, 0xF8);
+        w[2] = _mm512_ternarylogic_epi32(_mm512_and_si512(ql1, m0f), qh, m30, 0xF8);
+        w[3] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(ql1, 4), m0f), _mm512_srli_epi16(qh, 2), m30, 0xF8);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+          const int hk = 4 * h + k;
+          const __m512i sp = scp[2 * hk + (l >= 4 ? 1 : 0)];  // sub-block 8h + 2k (+1)
 #pragma GCC unroll 8
-      for (int hk = 0; hk < 8; ++hk) {
-        const __m512i w = _mm512_loadu_si512(q + 64 * (hk * 8 + l));
-        const __m512i sp = scp[2 * hk + (l >= 4 ? 1 : 0)];  // sub-block 8h + 2k (+1)
-#pragma GCC unroll 8
-        for (int t = 0; t < NC; ++t) {
-          int32_t yv;
-          std::memcpy(&yv, a[t][i].qs + 128 * (hk / 4) + 32 * (hk % 4) + 4 * l, 4);
-          const __m512i p = _mm512_maddubs_epi16(w, _mm512_set1_epi32(yv));
-          I[t] = _mm512_add_epi32(I[t], _mm512_madd_epi16(p, sp));
+          for (int t = 0; t < NC; ++t) {
+            int32_t yv;
+            std::memcpy(&yv, a[t][i].qs + 128 * h + 32 * k + 4 * l, 4);
+            const __m512i p = _mm512_maddubs_epi16(w[k], _mm512_set1_epi32(yv));
+            I[t] = _mm512_add_epi32(I[t], _mm512_madd_epi16(p, sp));
+          }
         }
       }
 #pragma GCC unroll 8

@@ -90,7 +90,7 @@ class Model {
   // Workspace reused across steps (the model is driven by one thread).
   struct Workspace {
     std::vector<float> x, xn, q, k, v, attn, tmp, gate, up, out_x;
-    kernels::QuantActs acts, acts2;
+    kernels::QuantActs acts, acts2, acts3;
   } ws_;
 };
 

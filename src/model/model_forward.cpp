@@ -87,20 +87,23 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
     for_tokens(pool, n, [&](int64_t t) {
       kernels::rms_norm(ws.x.data() + t * E, L.attn_norm, E, h.rms_eps, ws.xn.data() + t * E);
     });
-    // q, k, v share one quantization of the input when their types agree.
+    // q, k, v share one quantization of the input when their types agree, and run as one
+    // pass over the pool.
     kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.wq), &ws.acts, pool);
-    kernels::matmul(L.wq, ws.acts, ws.q.data(), nq, pool);
-    const kernels::QuantActs* kv_acts = &ws.acts;
+    const kernels::QuantActs* k_acts = &ws.acts;
     if (vdt(L.wk) != ws.acts.type) {
       kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.wk), &ws.acts2, pool);
-      kv_acts = &ws.acts2;
+      k_acts = &ws.acts2;
     }
-    kernels::matmul(L.wk, *kv_acts, ws.k.data(), nkv, pool);
-    if (vdt(L.wv) == kv_acts->type) {
-      kernels::matmul(L.wv, *kv_acts, ws.v.data(), nkv, pool);
-    } else {
-      kernels::matmul(L.wv, ws.xn.data(), n, ws.v.data(), nkv, pool, &ws.acts2);
+    const kernels::QuantActs* v_acts = vdt(L.wv) == ws.acts.type ? &ws.acts : vdt(L.wv) == k_acts->type ? k_acts : nullptr;
+    if (!v_acts) {
+      kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.wv), &ws.acts3, pool);
+      v_acts = &ws.acts3;
     }
+    const kernels::MatmulJob qkv[3] = {{&L.wq, &ws.acts, ws.q.data(), nq},
+                                       {&L.wk, k_acts, ws.k.data(), nkv},
+                                       {&L.wv, v_acts, ws.v.data(), nkv}};
+    kernels::matmul_many(qkv, 3, pool);
     add_bias(ws.q.data(), L.bq, n, nq);
     add_bias(ws.k.data(), L.bk, n, nkv);
     add_bias(ws.v.data(), L.bv, n, nkv);
@@ -129,12 +132,13 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
       kernels::rms_norm(ws.x.data() + t * E, L.ffn_norm, E, h.rms_eps, ws.xn.data() + t * E);
     });
     kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.gate), &ws.acts, pool);
-    kernels::matmul(L.gate, ws.acts, ws.gate.data(), F, pool);
-    if (vdt(L.up) == ws.acts.type) {
-      kernels::matmul(L.up, ws.acts, ws.up.data(), F, pool);
-    } else {
-      kernels::matmul(L.up, ws.xn.data(), n, ws.up.data(), F, pool, &ws.acts2);
+    const kernels::QuantActs* up_acts = &ws.acts;
+    if (vdt(L.up) != ws.acts.type) {
+      kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.up), &ws.acts2, pool);
+      up_acts = &ws.acts2;
     }
+    const kernels::MatmulJob gate_up[2] = {{&L.gate, &ws.acts, ws.gate.data(), F}, {&L.up, up_acts, ws.up.data(), F}};
+    kernels::matmul_many(gate_up, 2, pool);
     for_tokens(pool, n, [&](int64_t t) {
       kernels::swiglu(ws.gate.data() + t * F, ws.up.data() + t * F, F, ws.gate.data() + t * F);
     });
