@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cassert>
 
 #include "kernels/packed.h"
@@ -133,7 +132,6 @@ void matmul(const MatView& w, const QuantActs& acts, float* y, int64_t ld_y, Thr
 }
 
 void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
-  if (getenv("NOFUSE")) { for (int j = 0; j < n_jobs; ++j) matmul(*jobs[j].w, *jobs[j].acts, jobs[j].y, jobs[j].ld_y, pool); return; }
   struct Part {
     const MatmulJob* job;
     const PackedKernels* pk;

@@ -84,13 +84,33 @@ void q4_0xR_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_
 }  // namespace
 
 // The 16-row Q4_0 layout's scalar parts, for packed_vnni.cpp.
+// The 16-row kernel's aux, two ints per Q8_0 block: -8 * (sum of the quants), the start
+// of its integer sum, and the block's scale as f32 bits (no f16 conversion per row group).
+int64_t q8_0_pair_count(int64_t n_cols) { return 2 * (n_cols / QK8_0); }
+
+void q8_0_aux_negsum8_scale(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
+  const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(act_row);
+  for (int64_t i = 0; i < n_cols / QK8_0; ++i) {
+    int s = 0;
+    for (int k = 0; k < QK8_0; ++k) s += y[i].qs[k];
+    aux[2 * i] = -8 * s;
+    const float d = f16_to_f32(y[i].d);
+    std::memcpy(&aux[2 * i + 1], &d, 4);
+  }
+}
+
 size_t q4_0x16_group_bytes(int64_t n_cols) { return q4_0xR_group_bytes<16>(n_cols); }
 void q4_0x16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
   q4_0xR_pack<16>(rows, row_bytes, n_cols, out);
 }
+// aux: q8_0_aux_negsum8_scale pairs (the same integers and scales as the 8-row form).
 void q4_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                       size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  q4_0xR_gemm_ref<16>(n_cols, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride, y, ld);
+  const int64_t nb = n_cols / QK4_0;
+  std::vector<int32_t> s8(static_cast<size_t>(n_tok) * nb);
+  for (int t = 0; t < n_tok; ++t)
+    for (int64_t i = 0; i < nb; ++i) s8[t * nb + i] = -aux[t * aux_stride + 2 * i];
+  q4_0xR_gemm_ref<16>(n_cols, n_groups, wp, n_tok, acts, act_stride, s8.data(), nb, y, ld);
 }
 
 namespace {
@@ -221,15 +241,15 @@ void q8_0x16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t
   }
 }
 
-// aux: per Q8_0 block, 128 * (sum of each 4-quant piece), 8 per block: the kernels use
-// unsigned weights w + 128 and subtract it.
+// aux: per Q8_0 block, -128 * (sum of each 4-quant piece), 8 per block: the kernels use
+// unsigned weights w + 128 and start each piece's integer sum there.
 int64_t q8_0_piece_count(int64_t n_cols) { return n_cols / QK8_0 * 8; }
 
 void q8_0_aux_pieces(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
   const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(act_row);
   for (int64_t i = 0; i < n_cols / QK8_0; ++i)
     for (int c = 0; c < 8; ++c)
-      aux[8 * i + c] = 128 * (y[i].qs[4 * c] + y[i].qs[4 * c + 1] + y[i].qs[4 * c + 2] + y[i].qs[4 * c + 3]);
+      aux[8 * i + c] = -128 * (y[i].qs[4 * c] + y[i].qs[4 * c + 1] + y[i].qs[4 * c + 2] + y[i].qs[4 * c + 3]);
 }
 
 // Per row: 8 float lanes (lane c = the 4-quant pieces c of every block), acc_c =
@@ -253,7 +273,7 @@ void q8_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
           for (int c = 0; c < 8; ++c) {
             int p = 0;
             for (int b = 0; b < 4; ++b) p += blk[32 + 64 * c + 4 * r + b] * a[i].qs[4 * c + b];
-            p -= px[8 * i + c];
+            p += px[8 * i + c];
             acc[c] = std::fma(dd, static_cast<float>(p), acc[c]);
           }
         }

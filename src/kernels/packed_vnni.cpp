@@ -7,6 +7,8 @@ namespace tachyon::kernels {
 // packed_ref.cpp: the scalar parts of the 16-row Q4_0 layout
 size_t q4_0x16_group_bytes(int64_t n_cols);
 void q4_0x16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out);
+int64_t q8_0_pair_count(int64_t n_cols);
+void q8_0_aux_negsum8_scale(const uint8_t* act_row, int64_t n_cols, int32_t* aux);
 void q4_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                       size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld);
 
@@ -19,6 +21,19 @@ namespace {
 struct DpVnni {
   static __m256i dot(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 };
+
+// acc + u . (the 4 bytes at y, broadcast to every lane), the broadcast folded into the
+// instruction's memory operand (GCC emits a separate broadcast load otherwise).
+inline __m512i dpbusd_bcast(__m512i acc, __m512i u, const int8_t* y) {
+#if defined(TACHYON_NO_ASM_BCAST)
+  int32_t v;
+  std::memcpy(&v, y, 4);
+  return _mm512_dpbusd_epi32(acc, u, _mm512_set1_epi32(v));
+#else
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*reinterpret_cast<const int32_t*>(y)));
+  return acc;
+#endif
+}
 
 // Calls F::run<nc>(...) for 1 <= nc <= NCMAX.
 template <int NCMAX, class F, class... A>
@@ -57,6 +72,8 @@ constexpr size_t kQ40x16BlockBytes = 16 * sizeof(f16_t) + 256;
 
 // Q4_0x16 x Q8_0: the Q4_0x8 kernel on 16 rows per 512-bit vector (one broadcast of
 // activations feeds 64 multiply-adds; the 8-row form is bound by those loads).
+// s8[t] holds q8_0_aux_negsum8_scale pairs: the integer sum starts at -8 * sum(y) and the
+// activation scale comes as f32.
 template <int NC>
 inline void q4_0x16_run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a, const int32_t* const* s8,
                         float* const* out) {
@@ -68,7 +85,7 @@ inline void q4_0x16_run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a
     const uint8_t* blk = wg + i * kQ40x16BlockBytes;
     __m512i is[NC];
 #pragma GCC unroll 8
-    for (int t = 0; t < NC; ++t) is[t] = _mm512_setzero_si512();
+    for (int t = 0; t < NC; ++t) is[t] = _mm512_set1_epi32(s8[t][2 * i]);
 #pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
       const __m512i v = _mm512_loadu_si512(blk + 32 + 64 * c);
@@ -76,19 +93,16 @@ inline void q4_0x16_run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
 #pragma GCC unroll 8
       for (int t = 0; t < NC; ++t) {
-        int32_t y0, y1;
-        std::memcpy(&y0, a[t][i].qs + 4 * c, 4);
-        std::memcpy(&y1, a[t][i].qs + 16 + 4 * c, 4);
-        is[t] = _mm512_dpbusd_epi32(is[t], lo, _mm512_set1_epi32(y0));
-        is[t] = _mm512_dpbusd_epi32(is[t], hi, _mm512_set1_epi32(y1));
+        is[t] = dpbusd_bcast(is[t], lo, a[t][i].qs + 4 * c);
+        is[t] = dpbusd_bcast(is[t], hi, a[t][i].qs + 16 + 4 * c);
       }
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
 #pragma GCC unroll 8
     for (int t = 0; t < NC; ++t) {
-      const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(is[t], _mm512_set1_epi32(s8[t][i])));
-      const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(_cvtsh_ss(a[t][i].d)));
-      acc[t] = _mm512_fmadd_ps(f, dd, acc[t]);
+      float da;
+      std::memcpy(&da, &s8[t][2 * i + 1], 4);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc[t]);
     }
   }
 #pragma GCC unroll 8
@@ -142,11 +156,8 @@ inline void q4_Kx16_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
 #pragma GCC unroll 8
         for (int t = 0; t < NC; ++t) {
-          int32_t y0, y1;
-          std::memcpy(&y0, a[t][i].qs + 64 * j + 4 * c, 4);
-          std::memcpy(&y1, a[t][i].qs + 64 * j + 32 + 4 * c, 4);
-          i0[t] = _mm512_dpbusd_epi32(i0[t], lo, _mm512_set1_epi32(y0));
-          i1[t] = _mm512_dpbusd_epi32(i1[t], hi, _mm512_set1_epi32(y1));
+          i0[t] = dpbusd_bcast(i0[t], lo, a[t][i].qs + 64 * j + 4 * c);
+          i1[t] = dpbusd_bcast(i1[t], hi, a[t][i].qs + 64 * j + 32 + 4 * c);
         }
       }
       const __m512i sc0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 64 + 32 * j)));
@@ -294,10 +305,7 @@ inline void q8_0x16_run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a
       const __m512i w = _mm512_loadu_si512(blk + 32 + 64 * c);
 #pragma GCC unroll 8
       for (int t = 0; t < NC; ++t) {
-        int32_t yv;
-        std::memcpy(&yv, a[t][i].qs + 4 * c, 4);
-        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_set1_epi32(yv));
-        p = _mm512_sub_epi32(p, _mm512_set1_epi32(px[t][8 * i + c]));
+        const __m512i p = dpbusd_bcast(_mm512_set1_epi32(px[t][8 * i + c]), w, a[t][i].qs + 4 * c);
         acc[t][c] = _mm512_fmadd_ps(dd[t], _mm512_cvtepi32_ps(p), acc[t][c]);
       }
     }
@@ -329,6 +337,8 @@ void install_packed_vnni(PackedKernels* t) {
   q40.pack = q4_0x16_pack;
   q40.gemm = q4_0x16_gemm;
   q40.gemm_ref = q4_0x16_gemm_ref;
+  q40.aux_count = q8_0_pair_count;
+  q40.make_aux = q8_0_aux_negsum8_scale;
   q40.impl = "avx512vnni";
   auto& q6k = t[static_cast<int>(DType::Q6_K)];
   q6k.gemm = q6_Kx16_gemm;
