@@ -1,7 +1,6 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cassert>
 
 #include "kernels/packed.h"
@@ -158,9 +157,8 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
       p.aux.resize(static_cast<size_t>(n_tok * p.na));
       for (int64_t t = 0; t < n_tok; ++t) pk->make_aux(jb.acts->row(t), jb.w->n_cols, p.aux.data() + t * p.na);
     }
-    // ~128 KiB of weights per chunk: long sequential runs for the prefetcher, and enough
-    // chunks that the last ones even out the threads; with several tokens, a chunk stays
-    // in L2 while every token passes over it.
+    // Chunks of ~128 KiB of weights balance the split across the listed products; with
+    // several tokens, a chunk stays in L2 while every token passes over it.
     p.per_chunk = std::max<int64_t>(1, static_cast<int64_t>((n_tok <= 1 ? 128 : 192) * 1024 / p.gb));
     n_chunks += (p.n_groups + p.per_chunk - 1) / p.per_chunk;
     bytes += static_cast<double>(p.n_groups) * p.gb;
@@ -183,9 +181,13 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
     for (int64_t c = 0; c < n_chunks; ++c) run_chunk(c);
     return;
   }
-  std::atomic<int64_t> next{0};
-  pool.run([&](int, int) {
-    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) run_chunk(c);
+  // Each thread takes one contiguous run of chunks: handing chunks out from a shared
+  // counter interleaves the threads' addresses and the hardware prefetcher loses the
+  // streams (decode measured 6-10% slower that way).
+  pool.run([&](int ith, int nth) {
+    int64_t b, e;
+    split_range(n_chunks, ith, nth, &b, &e);
+    for (int64_t c = b; c < e; ++c) run_chunk(c);
   });
 }
 

@@ -43,8 +43,8 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, Qu
 void matmul(const MatView& w, const QuantActs& acts, float* y, int64_t ld_y, ThreadPool& pool);
 
 // Several products in one pass over the pool (e.g. a layer's q, k and v projections, or
-// gate and up): threads take chunks of rows of any of them from a shared counter, so the
-// small ones do not run alone and no thread waits at a barrier between them. Results are
+// gate and up): their rows are cut into chunks and each thread takes a contiguous run of
+// the combined list, so the small ones do not run alone and there is one barrier. Results are
 // the same bits as matmul() on each. Products whose weights are not fully packed run
 // through matmul() one after another.
 struct MatmulJob {
