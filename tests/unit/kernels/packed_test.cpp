@@ -101,3 +101,52 @@ TEST(Packed, MatmulOverPackedWeightsIsBitIdenticalToVecDot) {
     }
   }
 }
+
+// matmul_many over a mix of fully packed, partly packed and plain matrices of different
+// types gives, for each, the bits of matmul() on it alone.
+TEST(Packed, MatmulManyEqualsSeparateMatmuls) {
+  ThreadPool pool(2);
+  struct Spec {
+    DType t;
+    int64_t n_rows;
+    bool packed;
+  };
+  const int64_t n_cols = 1024;
+  const Spec specs[] = {{DType::Q4_0, 512, true}, {DType::Q4_0, 64, true}, {DType::Q6_K, 96, true},
+                        {DType::Q4_K, 40, true},  {DType::Q8_0, 48, false}, {DType::Q4_0, 37, true}};
+  for (int n_tok : {1, 3, 8}) {
+    std::mt19937 rng(n_tok);
+    std::normal_distribution<float> d(0.f, 1.f);
+    std::vector<float> x(n_tok * n_cols);
+    for (auto& v : x) v = d(rng);
+    std::vector<std::vector<uint8_t>> ws;
+    std::vector<Packed> packs;
+    std::vector<QuantActs> acts(std::size(specs));
+    std::vector<std::vector<float>> y_many, y_one;
+    std::vector<MatmulJob> jobs;
+    packs.reserve(std::size(specs));
+    for (size_t i = 0; i < std::size(specs); ++i) {
+      const Spec& s = specs[i];
+      ws.push_back(random_matrix(s.t, n_cols, s.n_rows, 100 + static_cast<uint32_t>(i)));
+      const PackedKernels* pk = packed_kernels(s.t);
+      if (s.packed && pk) {
+        packs.push_back(pack(pk, ws.back(), s.t, n_cols, s.n_rows));
+      } else {
+        Packed p;
+        p.view = MatView{ws.back().data(), s.t, n_cols, s.n_rows, row_bytes(s.t, n_cols)};
+        packs.push_back(std::move(p));
+      }
+      quantize_acts(x.data(), n_tok, n_cols, type_traits(s.t)->vec_dot_type, &acts[i], pool);
+      y_many.emplace_back(n_tok * s.n_rows, -1.f);
+      y_one.emplace_back(n_tok * s.n_rows, -2.f);
+    }
+    for (size_t i = 0; i < std::size(specs); ++i)
+      jobs.push_back({&packs[i].view, &acts[i], y_many[i].data(), specs[i].n_rows});
+    matmul_many(jobs.data(), static_cast<int>(jobs.size()), pool);
+    for (size_t i = 0; i < std::size(specs); ++i) {
+      matmul(packs[i].view, acts[i], y_one[i].data(), specs[i].n_rows, pool);
+      EXPECT_EQ(std::memcmp(y_many[i].data(), y_one[i].data(), y_one[i].size() * sizeof(float)), 0)
+          << "job " << i << " (" << dtype_info(specs[i].t).name << ") n_tok=" << n_tok;
+    }
+  }
+}
