@@ -38,6 +38,10 @@ inline Result<std::string> read_text_file(const std::string& path) {
 constexpr const char* kAttnNumericsHelp =
     "decode attention numerics: auto (llama.cpp's bits below 512 tokens of context, f32 beyond), llama, f32";
 
+// Help text of --kv-type (parsed by kv::parse_kv_type).
+constexpr const char* kKvTypeHelp =
+    "KV cache element type: f16 (default) or q8_0 (about half the bytes; attention then uses the f32 numerics)";
+
 inline int default_threads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);

@@ -26,6 +26,8 @@ int cmd_logits(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "compute threads")->check(CLI::Range(1, 1024));
   std::string attn_numerics = "auto";
   app.add_option("--attn-numerics", attn_numerics, kAttnNumericsHelp)->check(CLI::IsMember({"auto", "llama", "f32"}));
+  std::string kv_type_name = "f16";
+  app.add_option("--kv-type", kv_type_name, kKvTypeHelp)->check(CLI::IsMember({"f16", "q8_0"}));
   app.add_option("--ubatch", ubatch, "tokens per forward step")->check(CLI::Range(1, 1 << 20));
   app.add_flag("--scalar", scalar, "use the scalar reference kernels");
   try {
@@ -53,7 +55,9 @@ int cmd_logits(int argc, char** argv) {
 
   const int n = static_cast<int>(ids->size());
   const int page = 16;
-  auto pool_kv = kv::KvPool::create(model.kv_config((n + page - 1) / page, page));
+  kv::KvType kv_type = kv::KvType::kF16;
+  kv::parse_kv_type(kv_type_name, &kv_type);
+  auto pool_kv = kv::KvPool::create(model.kv_config((n + page - 1) / page, page, kv_type));
   if (!pool_kv) return fail(pool_kv.status());
   ThreadPool pool(threads);
   kv::PageTable pt;

@@ -61,6 +61,8 @@ int cmd_perf(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "compute threads")->check(CLI::Range(1, 1024));
   std::string attn_numerics = "auto";
   app.add_option("--attn-numerics", attn_numerics, kAttnNumericsHelp)->check(CLI::IsMember({"auto", "llama", "f32"}));
+  std::string kv_type_name = "f16";
+  app.add_option("--kv-type", kv_type_name, kKvTypeHelp)->check(CLI::IsMember({"f16", "q8_0"}));
   app.add_option("-r,--reps", reps, "repetitions")->check(CLI::Range(1, 1000));
   app.add_option("--batch", batch, "sequences decoding together in tg (aggregate tok/s)")->check(CLI::Range(1, 1024));
   app.add_option("-d,--depth", depths_arg, "tokens already in the KV cache, comma-separated (e.g. 0,1024,4096)");
@@ -105,7 +107,9 @@ int cmd_perf(int argc, char** argv) {
   int max_ctx = 0;
   for (int d : depths) max_ctx = std::max(max_ctx, d + std::max(n_gen, *std::max_element(pps.begin(), pps.end())));
   const int page = 16;
-  auto kv = kv::KvPool::create(model.kv_config(batch * ((max_ctx + page - 1) / page + 1), page));
+  kv::KvType kv_type = kv::KvType::kF16;
+  kv::parse_kv_type(kv_type_name, &kv_type);
+  auto kv = kv::KvPool::create(model.kv_config(batch * ((max_ctx + page - 1) / page + 1), page, kv_type));
   if (!kv) return fail(kv.status());
   std::mt19937 rng(42);
   auto random_tokens = [&](int n) {

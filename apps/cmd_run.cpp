@@ -54,6 +54,8 @@ int cmd_run(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "compute threads")->check(CLI::Range(1, 1024));
   std::string attn_numerics = "auto";
   app.add_option("--attn-numerics", attn_numerics, kAttnNumericsHelp)->check(CLI::IsMember({"auto", "llama", "f32"}));
+  std::string kv_type_name = "f16";
+  app.add_option("--kv-type", kv_type_name, kKvTypeHelp)->check(CLI::IsMember({"f16", "q8_0"}));
   app.add_option("-c,--ctx", n_ctx, "context length (default: the model's, at most 4096)")->check(CLI::Range(0, 1 << 24));
   app.add_option("--ubatch", ubatch, "prompt tokens per forward step")->check(CLI::Range(1, 1 << 16));
   app.add_flag("--json", json, "print one JSON object (prompt_tokens, tokens, text, timings)");
@@ -101,7 +103,9 @@ int cmd_run(int argc, char** argv) {
                                  " to generate exceed the context length " + std::to_string(n_ctx) + " (see --ctx)"));
 
   const int page = 16;
-  auto kv = kv::KvPool::create(model.kv_config((n_total + page - 1) / page, page));
+  kv::KvType kv_type = kv::KvType::kF16;
+  kv::parse_kv_type(kv_type_name, &kv_type);
+  auto kv = kv::KvPool::create(model.kv_config((n_total + page - 1) / page, page, kv_type));
   if (!kv) return fail(kv.status());
   kv::PageTable pt;
   if (!pt.reserve(kv.value(), n_total)) return fail(Status(ErrorCode::kInternal, "kv: page reservation failed"));

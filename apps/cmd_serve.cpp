@@ -62,6 +62,9 @@ int cmd_serve(int argc, char** argv) {
          "--attn-numerics", [&](const std::string& v) { model::parse_decode_numerics(v, &ec.decode_numerics); },
          kAttnNumericsHelp)
       ->check(CLI::IsMember({"auto", "llama", "f32"}));
+  app.add_option_function<std::string>(
+         "--kv-type", [&](const std::string& v) { kv::parse_kv_type(v, &ec.kv_type); }, kKvTypeHelp)
+      ->check(CLI::IsMember({"f16", "q8_0"}));
   app.add_option("-c,--ctx", ec.n_ctx, "tokens per sequence (default: the model's, at most 8192)")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("--max-batch-tokens", ec.max_batch_tokens, "tokens per engine step (decode + prefill chunks)")
@@ -133,8 +136,9 @@ int cmd_serve(int argc, char** argv) {
     return fail(st);
   }
   const auto s = backend.stats(false);
-  std::fprintf(stderr, "model %s (%s, %s), ctx %d, %d KV pages, %d threads, max queue %d%s\n", info.id.c_str(),
-               info.arch.c_str(), info.quantization.c_str(), info.n_ctx, s.kv_pages_total, ec.n_threads, ec.max_queue,
+  std::fprintf(stderr, "model %s (%s, %s), ctx %d, %d KV pages (%s), %d threads, max queue %d%s\n", info.id.c_str(),
+               info.arch.c_str(), info.quantization.c_str(), info.n_ctx, s.kv_pages_total,
+               ec.kv_type == kv::KvType::kQ8_0 ? "q8_0" : "f16", ec.n_threads, ec.max_queue,
                api_keys.empty() ? "" : ", API key required");
   const bool v6 = host.find(':') != std::string::npos;
   std::fprintf(stderr, "listening on http://%s%s%s:%d\n", v6 ? "[" : "", host.c_str(), v6 ? "]" : "", srv.port());

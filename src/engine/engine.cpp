@@ -102,15 +102,14 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
   const int pages_per_ctx = (impl->n_ctx + ps - 1) / ps + 1;
   int n_pages = cfg.kv_pages;
   if (n_pages == 0) {
-    const auto kc = impl->model->kv_config(1, ps);
-    const size_t page_bytes = static_cast<size_t>(kc.n_layer) * kc.n_kv_head * ps * (kc.head_dim_k + kc.head_dim_v) * 2;
+    const size_t page_bytes = impl->model->kv_config(1, ps, cfg.kv_type).page_bytes();
     n_pages = cfg.kv_mem_bytes > 0 ? static_cast<int>(cfg.kv_mem_bytes / page_bytes) : 4 * pages_per_ctx;
   }
   if (n_pages < pages_per_ctx)
     return invalid_argument("engine: KV cache of " + std::to_string(n_pages) + " pages cannot hold one context of " +
                             std::to_string(impl->n_ctx) + " tokens (needs " + std::to_string(pages_per_ctx) +
                             "; raise --kv-pages/--kv-mem or lower --ctx)");
-  auto kv = kv::KvPool::create(impl->model->kv_config(n_pages, ps));
+  auto kv = kv::KvPool::create(impl->model->kv_config(n_pages, ps, cfg.kv_type));
   if (!kv) return kv.status();
   impl->kv = std::make_unique<kv::KvPool>(std::move(kv.value()));
   impl->cache = std::make_unique<kv::RadixCache>(*impl->kv);

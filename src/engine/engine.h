@@ -33,6 +33,7 @@ struct EngineConfig {
   std::string model_path;
   int n_threads = 2;
   model::DecodeNumerics decode_numerics = model::DecodeNumerics::kAuto;  // decode attention numerics
+  kv::KvType kv_type = kv::KvType::kF16;                                 // element type of the KV cache
   int n_ctx = 0;                   // max tokens per sequence; 0 = the model's, capped at 8192
   int max_batch_tokens = 512;      // per-step token budget (decode tokens + prefill chunks)
   int max_running = 64;            // sequences decoding at once

@@ -22,11 +22,16 @@ Result<KvPool> KvPool::create(const KvConfig& cfg) {
   if (cfg.n_layer <= 0 || cfg.n_kv_head <= 0 || cfg.head_dim_k <= 0 || cfg.head_dim_v <= 0 || cfg.page_size <= 0 ||
       cfg.n_pages <= 0)
     return invalid_argument("kv: invalid cache configuration (all sizes must be positive)");
+  if (cfg.type == KvType::kQ8_0 && (cfg.head_dim_k % 32 != 0 || cfg.head_dim_v % 32 != 0))
+    return invalid_argument("kv: q8_0 cache needs head dims that are multiples of 32 (have " +
+                            std::to_string(cfg.head_dim_k) + ", " + std::to_string(cfg.head_dim_v) + ")");
   KvPool p;
   p.cfg_ = cfg;
+  p.k_row_ = KvConfig::row_units(cfg.type, cfg.head_dim_k);
+  p.v_row_ = KvConfig::row_units(cfg.type, cfg.head_dim_v);
   const size_t per_page = static_cast<size_t>(cfg.n_layer) * cfg.n_kv_head * cfg.page_size;
-  p.k_n_ = per_page * cfg.head_dim_k * cfg.n_pages;
-  p.v_n_ = per_page * cfg.head_dim_v * cfg.n_pages;
+  p.k_n_ = per_page * p.k_row_ * cfg.n_pages;
+  p.v_n_ = per_page * p.v_row_ * cfg.n_pages;
   p.k_ = alloc_zeroed(p.k_n_);
   p.v_ = alloc_zeroed(p.v_n_);
   if (!p.k_ || !p.v_)
@@ -35,6 +40,13 @@ Result<KvPool> KvPool::create(const KvConfig& cfg) {
   p.free_.reserve(cfg.n_pages);
   for (int32_t i = cfg.n_pages - 1; i >= 0; --i) p.free_.push_back(i);
   return p;
+}
+
+bool parse_kv_type(const std::string& s, KvType* out) {
+  if (s == "f16") *out = KvType::kF16;
+  else if (s == "q8_0") *out = KvType::kQ8_0;
+  else return false;
+  return true;
 }
 
 int32_t KvPool::alloc() {

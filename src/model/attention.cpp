@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "base/cpu.h"
@@ -175,6 +176,24 @@ void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, 
   for (int d = 0; d < hd; ++d) out[d] = sc.acc[d] * inv;
 }
 
+// Row `slot` of one page's K (or V) as f32: f16 widened, or Q8_0 dequantized as
+// float(q) * d (one rounding, as the SIMD forms do).
+void kv_row_f32(const kv::KvPool& kv, bool is_k, int32_t page, int layer, int hk, int slot, int hd, float* out) {
+  if (kv.type() == kv::KvType::kQ8_0) {
+    const uint8_t* row = (is_k ? kv.k_bytes(page, layer, hk) : kv.v_bytes(page, layer, hk)) +
+                         static_cast<size_t>(slot) * (is_k ? kv.k_row_bytes() : kv.v_row_bytes());
+    for (int b = 0; b < hd / 32; ++b) {
+      f16_t d16;
+      std::memcpy(&d16, row + 34 * b, 2);
+      const float d = f16_to_f32(d16);
+      for (int i = 0; i < 32; ++i) out[32 * b + i] = static_cast<float>(static_cast<int8_t>(row[34 * b + 2 + i])) * d;
+    }
+    return;
+  }
+  const f16_t* r = (is_k ? kv.k(page, layer, hk) : kv.v(page, layer, hk)) + static_cast<size_t>(slot) * hd;
+  for (int d = 0; d < hd; ++d) out[d] = f16_to_f32(r[d]);
+}
+
 // One query row, f32 decode numerics; attention_f32acc.h performs the same operations
 // with query rows as vector lanes.
 void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
@@ -182,6 +201,7 @@ void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
   constexpr int B = detail::kAttnF32Block;
   const int ps = kv.page_size();
   sc.qt.resize(hd);
+  sc.kt.resize(hd);
   for (int d = 0; d < hd; ++d) sc.qt[d] = q[d] * scale;
   sc.acc.assign(hd, 0.f);
   sc.p.resize(B);
@@ -194,9 +214,9 @@ void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
       s[k] = -INFINITY;
       if (k < nk) {
         const int32_t j = j0 + k;
-        const f16_t* kr = kv.k(pt.pages[j / ps], layer, hk) + static_cast<size_t>(j % ps) * hd;
         float a = 0.f;
-        for (int d = 0; d < hd; ++d) a = std::fma(sc.qt[d], f16_to_f32(kr[d]), a);
+        kv_row_f32(kv, true, pt.pages[j / ps], layer, hk, j % ps, hd, sc.kt.data());
+        for (int d = 0; d < hd; ++d) a = std::fma(sc.qt[d], sc.kt[d], a);
         s[k] = a;
       }
       mx = mx > s[k] ? mx : s[k];
@@ -212,13 +232,12 @@ void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
     S = S * alpha;
     S = S + t;
     M = m_new;
+    sc.vt.resize(static_cast<size_t>(B) * hd);
+    for (int k = 0; k < nk; ++k)
+      kv_row_f32(kv, false, pt.pages[(j0 + k) / ps], layer, hk, (j0 + k) % ps, hd, sc.vt.data() + k * hd);
     for (int d = 0; d < hd; ++d) {
       float a = sc.acc[d] * alpha;
-      for (int k = 0; k < nk; ++k) {
-        const int32_t j = j0 + k;
-        const f16_t* vr = kv.v(pt.pages[j / ps], layer, hk) + static_cast<size_t>(j % ps) * hd;
-        a = std::fma(f16_to_f32(vr[d]), sc.p[k], a);
-      }
+      for (int k = 0; k < nk; ++k) a = std::fma(sc.vt[k * hd + d], sc.p[k], a);
       sc.acc[d] = a;
     }
   }
@@ -231,6 +250,20 @@ void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
 void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const float* k, const float* v) {
   const int ps = kv.page_size();
   const int row = s.n_head_kv * s.head_dim;
+  if (kv.type() == kv::KvType::kQ8_0) {
+    const kernels::TypeTraits* q8 = kernels::type_traits(DType::Q8_0);
+    for (int64_t t = 0; t < batch.size(); ++t) {
+      const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
+      const int32_t pos = batch.pos[t];
+      const int32_t page = pt.pages[pos / ps];
+      const size_t slot = static_cast<size_t>(pos % ps);
+      for (int h = 0; h < s.n_head_kv; ++h) {
+        q8->from_float(k + t * row + h * s.head_dim, kv.k_bytes(page, s.layer, h) + slot * kv.k_row_bytes(), s.head_dim);
+        q8->from_float(v + t * row + h * s.head_dim, kv.v_bytes(page, s.layer, h) + slot * kv.v_row_bytes(), s.head_dim);
+      }
+    }
+    return;
+  }
   for (int64_t t = 0; t < batch.size(); ++t) {
     const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
     const int32_t pos = batch.pos[t];
@@ -333,6 +366,7 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
   auto kind = [&](int64_t t) -> Kind {
     const int32_t sq = batch.seq[t];
     const bool tl = batch.seq_tiled_until.empty() ? n_q[sq] >= kTiledMinQueries : batch.pos[t] < batch.seq_tiled_until[sq];
+    if (kv.type() == kv::KvType::kQ8_0) return kF32acc;  // the only numerics over a Q8_0 cache
     if (tl) return kTiled;
     const bool f32 = s.decode == DecodeNumerics::kF32 || (s.decode == DecodeNumerics::kAuto && batch.pos[t] >= kAutoF32FromPos);
     return f32 ? kF32acc : kF16acc;

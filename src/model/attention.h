@@ -45,8 +45,9 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
 // reference.
 const char* attention_impl();
 
-// Writes k, v rows ([n_tok][n_head_kv*head_dim] f32) into the cache as f16 at each
-// token's position.
+// Writes k, v rows ([n_tok][n_head_kv*head_dim] f32) into the cache at each token's
+// position: as f16, or as Q8_0 blocks for a kQ8_0 pool (every query over such a pool
+// uses the kF32 numerics, reading rows dequantized as float(q) * d).
 void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const float* k, const float* v);
 
 }  // namespace tachyon::model

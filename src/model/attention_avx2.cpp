@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/expf_avx2.h"
 #include "model/attention_dot_avx2.h"
@@ -375,9 +376,20 @@ void attend_rows_f32acc_avx2(const AttnRows& r, AttnScratch& sc) {
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16x8(x + i));
     for (; i < n; ++i) y[i] = f16_to_f32(x[i]);
   };
-  if (r.hd == 64) return f32acc_rows_impl<8, 64>(r, sc, widen, pv_chunk_ymm<64>);
-  if (r.hd == 128) return f32acc_rows_impl<8, 128>(r, sc, widen, pv_chunk_ymm<128>);
-  f32acc_rows_impl<8, 0>(r, sc, widen, pv_chunk_ymm<0>);
+  auto widen_q8 = [](const uint8_t* x, int n_blocks, float* y) {
+    for (int b = 0; b < n_blocks; ++b, x += 34, y += 32) {
+      f16_t d16;
+      std::memcpy(&d16, x, 2);
+      const __m256 d = _mm256_set1_ps(f16_to_f32(d16));
+      for (int i = 0; i < 32; i += 8) {
+        const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 2 + i)));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+      }
+    }
+  };
+  if (r.hd == 64) return f32acc_rows_impl<8, 64>(r, sc, widen, widen_q8, pv_chunk_ymm<64>);
+  if (r.hd == 128) return f32acc_rows_impl<8, 128>(r, sc, widen, widen_q8, pv_chunk_ymm<128>);
+  f32acc_rows_impl<8, 0>(r, sc, widen, widen_q8, pv_chunk_ymm<0>);
 }
 
 }  // namespace tachyon::model::detail

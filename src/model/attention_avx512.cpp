@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/expf_avx2.h"
 #include "model/attention_dot_avx2.h"
@@ -180,6 +181,18 @@ inline void widen512(const f16_t* x, int n, float* y) {
   for (; i < n; ++i) y[i] = f16_to_f32(x[i]);
 }
 
+inline void widen_q8_512(const uint8_t* x, int n_blocks, float* y) {
+  for (int b = 0; b < n_blocks; ++b, x += 34, y += 32) {
+    f16_t d16;
+    std::memcpy(&d16, x, 2);
+    const __m512 d = _mm512_set1_ps(f16_to_f32(d16));
+    for (int i = 0; i < 32; i += 16) {
+      const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 2 + i)));
+      _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_cvtepi32_ps(q), d));
+    }
+  }
+}
+
 // V accumulation of a chunk's rows with 512-bit lanes over the head dim, R rows at a time
 // sharing each V load (R * HD/16 accumulators); rows whose visible key counts differ from
 // their group's go one at a time. Same per-lane FMA chains as pv_row_ymm.
@@ -229,10 +242,10 @@ void pv_chunk_512(float* acc_c, int hd, int n_lanes, const int* nki, const float
 // 32 vector registers: the scores of a whole 16-key block in one pass over the head dim.
 void attend_rows_f32acc_avx512(const AttnRows& r, AttnScratch& sc) {
   switch (r.hd) {
-    case 64: return f32acc_rows_impl<16, 64>(r, sc, widen512, pv_chunk_512<64>);
-    case 128: return f32acc_rows_impl<16, 128>(r, sc, widen512, pv_chunk_512<128>);
-    case 32: return f32acc_rows_impl<16, 32>(r, sc, widen512, pv_chunk_512<32>);
-    default: return f32acc_rows_impl<16, 0>(r, sc, widen512, pv_chunk_ymm<0>);
+    case 64: return f32acc_rows_impl<16, 64>(r, sc, widen512, widen_q8_512, pv_chunk_512<64>);
+    case 128: return f32acc_rows_impl<16, 128>(r, sc, widen512, widen_q8_512, pv_chunk_512<128>);
+    case 32: return f32acc_rows_impl<16, 32>(r, sc, widen512, widen_q8_512, pv_chunk_512<32>);
+    default: return f32acc_rows_impl<16, 0>(r, sc, widen512, widen_q8_512, pv_chunk_ymm<0>);
   }
 }
 

@@ -69,8 +69,10 @@ inline void pv_chunk_ymm(float* acc_c, int hd, int n_lanes, const int* nki, cons
     if (nki[i] > 0) pv_row_ymm<HD>(acc_c + static_cast<size_t>(i) * hd, hd, vb, pb + i, nki[i], al[i]);
 }
 
-template <int KH, int HD, class Widen, class Pv>
-void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, Pv pv_chunk) {
+// widen(f16 *, n, float *) converts n f16 values; widen_q8(blocks, n_blocks, float *)
+// dequantizes Q8_0 blocks (d * float(q), one rounding) for a kQ8_0 cache.
+template <int KH, int HD, class Widen, class WidenQ8, class Pv>
+void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 widen_q8, Pv pv_chunk) {
   static_assert(kF32Blk % KH == 0);
   const kv::KvPool& kv = *r.kv;
   const int ps = kv.page_size();
@@ -105,8 +107,13 @@ void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, Pv pv_chu
       const int32_t page = r.pt->pages[j / ps];
       const int o = j % ps;
       const int run = std::min(nk - k, ps - o);
-      widen(kv.k(page, r.layer, r.hk) + static_cast<size_t>(o) * hd, run * hd, kb + k * hd);
-      widen(kv.v(page, r.layer, r.hk) + static_cast<size_t>(o) * hd, run * hd, vb + k * hd);
+      if (kv.type() == kv::KvType::kQ8_0) {
+        widen_q8(kv.k_bytes(page, r.layer, r.hk) + o * kv.k_row_bytes(), run * hd / 32, kb + k * hd);
+        widen_q8(kv.v_bytes(page, r.layer, r.hk) + o * kv.v_row_bytes(), run * hd / 32, vb + k * hd);
+      } else {
+        widen(kv.k(page, r.layer, r.hk) + static_cast<size_t>(o) * hd, run * hd, kb + k * hd);
+        widen(kv.v(page, r.layer, r.hk) + static_cast<size_t>(o) * hd, run * hd, vb + k * hd);
+      }
       k += run;
     }
     std::fill(kb + nk * hd, kb + kF32Blk * hd, 0.f);

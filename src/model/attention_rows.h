@@ -68,18 +68,15 @@ inline void prefetch_line(const void* p) {
 // streaming at memory speed.
 inline void prefetch_kv(const AttnRows& r, int32_t j0, int32_t j1) {
   const int ps = r.kv->page_size();
-  const size_t row_bytes = static_cast<size_t>(r.hd) * sizeof(f16_t);
+  const size_t kb = r.kv->k_row_bytes(), vb = r.kv->v_row_bytes();
   for (int32_t j = j0; j < j1;) {
     const int32_t page = r.pt->pages[j / ps];
     const int32_t end = std::min<int32_t>(j1, (j / ps + 1) * ps);
-    const size_t off = static_cast<size_t>(j % ps) * r.hd;
-    const char* k = reinterpret_cast<const char*>(r.kv->k(page, r.layer, r.hk) + off);
-    const char* v = reinterpret_cast<const char*>(r.kv->v(page, r.layer, r.hk) + off);
-    const size_t bytes = static_cast<size_t>(end - j) * row_bytes;
-    for (size_t b = 0; b < bytes; b += 64) {
-      prefetch_line(k + b);
-      prefetch_line(v + b);
-    }
+    const int o = j % ps;
+    const char* k = reinterpret_cast<const char*>(r.kv->k_bytes(page, r.layer, r.hk)) + o * kb;
+    const char* v = reinterpret_cast<const char*>(r.kv->v_bytes(page, r.layer, r.hk)) + o * vb;
+    for (size_t b = 0; b < static_cast<size_t>(end - j) * kb; b += 64) prefetch_line(k + b);
+    for (size_t b = 0; b < static_cast<size_t>(end - j) * vb; b += 64) prefetch_line(v + b);
     j = end;
   }
 }

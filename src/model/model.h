@@ -62,7 +62,7 @@ class Model {
   void set_decode_numerics(DecodeNumerics d) { decode_numerics_ = d; }
   DecodeNumerics decode_numerics() const { return decode_numerics_; }
 
-  kv::KvConfig kv_config(int n_pages, int page_size = 16) const;
+  kv::KvConfig kv_config(int n_pages, int page_size = 16, kv::KvType type = kv::KvType::kF16) const;
 
   // Runs one step. Writes logits for the tokens with want_logits (in batch order) to
   // *logits as [n_out][n_vocab]. Writes K/V of every batch token into its sequence's

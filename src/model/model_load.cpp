@@ -209,8 +209,9 @@ std::string Model::weight_type() const {
   return best;
 }
 
-kv::KvConfig Model::kv_config(int n_pages, int page_size) const {
+kv::KvConfig Model::kv_config(int n_pages, int page_size, kv::KvType type) const {
   kv::KvConfig c;
+  c.type = type;
   c.n_layer = hp_.n_layer;
   c.n_kv_head = hp_.n_head_kv;
   c.head_dim_k = hp_.head_dim_k;

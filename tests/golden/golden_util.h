@@ -21,10 +21,10 @@ inline nlohmann::json load_json(const std::string& path) {
 
 // Logits of every position of `tokens`, evaluated in ubatches of `ubatch` tokens.
 inline std::vector<float> teacher_forced_logits(model::Model& m, const std::vector<int32_t>& tokens, ThreadPool& pool,
-                                               int ubatch = 512) {
+                                               int ubatch = 512, kv::KvType kv_type = kv::KvType::kF16) {
   const int n = static_cast<int>(tokens.size());
   const int nv = m.hparams().n_vocab;
-  auto kv = kv::KvPool::create(m.kv_config((n + 15) / 16, 16));
+  auto kv = kv::KvPool::create(m.kv_config((n + 15) / 16, 16, kv_type));
   kv::PageTable pt;
   pt.reserve(kv.value(), n);
   std::vector<float> all(static_cast<size_t>(n) * nv), logits;

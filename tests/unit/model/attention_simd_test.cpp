@@ -39,6 +39,13 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
     auto pool = kv::KvPool::create(cfg);
     ASSERT_TRUE(pool.is_ok());
     kv_ = std::make_unique<kv::KvPool>(std::move(pool.value()));
+    if (c.head_dim % 32 == 0) {
+      kv::KvConfig q8 = cfg;
+      q8.type = kv::KvType::kQ8_0;
+      auto p8 = kv::KvPool::create(q8);
+      ASSERT_TRUE(p8.is_ok());
+      kv_q8_ = std::make_unique<kv::KvPool>(std::move(p8.value()));
+    }
     shape_.n_head = c.n_head;
     shape_.n_head_kv = c.n_head_kv;
     shape_.head_dim = c.head_dim;
@@ -57,6 +64,10 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
       for (auto& x : k) x = nd(rng_);
       for (auto& x : v) x = nd(rng_);
       model::store_kv(shape_, b, *kv_, k.data(), v.data());
+      if (kv_q8_) {
+        // the same positions in the Q8_0 pool (page tables hold the same page ids)
+        model::store_kv(shape_, b, *kv_q8_, k.data(), v.data());
+      }
       pts_[s].n_tokens = kMaxCtx;
     }
   }
@@ -92,7 +103,22 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
   }
 
   // Exact attention in double precision over the stored (f16) K/V, for accuracy checks.
-  std::vector<double> naive(const std::vector<std::pair<int, int>>& toks, const std::vector<float>& q) {
+  // Row `slot` of a page's K or V as stored (f16, or Q8_0 dequantized).
+  static double kv_elem(const kv::KvPool& kv, bool is_k, int32_t page, int layer, int hk, int slot, int d) {
+    if (kv.type() == kv::KvType::kQ8_0) {
+      const uint8_t* row = (is_k ? kv.k_bytes(page, layer, hk) : kv.v_bytes(page, layer, hk)) +
+                           static_cast<size_t>(slot) * (is_k ? kv.k_row_bytes() : kv.v_row_bytes());
+      f16_t d16;
+      std::memcpy(&d16, row + 34 * (d / 32), 2);
+      return static_cast<double>(f16_to_f32(d16)) * static_cast<int8_t>(row[34 * (d / 32) + 2 + d % 32]);
+    }
+    const int hd = kv.config().head_dim_k;
+    return f16_to_f32((is_k ? kv.k(page, layer, hk) : kv.v(page, layer, hk))[static_cast<size_t>(slot) * hd + d]);
+  }
+
+  std::vector<double> naive(const std::vector<std::pair<int, int>>& toks, const std::vector<float>& q,
+                            const kv::KvPool* pool = nullptr) {
+    const kv::KvPool& kvp = pool ? *pool : *kv_;
     const int hd = shape_.head_dim, group = shape_.n_head / shape_.n_head_kv;
     const int ps = kv_->page_size();
     std::vector<double> out(q.size());
@@ -103,9 +129,9 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
         std::vector<double> sc(pos + 1);
         double mx = -1e300;
         for (int j = 0; j <= pos; ++j) {
-          const f16_t* kr = kv_->k(pts_[sq].pages[j / ps], shape_.layer, h / group) + (j % ps) * hd;
           double a = 0;
-          for (int d = 0; d < hd; ++d) a += static_cast<double>(qr[d]) * f16_to_f32(kr[d]);
+          for (int d = 0; d < hd; ++d)
+            a += static_cast<double>(qr[d]) * kv_elem(kvp, true, pts_[sq].pages[j / ps], shape_.layer, h / group, j % ps, d);
           sc[j] = a * shape_.scale;
           mx = std::max(mx, sc[j]);
         }
@@ -114,7 +140,7 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
         for (int d = 0; d < hd; ++d) {
           double a = 0;
           for (int j = 0; j <= pos; ++j)
-            a += sc[j] * f16_to_f32(kv_->v(pts_[sq].pages[j / ps], shape_.layer, h / group)[(j % ps) * hd + d]);
+            a += sc[j] * kv_elem(kvp, false, pts_[sq].pages[j / ps], shape_.layer, h / group, j % ps, d);
           out[(t * shape_.n_head + h) * hd + d] = a / sum;
         }
       }
@@ -124,7 +150,8 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
 
   // The f32 decode numerics: dispatched kernels bitwise equal to the reference, and both
   // within float rounding of exact attention.
-  void check_f32(const std::vector<std::pair<int, int>>& toks, float q_scale) {
+  void check_f32(const std::vector<std::pair<int, int>>& toks, float q_scale, const kv::KvPool* pool = nullptr) {
+    const kv::KvPool& kvp = pool ? *pool : *kv_;
     model::Batch b;
     b.seqs = {&pts_[0], &pts_[1]};
     for (auto [s, p] : toks) b.add(0, p, s, true);
@@ -135,13 +162,13 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
     model::AttentionShape sh = shape_;
     sh.decode = model::DecodeNumerics::kF32;
     kernels::force_scalar_kernels(false);
-    model::attention(sh, b, *kv_, q.data(), out_fast.data(), pool_);
+    model::attention(sh, b, kvp, q.data(), out_fast.data(), pool_);
     kernels::force_scalar_kernels(true);
-    model::attention(sh, b, *kv_, q.data(), out_ref.data(), pool_);
+    model::attention(sh, b, kvp, q.data(), out_ref.data(), pool_);
     kernels::force_scalar_kernels(false);
     EXPECT_EQ(std::memcmp(out_fast.data(), out_ref.data(), n * sizeof(float)), 0)
         << "first difference at " << first_diff(out_fast, out_ref) << " of " << n;
-    const std::vector<double> exact = naive(toks, q);
+    const std::vector<double> exact = naive(toks, q, &kvp);
     double worst = 0;
     for (size_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(out_ref[i] - exact[i]));
     EXPECT_LT(worst, 1e-4) << "f32 decode attention vs exact";  // outputs are O(1); float rounding ~1e-6
@@ -150,6 +177,7 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
   static constexpr int kMaxCtx = 600;
   std::mt19937 rng_{1234};
   std::unique_ptr<kv::KvPool> kv_;
+  std::unique_ptr<kv::KvPool> kv_q8_;  // the same K/V in Q8_0 (head dims that are multiples of 32)
   kv::PageTable pts_[2];
   model::AttentionShape shape_;
   ThreadPool pool_{2};
@@ -173,6 +201,18 @@ TEST_P(AttentionSimd, F32DecodeMatchesReferenceBitwiseAndExactAttention) {
   for (int p = 40; p < 70; ++p) chunk.push_back({1, p});
   check_f32(chunk, 1.f);
   check_f32({{0, 250}, {1, 599}}, 24.f);  // wide score gaps (exp outside its fast range)
+}
+
+// A Q8_0 cache: every batch shape (decode, short and long prefill chunks) takes the f32
+// numerics over the dequantized rows; SIMD equals the reference, both equal exact attention
+// over the stored values within float rounding.
+TEST_P(AttentionSimd, Q8CacheMatchesReferenceAndExactAttention) {
+  if (!kv_q8_) GTEST_SKIP() << "head dim not a multiple of 32";
+  if (std::string(model::attention_impl()) == "ref") GTEST_SKIP() << "no AVX2 on this CPU";
+  for (int p : {0, 17, 299, 599}) check_f32({{0, p}, {1, p / 3}}, 1.f, kv_q8_.get());
+  std::vector<std::pair<int, int>> chunk;  // >= 64 queries: would be the tiled path over f16
+  for (int p = 100; p < 180; ++p) chunk.push_back({0, p});
+  check_f32(chunk, 1.f, kv_q8_.get());
 }
 
 // kAuto: llama.cpp's numerics below kAutoF32FromPos, f32 from there on, per token.
