@@ -87,4 +87,43 @@ void ThreadPool::worker(int ith) {
   }
 }
 
+RangeSplit::RangeSplit(int64_t n, int nth) : nth_(nth), ranges_(new Range[static_cast<size_t>(nth)]) {
+  for (int i = 0; i < nth; ++i) {
+    int64_t b, e;
+    split_range(n, i, nth, &b, &e);
+    ranges_[i].fb.store(static_cast<uint64_t>(b) | static_cast<uint64_t>(e) << 32, std::memory_order_relaxed);
+  }
+}
+
+bool RangeSplit::next(int ith, int64_t* item) {
+  auto front = [](uint64_t v) { return static_cast<int64_t>(v & 0xffffffffu); };
+  auto back = [](uint64_t v) { return static_cast<int64_t>(v >> 32); };
+  std::atomic<uint64_t>& own = ranges_[ith].fb;
+  for (uint64_t v = own.load(std::memory_order_relaxed); front(v) < back(v);) {
+    if (own.compare_exchange_weak(v, v + 1, std::memory_order_relaxed)) {
+      *item = front(v);
+      return true;
+    }
+  }
+  for (;;) {
+    int victim = -1;
+    int64_t most = 0;
+    uint64_t vv = 0;
+    for (int j = 0; j < nth_; ++j) {
+      const uint64_t v = ranges_[j].fb.load(std::memory_order_relaxed);
+      if (back(v) - front(v) > most) {
+        most = back(v) - front(v);
+        victim = j;
+        vv = v;
+      }
+    }
+    if (victim < 0) return false;
+    const uint64_t nv = (vv & 0xffffffffu) | static_cast<uint64_t>(back(vv) - 1) << 32;
+    if (ranges_[victim].fb.compare_exchange_weak(vv, nv, std::memory_order_relaxed)) {
+      *item = back(vv) - 1;
+      return true;
+    }
+  }
+}
+
 }  // namespace tachyon

@@ -7,7 +7,9 @@
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -44,5 +46,25 @@ inline void split_range(int64_t n, int ith, int nth, int64_t* begin, int64_t* en
   *begin = std::min<int64_t>(n, per * ith);
   *end = std::min<int64_t>(n, *begin + per);
 }
+
+// Work over [0, n) handed out as in split_range, with stealing: thread ith walks its own
+// contiguous range front to back (so each thread streams one address range and the
+// hardware prefetcher keeps up), and once it is done takes items from the back of the
+// range with the most items left. A static split stalls every kernel on its slowest
+// thread (on a shared 2-core box the two cores often run 10-20% apart); this one ends
+// both within about one item. Lock-free: each range is one 64-bit word (front, back).
+class RangeSplit {
+ public:
+  RangeSplit(int64_t n, int nth);
+  // The next item for thread ith; false when every range is empty.
+  bool next(int ith, int64_t* item);
+
+ private:
+  struct alignas(64) Range {
+    std::atomic<uint64_t> fb{0};  // front in the low 32 bits, back (one past) in the high
+  };
+  int nth_;
+  std::unique_ptr<Range[]> ranges_;
+};
 
 }  // namespace tachyon

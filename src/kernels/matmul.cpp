@@ -53,22 +53,23 @@ void matmul_packed(const MatView& w, const PackedKernels* pk, const QuantActs& a
   const auto gemm = scalar_kernels_forced() ? pk->gemm_ref : pk->gemm;
   const int64_t n_groups = w.packed_rows / pk->rows;
   const size_t gb = pk->group_bytes(w.n_cols);
-  const int64_t tile = n_tok <= 1 ? n_groups : std::max<int64_t>(1, static_cast<int64_t>((192 * 1024) / gb));
-  auto work = [&](int ith, int nth) {
-    int64_t gb0, ge;
-    split_range(n_groups, ith, nth, &gb0, &ge);
-    for (int64_t g = gb0; g < ge; g += tile) {
-      const int64_t ng = std::min(tile, ge - g);
-      gemm(w.n_cols, ng, w.packed + g * gb, static_cast<int>(n_tok), acts.row(0), acts.row_bytes, aux_data, na,
-               y + g * pk->rows, ld_y);
-    }
+  const int64_t tile = std::max<int64_t>(1, static_cast<int64_t>((n_tok <= 1 ? 128 : 192) * 1024 / gb));
+  const int64_t n_tiles = (n_groups + tile - 1) / tile;
+  auto run_tile = [&](int64_t ti) {
+    const int64_t g = ti * tile, ng = std::min(tile, n_groups - g);
+    gemm(w.n_cols, ng, w.packed + g * gb, static_cast<int>(n_tok), acts.row(0), acts.row_bytes, aux_data, na,
+         y + g * pk->rows, ld_y);
   };
   const double macs = static_cast<double>(w.packed_rows) * w.n_cols * n_tok;
   const double bytes = static_cast<double>(n_groups) * gb;
-  if (n_groups == 1 || pool.n_threads() == 1 || (macs < kMinParallelMacs && bytes < kMinParallelBytes))
-    work(0, 1);
-  else
-    pool.run(work);
+  if (n_tiles == 1 || pool.n_threads() == 1 || (macs < kMinParallelMacs && bytes < kMinParallelBytes)) {
+    for (int64_t ti = 0; ti < n_tiles; ++ti) run_tile(ti);
+    return;
+  }
+  RangeSplit split(n_tiles, pool.n_threads());
+  pool.run([&](int ith, int) {
+    for (int64_t ti; split.next(ith, &ti);) run_tile(ti);
+  });
 }
 
 }  // namespace
@@ -101,22 +102,18 @@ void matmul(const MatView& w, const QuantActs& acts, float* y, int64_t ld_y, Thr
   tile = std::max<int64_t>(1, std::min(tile, per_thread));
   const int64_t n_tiles = (w.n_rows + tile - 1) / tile;
   const auto* wdata = static_cast<const uint8_t*>(w.data);
-  auto work = [&](int ith, int nth_run) {
-    int64_t tb, te;
-    split_range(n_tiles, ith, nth_run, &tb, &te);
-    for (int64_t ti = tb; ti < te; ++ti) {
-      const int64_t r0 = ti * tile, r1 = std::min(w.n_rows, r0 + tile);
-      if (vec_dot_tile) {
-        // every token against the tile, a few rows x tokens per inner call
-        vec_dot_tile(w.n_cols, static_cast<int>(r1 - r0), static_cast<int>(n_tok), wdata + r0 * w.row_bytes, w.row_bytes,
-                     acts.row(0), acts.row_bytes, y + r0, ld_y);
-        continue;
-      }
-      for (int64_t t = 0; t < n_tok; ++t) {
-        const uint8_t* a = acts.row(t);
-        float* yt = y + t * ld_y;
-        for (int64_t r = r0; r < r1; ++r) yt[r] = vec_dot(w.n_cols, wdata + r * w.row_bytes, a);
-      }
+  auto run_tile = [&](int64_t ti) {
+    const int64_t r0 = ti * tile, r1 = std::min(w.n_rows, r0 + tile);
+    if (vec_dot_tile) {
+      // every token against the tile, a few rows x tokens per inner call
+      vec_dot_tile(w.n_cols, static_cast<int>(r1 - r0), static_cast<int>(n_tok), wdata + r0 * w.row_bytes, w.row_bytes,
+                   acts.row(0), acts.row_bytes, y + r0, ld_y);
+      return;
+    }
+    for (int64_t t = 0; t < n_tok; ++t) {
+      const uint8_t* a = acts.row(t);
+      float* yt = y + t * ld_y;
+      for (int64_t r = r0; r < r1; ++r) yt[r] = vec_dot(w.n_cols, wdata + r * w.row_bytes, a);
     }
   };
   // Small products run on the calling thread: waking the pool costs more than it saves
@@ -124,10 +121,13 @@ void matmul(const MatView& w, const QuantActs& acts, float* y, int64_t ld_y, Thr
   const double macs = static_cast<double>(w.n_rows) * w.n_cols * n_tok;
   const double bytes = static_cast<double>(w.n_rows) * w.row_bytes;
   if (n_tiles == 1 || nth == 1 || (macs < kMinParallelMacs && bytes < kMinParallelBytes)) {
-    work(0, 1);
-  } else {
-    pool.run(work);
+    for (int64_t ti = 0; ti < n_tiles; ++ti) run_tile(ti);
+    return;
   }
+  RangeSplit split(n_tiles, nth);
+  pool.run([&](int ith, int) {
+    for (int64_t ti; split.next(ith, &ti);) run_tile(ti);
+  });
 }
 
 void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
@@ -181,13 +181,13 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
     for (int64_t c = 0; c < n_chunks; ++c) run_chunk(c);
     return;
   }
-  // Each thread takes one contiguous run of chunks: handing chunks out from a shared
+  // Each thread walks one contiguous run of chunks (handing chunks out from a shared
   // counter interleaves the threads' addresses and the hardware prefetcher loses the
-  // streams (decode measured 6-10% slower that way).
-  pool.run([&](int ith, int nth) {
-    int64_t b, e;
-    split_range(n_chunks, ith, nth, &b, &e);
-    for (int64_t c = b; c < e; ++c) run_chunk(c);
+  // streams: decode measured 6-10% slower that way), then steals from the back of the
+  // other runs so that no thread waits on a slower one.
+  RangeSplit split(n_chunks, pool.n_threads());
+  pool.run([&](int ith, int) {
+    for (int64_t c; split.next(ith, &c);) run_chunk(c);
   });
 }
 

@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -404,6 +407,40 @@ TEST(ThreadPool, RunsEveryIndexOnce) {
         hits[ith]++;
       });
       for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+    }
+  }
+}
+
+// RangeSplit hands out every item exactly once; a slow thread's range is finished by the
+// others (stealing from its back), and each thread's own items come front to back.
+TEST(ThreadPool, RangeSplitStealsFromSlowThreads) {
+  for (int n : {1, 2, 3, 8}) {
+    ThreadPool pool(n);
+    for (int64_t items : {0, 1, 7, 100, 1000}) {
+      RangeSplit split(items, n);
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(items));
+      std::vector<std::atomic<int>> done_by(n);
+      std::atomic<bool> order_ok{true};
+      pool.run([&](int ith, int) {
+        int64_t b, e, last_own = -1;
+        split_range(items, ith, n, &b, &e);
+        for (int64_t i; split.next(ith, &i);) {
+          hits[static_cast<size_t>(i)]++;
+          done_by[ith]++;
+          if (i >= b && i < e) {
+            if (i <= last_own) order_ok = false;
+            last_own = i;
+          }
+          if (ith == 0 && n > 1) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+      });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+      EXPECT_TRUE(order_ok.load());
+      if (n > 1 && items >= 100) {
+        int64_t b, e;
+        split_range(items, 0, n, &b, &e);
+        EXPECT_LT(done_by[0].load(), e - b) << "the slow thread's range was not shared";
+      }
     }
   }
 }
