@@ -70,6 +70,11 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-batch-tokens", ec.max_batch_tokens, "tokens per engine step (decode + prefill chunks)")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
+  app.add_option("--prefill-batch-target", ec.prefill_batch_target,
+                 "prompt tokens per step after which other prompts wait a step (shortest first; lower = earlier "
+                 "first tokens, higher = fewer steps)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   auto* pages_opt = app.add_option("--kv-pages", ec.kv_pages, "KV cache pages (16 tokens each)")->check(CLI::Range(1, 1 << 30));
   app.add_option("--kv-mem", kv_mem, "KV cache memory, e.g. 512M or 2G (default: 4 full contexts)")->excludes(pages_opt);
   app.add_option("--max-running", ec.max_running, "sequences decoding at once")->check(CLI::Range(1, 4096))->capture_default_str();

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <list>
 
 #include "base/clock.h"
@@ -22,6 +24,7 @@ namespace {
 constexpr int kTiledPromptTokens = 64;  // prompts this long use the prefill attention numerics
 constexpr int kAdmitWindow = 4;         // waiting requests considered for cache-aware order
 constexpr int kMaxSkips = 4;            // times the oldest waiting request may be passed over
+constexpr int kMaxPrefillSkips = 8;     // steps a prefilling request may be passed over
 
 struct Sequence {
   std::shared_ptr<RequestHandle> handle;
@@ -33,6 +36,7 @@ struct Sequence {
   bool admitted_once = false;
   bool tiled = false;
   int skips = 0;
+  int prefill_skips = 0;  // consecutive steps this prompt got no prefill tokens
   kv::PageTable pt;  // pt.n_tokens = tokens with KV computed
   std::vector<kv::RadixCache::Node*> path;  // locked cache nodes = the first path.size() pages
   std::unique_ptr<sampling::Sampler> sampler;
@@ -95,7 +99,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
   if (impl->tokenizer->n_vocab() != impl->model->hparams().n_vocab)
     return corrupt(cfg.model_path + ": tokenizer has " + std::to_string(impl->tokenizer->n_vocab()) +
                    " tokens but the model " + std::to_string(impl->model->hparams().n_vocab));
-  if (cfg.page_size <= 0 || cfg.max_batch_tokens <= 0 || cfg.max_running <= 0 || cfg.max_queue < 0)
+  if (cfg.page_size <= 0 || cfg.max_batch_tokens <= 0 || cfg.prefill_batch_target <= 0 || cfg.max_running <= 0 ||
+      cfg.max_queue < 0)
     return invalid_argument("engine: page size, batch budget and limits must be positive");
   impl->n_ctx = cfg.n_ctx > 0 ? cfg.n_ctx : std::min(impl->model->hparams().n_ctx_train, 8192);
   const int ps = cfg.page_size;
@@ -357,21 +362,32 @@ bool Engine::Impl::reserve_pages(Sequence& s, int n_tokens) {
 }
 
 void Engine::Impl::step() {
-  // Plan: every decoding sequence gets its one token; prefill chunks fill the rest of the
-  // budget in admission order.
+  // Plan: every decoding sequence gets its one token; then prompts, shortest remaining
+  // first, until the step holds cfg.prefill_batch_target prefill tokens (or the budget is
+  // spent). Prefill is compute-bound: four 100-token prompts cost the same in one step
+  // or in four, but one at a time their first tokens arrive after 1, 2, 3 and 4 quarters
+  // of that time instead of all at the end. A prompt passed over kMaxPrefillSkips steps
+  // in a row goes first (bounded unfairness for long prompts).
   model::Batch batch;
   std::vector<Sequence*> in_batch;
   std::vector<int> chunk;
   int budget = cfg.max_batch_tokens;
-  std::vector<Sequence*> order;
-  for (auto& s : running)
-    if (static_cast<int>(s->tokens.size()) - s->pt.n_tokens == 1) order.push_back(s.get());
-  for (auto& s : running)
-    if (static_cast<int>(s->tokens.size()) - s->pt.n_tokens > 1) order.push_back(s.get());
+  auto remaining_of = [](const Sequence* s) { return static_cast<int>(s->tokens.size()) - s->pt.n_tokens; };
+  std::vector<Sequence*> order, prompts;
+  for (auto& s : running) (remaining_of(s.get()) == 1 ? order : prompts).push_back(s.get());
+  const size_t n_decode = order.size();
+  std::stable_sort(prompts.begin(), prompts.end(), [&](const Sequence* a, const Sequence* b) {
+    const bool oa = a->prefill_skips >= kMaxPrefillSkips, ob = b->prefill_skips >= kMaxPrefillSkips;
+    if (oa != ob) return oa;
+    return remaining_of(a) < remaining_of(b);
+  });
+  order.insert(order.end(), prompts.begin(), prompts.end());
+  int prefill_tokens = 0;
   for (size_t oi = 0; oi < order.size(); ++oi) {
     Sequence* s = order[oi];
     if (budget <= 0) break;
-    const int remaining = static_cast<int>(s->tokens.size()) - s->pt.n_tokens;
+    if (oi >= n_decode && prefill_tokens >= cfg.prefill_batch_target) break;
+    const int remaining = remaining_of(s);
     const int take = std::min(remaining, budget);
     if (!reserve_pages(*s, s->pt.n_tokens + take)) {
       // Out of KV: preempt the most recently admitted other sequence not yet in this
@@ -411,11 +427,23 @@ void Engine::Impl::step() {
     in_batch.push_back(s);
     chunk.push_back(take);
     budget -= take;
+    if (oi >= n_decode) prefill_tokens += take;
+  }
+  for (Sequence* s : prompts) {
+    if (std::find(in_batch.begin(), in_batch.end(), s) != in_batch.end()) s->prefill_skips = 0;
+    else ++s->prefill_skips;
   }
   if (in_batch.empty()) return;
 
   std::vector<float> logits;
+  const double t_fwd0 = now_ms();
   Status st = model->forward(batch, *kv, *pool, &logits);
+  static const bool step_log = std::getenv("TACHYON_STEP_LOG") != nullptr;  // debugging aid: one line per step
+  if (step_log) {
+    std::string parts;
+    for (size_t k = 0; k < in_batch.size(); ++k) parts += " " + std::to_string(chunk[k]) + "@" + std::to_string(in_batch[k]->pt.n_tokens);
+    std::fprintf(stderr, "step %.1f ms tokens %d:%s\n", now_ms() - t_fwd0, static_cast<int>(batch.size()), parts.c_str());
+  }
   {
     std::lock_guard<std::mutex> sl(stats_mu);
     ++stats.steps;

@@ -36,6 +36,8 @@ struct EngineConfig {
   kv::KvType kv_type = kv::KvType::kF16;                                 // element type of the KV cache
   int n_ctx = 0;                   // max tokens per sequence; 0 = the model's, capped at 8192
   int max_batch_tokens = 512;      // per-step token budget (decode tokens + prefill chunks)
+  int prefill_batch_target = 64;   // prompt tokens per step after which further prompts wait
+                                   // for the next step (shortest prompt first)
   int max_running = 64;            // sequences decoding at once
   int max_queue = 256;             // waiting requests beyond which submit() refuses (429)
   int page_size = 16;              // tokens per KV page
