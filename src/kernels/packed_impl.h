@@ -118,7 +118,9 @@ inline void q4_Kx8_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a,
 }
 
 // Drives a per-group micro-kernel over groups (of ROWS rows) x tokens, tokens in chunks
-// of up to NCMAX: run(nc, group weights, activation rows, aux rows, output pointers).
+// of up to NCMAX: run(nc, group weights, activation rows, aux rows, output pointers,
+// first) where first is true on the first pass over the groups (the one that reads the
+// weights from memory; later passes find them in cache).
 template <int NCMAX, class Run, int ROWS = 8>
 inline void packed_drive(int64_t n_groups, size_t gb, const uint8_t* wp, int n_tok, const uint8_t* acts,
                          size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld, Run run) {
@@ -133,7 +135,7 @@ inline void packed_drive(int64_t n_groups, size_t gb, const uint8_t* wp, int n_t
     for (int64_t g = 0; g < n_groups; ++g) {
       float* op[NCMAX];
       for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + ROWS * g;
-      run(nc, wp + g * gb, ap, xp, op);
+      run(nc, wp + g * gb, ap, xp, op, t0 == 0);
     }
   }
 }
@@ -145,7 +147,7 @@ void q4_0x8_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok,
   packed_drive<NCMAX>(n_groups, static_cast<size_t>(nb) * kQ40x8BlockBytes, wp, n_tok, acts, act_stride, aux,
                       aux_stride, y, ld,
                       [nb](int nc, const uint8_t* wg, const uint8_t* const* ap, const int32_t* const* xp,
-                           float* const* op) {
+                           float* const* op, bool) {
                         const BlockQ8_0* a[NCMAX];
                         for (int t = 0; t < nc; ++t) a[t] = reinterpret_cast<const BlockQ8_0*>(ap[t]);
                         if constexpr (NCMAX >= 8) {
@@ -175,7 +177,7 @@ void q4_Kx8_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok,
   packed_drive<NCMAX>(n_groups, static_cast<size_t>(nb) * kQ4Kx8BlockBytes, wp, n_tok, acts, act_stride, aux,
                       aux_stride, y, ld,
                       [nb](int nc, const uint8_t* wg, const uint8_t* const* ap, const int32_t* const* xp,
-                           float* const* op) {
+                           float* const* op, bool) {
                         const BlockQ8_K* a[NCMAX];
                         for (int t = 0; t < nc; ++t) a[t] = reinterpret_cast<const BlockQ8_K*>(ap[t]);
                         if constexpr (NCMAX >= 4) {
