@@ -387,9 +387,9 @@ void attend_rows_f32acc_avx2(const AttnRows& r, AttnScratch& sc) {
       }
     }
   };
-  if (r.hd == 64) return f32acc_rows_impl<8, 64>(r, sc, widen, widen_q8, pv_chunk_ymm<64>);
-  if (r.hd == 128) return f32acc_rows_impl<8, 128>(r, sc, widen, widen_q8, pv_chunk_ymm<128>);
-  f32acc_rows_impl<8, 0>(r, sc, widen, widen_q8, pv_chunk_ymm<0>);
+  if (r.hd == 64) return f32acc_rows_impl<64>(r, sc, widen, widen_q8, pv_chunk_ymm<64>, ScoresYmm<8, 64>{});
+  if (r.hd == 128) return f32acc_rows_impl<128>(r, sc, widen, widen_q8, pv_chunk_ymm<128>, ScoresYmm<8, 128>{});
+  f32acc_rows_impl<0>(r, sc, widen, widen_q8, pv_chunk_ymm<0>, ScoresYmm<8, 0>{});
 }
 
 }  // namespace tachyon::model::detail

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/expf_avx2.h"
 #include "model/attention_dot_avx2.h"
@@ -239,13 +240,76 @@ void pv_chunk_512(float* acc_c, int hd, int n_lanes, const int* nki, const float
 
 }  // namespace
 
-// 32 vector registers: the scores of a whole 16-key block in one pass over the head dim.
+// Scores with 512-bit FMAs, two keys per vector: lane 2i + e holds row i of the chunk
+// against key 2p + e, so each FMA advances 8 rows x 2 keys (AVX-512 machines with
+// full-width units run as many 512-bit FMAs per cycle as 256-bit ones: half the
+// instructions of ScoresYmm). block() interleaves the block's keys by pairs,
+// kp[(p * HD + d) * 2 + e] = key (2p + e) dim d, so that a 64-bit broadcast supplies
+// both keys' element; the queries are duplicated per lane pair. Per (row, key) the same
+// FMA chain over the head dim as ScoresYmm, so the same bits.
+template <int HD>
+struct ScoresPair512 {
+  static_assert(HD % 16 == 0 && HD > 0);
+  static constexpr int kPairs = kF32Blk / 2;
+  float* kp;       // [kPairs][HD][2]
+  const float* q2; // [chunk][HD][16]
+
+  void block(const float* kb, int) {
+    const __m512i i0 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i i1 = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+#pragma GCC unroll 2
+    for (int p = 0; p < kPairs; ++p)
+#pragma GCC unroll 8
+      for (int d = 0; d < HD; d += 16) {
+        const __m512 a = _mm512_loadu_ps(kb + (2 * p) * HD + d), b = _mm512_loadu_ps(kb + (2 * p + 1) * HD + d);
+        _mm512_storeu_ps(kp + (p * HD + d) * 2, _mm512_permutex2var_ps(a, i0, b));
+        _mm512_storeu_ps(kp + (p * HD + d) * 2 + 16, _mm512_permutex2var_ps(a, i1, b));
+      }
+  }
+  void chunk(int c, const float*, const float*, int, __m256* s) const {
+    const float* qc = q2 + static_cast<size_t>(c) * HD * 16;
+    __m512 a[kPairs];
+#pragma GCC unroll 8
+    for (int p = 0; p < kPairs; ++p) a[p] = _mm512_setzero_ps();
+    for (int d = 0; d < HD; ++d) {
+      const __m512 qv = _mm512_loadu_ps(qc + d * 16);
+#pragma GCC unroll 8
+      for (int p = 0; p < kPairs; ++p) {
+        double kk;
+        std::memcpy(&kk, kp + (p * HD + d) * 2, 8);
+        a[p] = _mm512_fmadd_ps(qv, _mm512_castpd_ps(_mm512_set1_pd(kk)), a[p]);
+      }
+    }
+    // lanes (2i, 2i+1) -> key 2p's rows in the low half, key 2p+1's in the high half
+    const __m512i de = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+#pragma GCC unroll 8
+    for (int p = 0; p < kPairs; ++p) {
+      const __m512 t = _mm512_permutexvar_ps(de, a[p]);
+      s[2 * p] = _mm512_castps512_ps256(t);
+      s[2 * p + 1] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1));
+    }
+  }
+};
+
+template <int HD, class Pv>
+void f32acc_rows_pair512(const AttnRows& r, AttnScratch& sc, Pv pv) {
+  thread_local std::vector<float> kp, q2;
+  kp.resize(static_cast<size_t>(kF32Blk) * HD);
+  const int nch = (r.n_rows + 7) / 8;
+  q2.assign(static_cast<size_t>(nch) * HD * 16, 0.f);
+  for (int row = 0; row < r.n_rows; ++row) {
+    float* dst = q2.data() + static_cast<size_t>(row / 8) * HD * 16 + 2 * (row % 8);
+    for (int d = 0; d < HD; ++d) dst[d * 16] = dst[d * 16 + 1] = r.q[row][d] * r.scale;
+  }
+  f32acc_rows_impl<HD>(r, sc, widen512, widen_q8_512, pv, ScoresPair512<HD>{kp.data(), q2.data()});
+}
+
 void attend_rows_f32acc_avx512(const AttnRows& r, AttnScratch& sc) {
   switch (r.hd) {
-    case 64: return f32acc_rows_impl<16, 64>(r, sc, widen512, widen_q8_512, pv_chunk_512<64>);
-    case 128: return f32acc_rows_impl<16, 128>(r, sc, widen512, widen_q8_512, pv_chunk_512<128>);
-    case 32: return f32acc_rows_impl<16, 32>(r, sc, widen512, widen_q8_512, pv_chunk_512<32>);
-    default: return f32acc_rows_impl<16, 0>(r, sc, widen512, widen_q8_512, pv_chunk_ymm<0>);
+    case 64: return f32acc_rows_pair512<64>(r, sc, pv_chunk_512<64>);
+    case 128: return f32acc_rows_pair512<128>(r, sc, pv_chunk_512<128>);
+    case 32: return f32acc_rows_pair512<32>(r, sc, pv_chunk_512<32>);
+    default: return f32acc_rows_impl<0>(r, sc, widen512, widen_q8_512, pv_chunk_ymm<0>, ScoresYmm<16, 0>{});
   }
 }
 

@@ -11,8 +11,6 @@
 //    size), widened to f32 once per block for all row chunks; per block one online-softmax
 //    update per row (block max, polynomial exp), then V accumulated in f32 with lanes =
 //    head dims, each lane the FMA chain over the block's keys in order.
-// KH is the number of keys whose scores are computed in one pass over the head dim (8
-// needs 11 vector registers, 16 needs 19: AVX-512VL's 32 registers).
 #pragma once
 #include <immintrin.h>
 
@@ -69,11 +67,37 @@ inline void pv_chunk_ymm(float* acc_c, int hd, int n_lanes, const int* nki, cons
     if (nki[i] > 0) pv_row_ymm<HD>(acc_c + static_cast<size_t>(i) * hd, hd, vb, pb + i, nki[i], al[i]);
 }
 
-// widen(f16 *, n, float *) converts n f16 values; widen_q8(blocks, n_blocks, float *)
-// dequantizes Q8_0 blocks (d * float(q), one rounding) for a kQ8_0 cache.
-template <int KH, int HD, class Widen, class WidenQ8, class Pv>
-void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 widen_q8, Pv pv_chunk) {
+// Scores of one 8-row chunk against a block of keys, s[k] = the 8 lanes' FMA chains over
+// the head dim: the query rows (transposed, pre-scaled: qt[d * 8 + lane]) times the
+// broadcast key element, KH keys per pass over the head dim (8 needs 11 vector
+// registers, 16 needs 19: AVX-512VL's 32 registers). block() sees each block's keys
+// (kb: [key][hd] f32) before the chunks; this form needs nothing from it.
+template <int KH, int HD>
+struct ScoresYmm {
   static_assert(kF32Blk % KH == 0);
+  void block(const float*, int) {}
+  void chunk(int, const float* qt, const float* kb, int hd_rt, __m256* s) const {
+    const int hd = HD ? HD : hd_rt;
+    for (int k0 = 0; k0 < kF32Blk; k0 += KH) {
+      __m256 a[KH];
+#pragma GCC unroll 16
+      for (int k = 0; k < KH; ++k) a[k] = _mm256_setzero_ps();
+      for (int d = 0; d < hd; ++d) {
+        const __m256 qv = _mm256_loadu_ps(qt + d * 8);
+#pragma GCC unroll 16
+        for (int k = 0; k < KH; ++k) a[k] = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kb + (k0 + k) * hd + d), a[k]);
+      }
+#pragma GCC unroll 16
+      for (int k = 0; k < KH; ++k) s[k0 + k] = a[k];
+    }
+  }
+};
+
+// widen(f16 *, n, float *) converts n f16 values; widen_q8(blocks, n_blocks, float *)
+// dequantizes Q8_0 blocks (d * float(q), one rounding) for a kQ8_0 cache; scores: see
+// ScoresYmm.
+template <int HD, class Widen, class WidenQ8, class Pv, class Scores>
+void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 widen_q8, Pv pv_chunk, Scores scores) {
   const kv::KvPool& kv = *r.kv;
   const int ps = kv.page_size();
   const int hd = HD ? HD : r.hd;
@@ -117,23 +141,13 @@ void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 w
       k += run;
     }
     std::fill(kb + nk * hd, kb + kF32Blk * hd, 0.f);
+    scores.block(kb, hd);
     for (int c = 0; c < nch; ++c) {
       const __m256i nc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc.nctx.data() + c * 8));
       if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(nc, _mm256_set1_epi32(j0)))) == 0) continue;
       const float* qt = sc.qt.data() + static_cast<size_t>(c) * hd * 8;
       __m256 s[kF32Blk];
-      for (int k0 = 0; k0 < kF32Blk; k0 += KH) {
-        __m256 a[KH];
-#pragma GCC unroll 16
-        for (int k = 0; k < KH; ++k) a[k] = _mm256_setzero_ps();
-        for (int d = 0; d < hd; ++d) {
-          const __m256 qv = _mm256_loadu_ps(qt + d * 8);
-#pragma GCC unroll 16
-          for (int k = 0; k < KH; ++k) a[k] = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kb + (k0 + k) * hd + d), a[k]);
-        }
-#pragma GCC unroll 16
-        for (int k = 0; k < KH; ++k) s[k0 + k] = a[k];
-      }
+      scores.chunk(c, qt, kb, hd, s);
       // keys at or past a lane's context are masked; block max per lane
       __m256 mx = ninf;
 #pragma GCC unroll 16
