@@ -461,22 +461,44 @@ void Engine::Impl::step() {
     return;
   }
 
-  // Commit.
+  // Sample every sequence that has logits, over the pool (each sequence owns its sampler;
+  // a full-vocabulary log-softmax is ~0.3 ms, 2-3 ms of an 8-sequence decode step alone).
   const int n_vocab = model->hparams().n_vocab;
-  int logit_row = 0;
+  std::vector<int> row_of(in_batch.size(), -1);
+  std::vector<Sequence*> to_sample;
+  for (size_t k = 0; k < in_batch.size(); ++k) {
+    if (in_batch[k]->pt.n_tokens + chunk[k] == static_cast<int>(in_batch[k]->tokens.size())) {
+      row_of[k] = static_cast<int>(to_sample.size());
+      to_sample.push_back(in_batch[k]);
+    }
+  }
+  std::vector<sampling::SampleResult> sampled(to_sample.size());
+  auto sample_one = [&](int64_t i) {
+    Sequence& s = *to_sample[i];
+    sampled[i] = s.sampler->sample(logits.data() + static_cast<size_t>(i) * n_vocab, n_vocab,
+                                   std::max(0, s.req.top_logprobs));
+  };
+  if (to_sample.size() > 1 && pool->n_threads() > 1) {
+    RangeSplit split(static_cast<int64_t>(to_sample.size()), pool->n_threads());
+    pool->run([&](int ith, int) {
+      for (int64_t i; split.next(ith, &i);) sample_one(i);
+    });
+  } else {
+    for (size_t i = 0; i < to_sample.size(); ++i) sample_one(static_cast<int64_t>(i));
+  }
+
+  // Commit.
   const double t = now_ms();
   std::vector<Sequence*> done;
   std::vector<std::string> done_reason;
   for (size_t k = 0; k < in_batch.size(); ++k) {
     Sequence& s = *in_batch[k];
     s.pt.n_tokens += chunk[k];
-    const bool has_logits = s.pt.n_tokens == static_cast<int>(s.tokens.size());
-    if (!has_logits) {
+    if (row_of[k] < 0) {
       insert_full_pages(s);  // share finished prompt pages with requests arriving now
       continue;
     }
-    const float* row = logits.data() + static_cast<size_t>(logit_row++) * n_vocab;
-    const auto r = s.sampler->sample(row, n_vocab, std::max(0, s.req.top_logprobs));
+    const auto& r = sampled[row_of[k]];
     s.sampler->accept(r.token);
     const bool first = s.n_generated == 0;
     {
