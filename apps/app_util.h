@@ -36,7 +36,7 @@ inline Result<std::string> read_text_file(const std::string& path) {
 
 // Help text of --attn-numerics (parsed by model::parse_decode_numerics).
 constexpr const char* kAttnNumericsHelp =
-    "decode attention numerics: auto (llama.cpp's bits below 512 tokens of context, f32 beyond), llama, f32";
+    "decode attention numerics: auto (llama.cpp's bits below 128 tokens of context, f32 beyond), llama, f32";
 
 // Help text of --kv-type (parsed by kv::parse_kv_type).
 constexpr const char* kKvTypeHelp =

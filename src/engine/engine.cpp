@@ -442,7 +442,11 @@ void Engine::Impl::step() {
   if (step_log) {
     std::string parts;
     for (size_t k = 0; k < in_batch.size(); ++k) parts += " " + std::to_string(chunk[k]) + "@" + std::to_string(in_batch[k]->pt.n_tokens);
-    std::fprintf(stderr, "step %.1f ms tokens %d:%s\n", now_ms() - t_fwd0, static_cast<int>(batch.size()), parts.c_str());
+    static double t_prev_end = 0;
+    const double t_end = now_ms();
+    std::fprintf(stderr, "step %.1f ms (%.1f ms since the last) tokens %d:%s\n", t_end - t_fwd0,
+                 t_prev_end > 0 ? t_fwd0 - t_prev_end : 0.0, static_cast<int>(batch.size()), parts.c_str());
+    t_prev_end = t_end;
   }
   {
     std::lock_guard<std::mutex> sl(stats_mu);

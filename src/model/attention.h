@@ -18,7 +18,7 @@ namespace tachyon::model {
 // cheap, speed where its f16 chain would dominate the step. The choice depends only on
 // the position, so results stay independent of batching.
 enum class DecodeNumerics { kAuto, kLlama, kF32 };
-constexpr int32_t kAutoF32FromPos = 512;
+constexpr int32_t kAutoF32FromPos = 128;
 
 // "auto" | "llama" | "f32" -> numerics; false for anything else.
 bool parse_decode_numerics(const std::string& s, DecodeNumerics* out);
