@@ -251,9 +251,16 @@ template <int HD>
 struct ScoresPair512 {
   static_assert(HD % 16 == 0 && HD > 0);
   static constexpr int kPairs = kF32Blk / 2;
-  float* kp;       // [kPairs][HD][2]
-  const float* q2; // [chunk][HD][16]
+  float* kp;  // [kPairs][HD][2]
+  float* q2;  // [chunk][HD][16]
 
+  // q2 lanes (2i, 2i+1) = lane i of the transposed queries qt ([chunk][HD][8]).
+  void init(const float* qt, int nch, int) {
+    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    for (int i = 0; i < nch * HD; ++i)
+      _mm512_storeu_ps(q2 + static_cast<size_t>(i) * 16,
+                       _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(qt + static_cast<size_t>(i) * 8))));
+  }
   void block(const float* kb, int) {
     const __m512i i0 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i i1 = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -295,12 +302,7 @@ template <int HD, class Pv>
 void f32acc_rows_pair512(const AttnRows& r, AttnScratch& sc, Pv pv) {
   thread_local std::vector<float> kp, q2;
   kp.resize(static_cast<size_t>(kF32Blk) * HD);
-  const int nch = (r.n_rows + 7) / 8;
-  q2.assign(static_cast<size_t>(nch) * HD * 16, 0.f);
-  for (int row = 0; row < r.n_rows; ++row) {
-    float* dst = q2.data() + static_cast<size_t>(row / 8) * HD * 16 + 2 * (row % 8);
-    for (int d = 0; d < HD; ++d) dst[d * 16] = dst[d * 16 + 1] = r.q[row][d] * r.scale;
-  }
+  q2.resize(static_cast<size_t>((r.n_rows + 7) / 8) * HD * 16);
   f32acc_rows_impl<HD>(r, sc, widen512, widen_q8_512, pv, ScoresPair512<HD>{kp.data(), q2.data()});
 }
 

@@ -70,11 +70,13 @@ inline void pv_chunk_ymm(float* acc_c, int hd, int n_lanes, const int* nki, cons
 // Scores of one 8-row chunk against a block of keys, s[k] = the 8 lanes' FMA chains over
 // the head dim: the query rows (transposed, pre-scaled: qt[d * 8 + lane]) times the
 // broadcast key element, KH keys per pass over the head dim (8 needs 11 vector
-// registers, 16 needs 19: AVX-512VL's 32 registers). block() sees each block's keys
-// (kb: [key][hd] f32) before the chunks; this form needs nothing from it.
+// registers, 16 needs 19: AVX-512VL's 32 registers). init() sees the transposed queries
+// of all chunks once, block() each block's keys (kb: [key][hd] f32) before the chunks;
+// this form needs neither.
 template <int KH, int HD>
 struct ScoresYmm {
   static_assert(kF32Blk % KH == 0);
+  void init(const float*, int, int) {}
   void block(const float*, int) {}
   void chunk(int, const float* qt, const float* kb, int hd_rt, __m256* s) const {
     const int hd = HD ? HD : hd_rt;
@@ -113,6 +115,7 @@ void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 w
     sc.nctx[row] = r.n_ctx[row];
     max_ctx = std::max(max_ctx, r.n_ctx[row]);
   }
+  scores.init(sc.qt.data(), nch, hd);
   sc.acc.assign(static_cast<size_t>(n) * hd, 0.f);
   sc.m.assign(static_cast<size_t>(nch) * 8, -INFINITY);
   sc.s.assign(static_cast<size_t>(nch) * 8, 0.f);
