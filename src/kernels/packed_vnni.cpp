@@ -210,6 +210,12 @@ void q4_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok
 }
 
 constexpr size_t kQ6Kx16BlockBytes = 32 + 256 + 3072;
+// Tokens per pass over a group. The per-token accumulators (8 per token) no longer fit
+// in registers past 2 tokens, but L1 holds them well: with 8 tokens the 6-bit unpack is
+// shared 4x more and one weight pass serves the whole batch. Single core, 8 tokens,
+// weights streamed from DRAM: 2 tokens 3230 ns per group of 16 rows x 2048, 4 tokens
+// 2140-2260, 8 tokens 1780-1840 (with vpdpwssd in all three).
+constexpr int kQ6KTokens = 8;
 
 // Q6_Kx16 x Q8_K (see packed_ref.cpp for the layout and the per-lane integers): per
 // super-block the 16 sub-block scales become (s, s) 16-bit pairs per row, so that
@@ -275,7 +281,7 @@ inline void q6_Kx16_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a
             int32_t yv;
             std::memcpy(&yv, a[t][i].qs + 128 * h + 32 * k + 4 * l, 4);
             const __m512i p = _mm512_maddubs_epi16(w[k], _mm512_set1_epi32(yv));
-            I[t] = _mm512_add_epi32(I[t], _mm512_madd_epi16(p, sp));
+            I[t] = _mm512_dpwssd_epi32(I[t], p, sp);  // = I + madd(p, sp): the same integers
           }
         }
       }
@@ -299,7 +305,7 @@ struct Q6Kx16 {
 
 void q6_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                   size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  gemm16<BlockQ8_K, 2, Q6Kx16>(n_cols / QK_K, kQ6Kx16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
+  gemm16<BlockQ8_K, kQ6KTokens, Q6Kx16>(n_cols / QK_K, kQ6Kx16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
                                y, ld);
 }
 
