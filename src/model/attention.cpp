@@ -42,7 +42,10 @@ using detail::AttnScratch;
 constexpr int kTile = detail::kAttnTile;  // KV tile and the query-count threshold of the tiled path
 constexpr int kTiledMinQueries = 64;
 constexpr int kBlockTokens = 16;  // query tokens of one sequence handled together (shared KV tiles)
-constexpr double kMinParallelMacs = 2.0 * 1024 * 1024;  // below this a step is not split over the pool
+// Below this a step runs on the calling thread. The workers spin between the kernels of
+// a forward pass, so waking them costs ~1-2 us; at 2M (the old value) batch-8 decode at
+// positions < 64 ran attention on one core while the other spun: 12% of the step.
+constexpr double kMinParallelMacs = 64.0 * 1024;
 
 // Tree reduction of 16 floats in the order of a 512-bit horizontal add.
 inline float reduce16(const float* a) {
