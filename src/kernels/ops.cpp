@@ -87,6 +87,13 @@ float expf_poly(float x) {
   return std::fma(j, k, k);
 }
 
+void exp_libm(const float* x, int64_t n, float* y) {
+#if defined(__x86_64__)
+  if (use_avx2()) return expf_libm_avx2(x, n, y);
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
 void swiglu(const float* gate, const float* up, int64_t n, float* out) {
 #if defined(__x86_64__)
   if (use_avx2()) return swiglu_avx2(gate, up, n, out);

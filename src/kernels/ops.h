@@ -32,6 +32,10 @@ float expf_poly(float x);
 void expf_libm_avx2(const float* x, int64_t n, float* y);
 #endif
 
+// y[i] = std::exp(x[i]) (the same bits), 8 lanes at a time where the CPU has AVX2 + FMA.
+// y may equal x.
+void exp_libm(const float* x, int64_t n, float* y);
+
 // x[i] = silu(gate[i]) * up[i]
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 

@@ -140,7 +140,9 @@ class Sampler {
   std::vector<int32_t> banned_;  // params_.banned_tokens, sorted, unique, >= 0
 
   // scratch, reused across calls
-  std::vector<Candidate> cand_;      // [n_vocab] penalized logits, then survivors; ascending id
+  std::vector<float> lg_;            // [n_vocab] penalized logits by id
+  std::vector<float> w_;             // [n_vocab] exp(lg_ - max) by id
+  std::vector<Candidate> cand_;      // [n_vocab] the finite candidates, then survivors; ascending id
   std::vector<Candidate> work_;      // [n_vocab] selection scratch (top_k, top_p, logprobs)
   std::vector<double> bucket_mass_;  // [kTopPBuckets] top_p mass per logit bucket
 };
