@@ -70,6 +70,12 @@ struct Engine::Impl {
   std::mutex stats_mu;
   EngineStats stats;
 
+  // Notify callbacks of this iteration's events, run by flush_notify() at its end.
+  NotifyBatch notify_batch;
+  std::mutex dispatch_mu;
+  std::function<void(NotifyBatch&&)> dispatch;  // under dispatch_mu
+  void flush_notify();
+
   void loop();
   void take_incoming();
   void drop_cancelled();
@@ -138,6 +144,11 @@ void Engine::shutdown() {
 }
 
 const tok::Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
+
+void Engine::set_notify_dispatcher(std::function<void(NotifyBatch&&)> dispatch) {
+  std::lock_guard<std::mutex> lk(impl_->dispatch_mu);
+  impl_->dispatch = std::move(dispatch);
+}
 const model::Model& Engine::model() const { return *impl_->model; }
 int Engine::n_ctx() const { return impl_->n_ctx; }
 
@@ -231,7 +242,7 @@ void Engine::Impl::finish(std::unique_ptr<Sequence> s, const std::string& reason
     ++stats.requests_finished;
     if (reason == "cancelled") ++stats.requests_cancelled;
   }
-  s->handle->push(std::move(e));
+  s->handle->push(std::move(e), &notify_batch);
 }
 
 void Engine::Impl::drop_cancelled() {
@@ -532,7 +543,7 @@ void Engine::Impl::step() {
       e.logprob = r.logprob;
       for (const auto& tl : r.top) e.top.push_back({tl.id, tokenizer->token_to_piece(tl.id, true), tl.logprob});
     }
-    s.handle->push(std::move(e));
+    s.handle->push(std::move(e), &notify_batch);
     if (hit_stop) {
       done.push_back(&s);
       done_reason.push_back("stop");
@@ -574,6 +585,7 @@ void Engine::Impl::loop() {
     }
     admit();
     step();
+    flush_notify();
     int depth;
     {
       std::lock_guard<std::mutex> lk(mu);
@@ -596,6 +608,19 @@ void Engine::Impl::loop() {
     auto s = std::move(waiting.front());
     waiting.pop_front();
     finish(std::move(s), "cancelled");
+  }
+  flush_notify();
+}
+
+void Engine::Impl::flush_notify() {
+  if (notify_batch.empty()) return;
+  NotifyBatch batch;
+  batch.swap(notify_batch);
+  std::lock_guard<std::mutex> lk(dispatch_mu);
+  if (dispatch) {
+    dispatch(std::move(batch));
+  } else {
+    for (auto& fn : batch) fn();
   }
 }
 

@@ -84,6 +84,9 @@ struct Event {
 };
 
 // The channel between the engine thread and the request's owner. Thread-safe.
+// The notify callbacks of the events one engine iteration produced, handed over at once.
+using NotifyBatch = std::vector<std::function<void()>>;
+
 class RequestHandle {
  public:
   // Moves all pending events into *out (appends). Returns false when none were pending.
@@ -103,7 +106,9 @@ class RequestHandle {
 
   // engine side
   explicit RequestHandle(uint64_t id) : id_(id) {}
-  void push(Event e);
+  // Queues the event; calls the notify callback now, or appends it to *deferred for the
+  // caller to run later (with the rest of its iteration's).
+  void push(Event e, NotifyBatch* deferred = nullptr);
 
  private:
   uint64_t id_;
@@ -143,6 +148,12 @@ class Engine {
   const model::Model& model() const;
   int n_ctx() const;
   EngineStats stats(bool take_latencies = false);
+  // Receives, on the engine thread once per iteration, every notify callback that
+  // iteration's events call for (must not block). Without one they run one by one. A
+  // server posts the batch to its I/O threads in one wake-up instead of one per stream:
+  // on this 2-core VM each cross-thread post cost the engine thread ~60 us, 0.5 ms of an
+  // 8-stream decode step.
+  void set_notify_dispatcher(std::function<void(NotifyBatch&&)> dispatch);
 
  private:
   struct Impl;

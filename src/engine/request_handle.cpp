@@ -31,7 +31,7 @@ void RequestHandle::set_notify(std::function<void()> fn) {
   if (pending && notify_) notify_();
 }
 
-void RequestHandle::push(Event e) {
+void RequestHandle::push(Event e, NotifyBatch* deferred) {
   std::function<void()> fn;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -40,7 +40,9 @@ void RequestHandle::push(Event e) {
     fn = notify_;
   }
   cv_.notify_all();
-  if (fn) fn();
+  if (!fn) return;
+  if (deferred) deferred->push_back(std::move(fn));
+  else fn();
 }
 
 }  // namespace tachyon::engine

@@ -3,6 +3,7 @@
 // events on their own thread through real engine::RequestHandle objects.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -36,6 +37,9 @@ class Backend {
   // Stops generating; pending requests finish "cancelled". After it, no handle's notify
   // callback runs again. Idempotent.
   virtual void shutdown() = 0;
+  // As engine::Engine::set_notify_dispatcher; nullptr restores one-by-one callbacks.
+  // Backends that call notify callbacks themselves may ignore it.
+  virtual void set_notify_dispatcher(std::function<void(engine::NotifyBatch&&)> dispatch) {}
 };
 
 }  // namespace tachyon::server

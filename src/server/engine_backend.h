@@ -19,6 +19,9 @@ class EngineBackend final : public Backend {
   }
   engine::EngineStats stats(bool take_latencies) override { return e_.stats(take_latencies); }
   void shutdown() override { e_.shutdown(); }
+  void set_notify_dispatcher(std::function<void(engine::NotifyBatch&&)> dispatch) override {
+    e_.set_notify_dispatcher(std::move(dispatch));
+  }
 
  private:
   engine::Engine& e_;

@@ -86,9 +86,17 @@ Server::Server(ServerConfig cfg, Backend& backend, const tok::Tokenizer& tokeniz
       tok_(tokenizer),
       chat_(std::move(chat)),
       info_(std::move(info)),
-      http_(with_hooks(cfg_.http, &metrics_), [this](std::shared_ptr<Exchange> ex) { handle(ex); }) {}
+      http_(with_hooks(cfg_.http, &metrics_), [this](std::shared_ptr<Exchange> ex) { handle(ex); }) {
+  // One post (one I/O thread wake-up) per engine step for all streams' notifications;
+  // each job's notify then posts to its connection's strand from the I/O thread.
+  backend_.set_notify_dispatcher([ioc = &http_.io_context()](engine::NotifyBatch&& batch) {
+    net::post(*ioc, [batch = std::move(batch)] {
+      for (const auto& fn : batch) fn();
+    });
+  });
+}
 
-Server::~Server() = default;
+Server::~Server() { backend_.set_notify_dispatcher(nullptr); }
 
 Status Server::listen() { return http_.listen(); }
 
