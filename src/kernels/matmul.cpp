@@ -25,6 +25,7 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, Qu
   out->n_cols = n_cols;
   out->row_bytes = row_bytes(type, n_cols);
   out->buf.resize(static_cast<size_t>(n_tok) * out->row_bytes);
+  out->aux_of = nullptr;
   if (n_tok * n_cols < 16384) {
     for (int64_t t = 0; t < n_tok; ++t) tt->from_float(x + t * n_cols, out->buf.data() + t * out->row_bytes, n_cols);
     return;
@@ -38,18 +39,39 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, Qu
 
 namespace {
 
+// acts' aux integers for pk (see QuantActs::aux); *na per token. They used to be made on
+// the calling thread for every product: ~0.8 ms of a 26 ms batch-8 decode step during
+// which the other core spun.
+const int32_t* packed_aux(const PackedKernels* pk, const QuantActs& acts, ThreadPool& pool, int64_t* na) {
+  *na = pk->aux_count ? pk->aux_count(acts.n_cols) : 0;
+  if (*na == 0) return nullptr;
+  const int64_t n_tok = acts.n_tok, per = *na;
+  const size_t size = static_cast<size_t>(n_tok * per);
+  if (acts.aux_of == reinterpret_cast<const void*>(pk->make_aux) && acts.aux.size() == size) return acts.aux.data();
+  acts.aux.resize(size);
+  auto fill = [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) pk->make_aux(acts.row(t), acts.n_cols, acts.aux.data() + t * per);
+  };
+  if (n_tok >= 4 && pool.n_threads() > 1) {
+    pool.run([&](int ith, int nth) {
+      int64_t b, e;
+      split_range(n_tok, ith, nth, &b, &e);
+      fill(b, e);
+    });
+  } else {
+    fill(0, n_tok);
+  }
+  acts.aux_of = reinterpret_cast<const void*>(pk->make_aux);
+  return acts.aux.data();
+}
+
 // Rows [0, w.packed_rows) from the packed groups: threads take contiguous group ranges,
 // and walk them in tiles small enough to stay in L2 while every token passes over them.
 void matmul_packed(const MatView& w, const PackedKernels* pk, const QuantActs& acts, float* y, int64_t ld_y,
                    ThreadPool& pool) {
   const int64_t n_tok = acts.n_tok;
-  thread_local std::vector<int32_t> aux;
-  const int64_t na = pk->aux_count ? pk->aux_count(w.n_cols) : 0;
-  if (na > 0) {
-    aux.resize(static_cast<size_t>(n_tok * na));
-    for (int64_t t = 0; t < n_tok; ++t) pk->make_aux(acts.row(t), w.n_cols, aux.data() + t * na);
-  }
-  const int32_t* aux_data = aux.data();  // (a thread_local: workers must not name it)
+  int64_t na = 0;
+  const int32_t* aux_data = packed_aux(pk, acts, pool, &na);
   const auto gemm = scalar_kernels_forced() ? pk->gemm_ref : pk->gemm;
   const int64_t n_groups = w.packed_rows / pk->rows;
   const size_t gb = pk->group_bytes(w.n_cols);
@@ -134,7 +156,8 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
   struct Part {
     const MatmulJob* job;
     const PackedKernels* pk;
-    std::vector<int32_t> aux;
+    const int32_t* aux;
+    std::vector<int32_t> own_aux;  // when another product's kernel holds acts' shared aux
     int64_t na, n_groups, per_chunk;
     size_t gb;
     int64_t first_chunk;
@@ -150,12 +173,19 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
       matmul(*jb.w, *jb.acts, jb.y, jb.ld_y, pool);
       continue;
     }
-    Part p{&jb, pk, {}, pk->aux_count ? pk->aux_count(jb.w->n_cols) : 0, jb.w->packed_rows / pk->rows, 1,
-           pk->group_bytes(jb.w->n_cols), n_chunks};
+    Part p{&jb, pk, nullptr, {}, 0, jb.w->packed_rows / pk->rows, 1, pk->group_bytes(jb.w->n_cols), n_chunks};
     const int64_t n_tok = jb.acts->n_tok;
-    if (p.na > 0) {
-      p.aux.resize(static_cast<size_t>(n_tok * p.na));
-      for (int64_t t = 0; t < n_tok; ++t) pk->make_aux(jb.acts->row(t), jb.w->n_cols, p.aux.data() + t * p.na);
+    bool shared_taken = false;  // an earlier product uses acts' aux made by another kernel
+    for (const Part& q : parts)
+      shared_taken |= q.job->acts == jb.acts && q.na > 0 && q.pk->make_aux != pk->make_aux && q.own_aux.empty();
+    if (!shared_taken) {
+      p.aux = packed_aux(pk, *jb.acts, pool, &p.na);
+    } else {
+      p.na = pk->aux_count ? pk->aux_count(jb.w->n_cols) : 0;
+      p.own_aux.resize(static_cast<size_t>(n_tok * p.na));
+      for (int64_t t = 0; t < n_tok && p.na > 0; ++t)
+        pk->make_aux(jb.acts->row(t), jb.w->n_cols, p.own_aux.data() + t * p.na);
+      p.aux = p.own_aux.data();
     }
     // Chunks of ~128 KiB of weights balance the split across the listed products; with
     // several tokens, a chunk stays in L2 while every token passes over it.
@@ -174,7 +204,7 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
     const MatmulJob& jb = *p.job;
     const int64_t g0 = (c - p.first_chunk) * p.per_chunk, ng = std::min(p.per_chunk, p.n_groups - g0);
     (scalar ? p.pk->gemm_ref : p.pk->gemm)(jb.w->n_cols, ng, jb.w->packed + g0 * p.gb, static_cast<int>(jb.acts->n_tok),
-                                           jb.acts->row(0), jb.acts->row_bytes, p.aux.data(), p.na,
+                                           jb.acts->row(0), jb.acts->row_bytes, p.aux, p.na,
                                            jb.y + g0 * p.pk->rows, jb.ld_y);
   };
   if (pool.n_threads() == 1 || n_chunks == 1 || (macs < kMinParallelMacs && bytes < kMinParallelBytes)) {

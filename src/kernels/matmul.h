@@ -33,6 +33,11 @@ struct QuantActs {
   size_t row_bytes = 0;
   std::vector<uint8_t> buf;  // [n_tok][row_bytes]
   const uint8_t* row(int64_t t) const { return buf.data() + t * row_bytes; }
+  // The per-token integers of a packed kernel (PackedKernels::make_aux), made on first use
+  // (over the pool) and shared by every product over these activations, e.g. q, k and v.
+  // quantize_acts clears them.
+  mutable std::vector<int32_t> aux;
+  mutable const void* aux_of = nullptr;  // the make_aux that filled aux
 };
 
 // Converts x [n_tok][n_cols] to `type` (a vec_dot_type), in parallel over tokens.

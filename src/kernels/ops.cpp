@@ -10,6 +10,7 @@ namespace tachyon::kernels {
 #if defined(__x86_64__)
 void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out);  // ops_avx2.cpp
 void rope_apply_avx2(const RopeParams& p, const float* cs, float* x);
+void f32_to_f16_row_f16c(const float* x, int64_t n, f16_t* y);
 
 namespace {
 bool use_avx2() {
@@ -85,6 +86,14 @@ float expf_poly(float x) {
                            u, 0x1.ffffecp-1f * b);
   const float k = std::ldexp(1.0f, static_cast<int>(n));
   return std::fma(j, k, k);
+}
+
+void f32_to_f16_row(const float* x, int64_t n, f16_t* y) {
+#if defined(__x86_64__)
+  static const bool f16c = cpu_features().f16c && cpu_features().avx2;
+  if (f16c) return f32_to_f16_row_f16c(x, n, y);
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(x[i]);
 }
 
 void exp_libm(const float* x, int64_t n, float* y) {

@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+#include "base/fp16.h"
+
 namespace tachyon::kernels {
 
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * (w ? w[i] : 1). out may alias x.
@@ -31,6 +33,9 @@ float expf_poly(float x);
 // returns what std::exp returns. Exposed for its test.
 void expf_libm_avx2(const float* x, int64_t n, float* y);
 #endif
+
+// y[i] = f32_to_f16(x[i]) (base/fp16.h; F16C 8 at a time where the CPU has it, same bits).
+void f32_to_f16_row(const float* x, int64_t n, f16_t* y);
 
 // y[i] = std::exp(x[i]) (the same bits), 8 lanes at a time where the CPU has AVX2 + FMA.
 // y may equal x.

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kernels/expf_avx2.h"
+#include "base/fp16.h"
 #include "kernels/ops.h"
 
 namespace tachyon::kernels {
@@ -22,6 +23,14 @@ void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out) {
     const float g = gate[i];
     out[i] = g / (1.0f + expf_poly(-g)) * up[i];
   }
+}
+
+// As f32_to_f16_row: vcvtps2ph with round-to-nearest-even is what f32_to_f16 computes.
+void f32_to_f16_row_f16c(const float* x, int64_t n, f16_t* y) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) y[i] = f32_to_f16(x[i]);
 }
 
 // y[i] = expf(x[i]) with the libm-identical vector exp (kernels/expf_avx2.h); for tests.

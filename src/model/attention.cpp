@@ -275,12 +275,9 @@ void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const
     for (int h = 0; h < s.n_head_kv; ++h) {
       f16_t* kd = kv.k(page, s.layer, h) + static_cast<size_t>(slot) * s.head_dim;
       f16_t* vd = kv.v(page, s.layer, h) + static_cast<size_t>(slot) * s.head_dim;
-      const float* ks = k + t * row + h * s.head_dim;
-      const float* vs = v + t * row + h * s.head_dim;
-      for (int d = 0; d < s.head_dim; ++d) {
-        kd[d] = f32_to_f16(ks[d]);
-        vd[d] = f32_to_f16(vs[d]);
-      }
+      // (scalar, this was ~18 us of a batch-8 decode step per layer on the calling thread)
+      kernels::f32_to_f16_row(k + t * row + h * s.head_dim, s.head_dim, kd);
+      kernels::f32_to_f16_row(v + t * row + h * s.head_dim, s.head_dim, vd);
     }
   }
 }

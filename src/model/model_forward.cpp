@@ -27,6 +27,11 @@ void for_tokens(ThreadPool& pool, int64_t n_tok, Fn&& fn) {
   });
 }
 
+// x += y over one token's row (the residual stream).
+void add_row(float* __restrict x, const float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
 void add_bias(float* y, const float* b, int64_t n_tok, int64_t n) {
   if (!b) return;
   for (int64_t t = 0; t < n_tok; ++t)
@@ -84,7 +89,12 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
 
   for (int l = 0; l < h.n_layer; ++l) {
     const LayerWeights& L = w_.layers[l];
+    // The previous layer's FFN output (ws.tmp) joins the residual stream here, each token
+    // next to its norm: one pass over the pool instead of a serial add while the other
+    // threads wait.
+    const bool add_ffn = l > 0;
     for_tokens(pool, n, [&](int64_t t) {
+      if (add_ffn) add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);
       kernels::rms_norm(ws.x.data() + t * E, L.attn_norm, E, h.rms_eps, ws.xn.data() + t * E);
     });
     // q, k, v share one quantization of the input when their types agree, and run as one
@@ -126,9 +136,9 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
     attention(as, batch, kv, ws.q.data(), ws.attn.data(), pool);
 
     kernels::matmul(L.wo, ws.attn.data(), n, ws.tmp.data(), E, pool, &ws.acts);
-    for (int64_t i = 0; i < n * E; ++i) ws.x[i] += ws.tmp[i];
 
     for_tokens(pool, n, [&](int64_t t) {
+      add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);  // the attention output
       kernels::rms_norm(ws.x.data() + t * E, L.ffn_norm, E, h.rms_eps, ws.xn.data() + t * E);
     });
     kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.gate), &ws.acts, pool);
@@ -142,8 +152,7 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
     for_tokens(pool, n, [&](int64_t t) {
       kernels::swiglu(ws.gate.data() + t * F, ws.up.data() + t * F, F, ws.gate.data() + t * F);
     });
-    kernels::matmul(L.down, ws.gate.data(), n, ws.tmp.data(), E, pool, &ws.acts);
-    for (int64_t i = 0; i < n * E; ++i) ws.x[i] += ws.tmp[i];
+    kernels::matmul(L.down, ws.gate.data(), n, ws.tmp.data(), E, pool, &ws.acts);  // added next layer
   }
 
   // Final norm and output projection only for the tokens that want logits.
@@ -152,6 +161,7 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
   int64_t o = 0;
   for (int64_t t = 0; t < n; ++t) {
     if (!batch.want_logits[t]) continue;
+    if (h.n_layer > 0) add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);  // the last FFN output
     kernels::rms_norm(ws.x.data() + t * E, w_.output_norm, E, h.rms_eps, ws.out_x.data() + o * E);
     ++o;
   }

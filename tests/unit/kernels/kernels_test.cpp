@@ -387,6 +387,32 @@ TEST(Ops, VectorLibmExpMatchesStdExp) {
 #endif
 }
 
+TEST(Ops, F16RowConversionMatchesScalar) {
+  // every 1021st bit pattern (all exponents: subnormal results, overflow to inf, ties),
+  // then specials, at lengths that exercise the 8-wide body and the tail
+  std::vector<float> x;
+  for (uint64_t b = 0; b <= 0xFFFFFFFFull; b += 1021) {
+    const uint32_t u = static_cast<uint32_t>(b);
+    float f;
+    std::memcpy(&f, &u, 4);
+    x.push_back(f);
+  }
+  for (float f : {0.f, -0.f, 65504.f, 65519.f, 65520.f, 5.96e-8f, 2.98e-8f, 1.f + 1.f / 2048, 1.f + 3.f / 2048, -INFINITY,
+                  INFINITY, NAN})
+    x.push_back(f);
+  std::vector<f16_t> y(x.size() + 3);
+  for (int64_t n : {static_cast<int64_t>(x.size()), int64_t{7}, int64_t{13}}) {
+    f32_to_f16_row(x.data(), n, y.data());
+    size_t bad = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const f16_t want = f32_to_f16(x[i]);
+      const bool nan = std::isnan(x[i]) && (y[i] & 0x7C00) == 0x7C00 && (y[i] & 0x3FF) != 0;
+      if (y[i] != want && !nan && ++bad < 5) ADD_FAILURE() << "x=" << x[i] << " got " << y[i] << " want " << want;
+    }
+    EXPECT_EQ(bad, 0u) << "n=" << n;
+  }
+}
+
 TEST(Ops, PolynomialExpIsAccurate) {
   for (float x = -80.f; x < 80.f; x += 0.0137f) {
     const float e = expf_poly(x), r = std::exp(x);

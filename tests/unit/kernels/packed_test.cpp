@@ -113,7 +113,11 @@ TEST(Packed, MatmulManyEqualsSeparateMatmuls) {
   };
   const int64_t n_cols = 1024;
   const Spec specs[] = {{DType::Q4_0, 512, true}, {DType::Q4_0, 64, true}, {DType::Q6_K, 96, true},
-                        {DType::Q4_K, 40, true},  {DType::Q8_0, 48, false}, {DType::Q4_0, 37, true}};
+                        {DType::Q4_K, 40, true},  {DType::Q8_0, 48, false}, {DType::Q4_0, 37, true},
+                        {DType::Q8_0, 32, true}};
+  // share: products with the same activation type read one QuantActs (as q, k and v do),
+  // whose cached aux integers differ between the Q4_0 and Q8_0 kernels.
+  for (bool share : {false, true})
   for (int n_tok : {1, 3, 8}) {
     std::mt19937 rng(n_tok);
     std::normal_distribution<float> d(0.f, 1.f);
@@ -140,13 +144,21 @@ TEST(Packed, MatmulManyEqualsSeparateMatmuls) {
       y_many.emplace_back(n_tok * s.n_rows, -1.f);
       y_one.emplace_back(n_tok * s.n_rows, -2.f);
     }
-    for (size_t i = 0; i < std::size(specs); ++i)
-      jobs.push_back({&packs[i].view, &acts[i], y_many[i].data(), specs[i].n_rows});
+    std::vector<size_t> src(std::size(specs));
+    for (size_t i = 0; i < std::size(specs); ++i) {
+      src[i] = i;
+      for (size_t j = 0; share && j < i; ++j)
+        if (acts[j].type == acts[i].type) {
+          src[i] = j;
+          break;
+        }
+      jobs.push_back({&packs[i].view, &acts[src[i]], y_many[i].data(), specs[i].n_rows});
+    }
     matmul_many(jobs.data(), static_cast<int>(jobs.size()), pool);
     for (size_t i = 0; i < std::size(specs); ++i) {
-      matmul(packs[i].view, acts[i], y_one[i].data(), specs[i].n_rows, pool);
+      matmul(packs[i].view, acts[src[i]], y_one[i].data(), specs[i].n_rows, pool);
       EXPECT_EQ(std::memcmp(y_many[i].data(), y_one[i].data(), y_one[i].size() * sizeof(float)), 0)
-          << "job " << i << " (" << dtype_info(specs[i].t).name << ") n_tok=" << n_tok;
+          << "job " << i << " (" << dtype_info(specs[i].t).name << ") n_tok=" << n_tok << " share=" << share;
     }
   }
 }
