@@ -2,8 +2,10 @@
 # Sets up, builds and runs the whole test suite (what CI runs).
 #   1. Debian packages (scripts/setup.sh, idempotent)
 #   2. Release build + every test through CTest
-#   3. the file-parsing and kernel tests again under ASan+UBSan
-#   4. a bounded libFuzzer run of the GGUF parser
+#   3. on an AVX-512 machine, the kernel, model and golden tests again on the AVX2 kernels
+#      (TACHYON_NO_AVX512=1), so that both dispatch paths are checked here
+#   4. the file-parsing and kernel tests again under ASan+UBSan
+#   5. a bounded libFuzzer run of the GGUF parser
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="$(nproc)"
@@ -12,6 +14,13 @@ jobs="$(nproc)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 900)
+
+if grep -q avx512f /proc/cpuinfo 2>/dev/null; then
+  for t in test_kernels test_model test_golden; do
+    echo "== $t (AVX2 kernels: TACHYON_NO_AVX512=1)"
+    TACHYON_NO_AVX512=1 ./build/tests/"$t" --gtest_brief=1
+  done
+fi
 
 # Sanitizer configuration: everything that parses untrusted bytes.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTACHYON_SANITIZE=ON >/dev/null
