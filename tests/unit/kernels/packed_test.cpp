@@ -63,11 +63,13 @@ TEST(Packed, MatmulOverPackedWeightsIsBitIdenticalToVecDot) {
     // every installed layout (the AVX2 8-row one too where VNNI 16-row is the best)
     for (const PackedKernels* fast : variants) {
       const bool dispatched = fast == packed_kernels(t);
-      for (auto [n_cols, n_rows] : {std::pair<int64_t, int64_t>{512, 19}, {512, 37}, {2048, 264}, {1024, 200}}) {
+      for (auto [n_cols, n_rows] :
+           {std::pair<int64_t, int64_t>{512, 19}, {512, 37}, {512, 51}, {2048, 264}, {1024, 200}}) {
         const auto w = random_matrix(t, n_cols, n_rows, 7 + static_cast<uint32_t>(n_rows));
         Packed p = pack(fast, w, t, n_cols, n_rows);
         MatView plain{w.data(), t, n_cols, n_rows, row_bytes(t, n_cols)};
-        for (int n_tok : {1, 2, 3, 5, 8, 13}) {
+        // > 16 tokens: Q4_0x16's two-group prompt kernel (odd group counts, 1-3 token tails)
+        for (int n_tok : {1, 2, 3, 5, 8, 13, 17, 22}) {
           std::mt19937 rng(n_tok);
           std::normal_distribution<float> d(0.f, 1.f);
           std::vector<float> x(n_tok * n_cols);
