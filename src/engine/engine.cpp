@@ -144,13 +144,13 @@ void Engine::shutdown() {
 }
 
 const tok::Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
+const model::Model& Engine::model() const { return *impl_->model; }
+int Engine::n_ctx() const { return impl_->n_ctx; }
 
 void Engine::set_notify_dispatcher(std::function<void(NotifyBatch&&)> dispatch) {
   std::lock_guard<std::mutex> lk(impl_->dispatch_mu);
   impl_->dispatch = std::move(dispatch);
 }
-const model::Model& Engine::model() const { return *impl_->model; }
-int Engine::n_ctx() const { return impl_->n_ctx; }
 
 EngineStats Engine::stats(bool take_latencies) {
   std::lock_guard<std::mutex> lk(impl_->stats_mu);

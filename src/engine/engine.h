@@ -83,10 +83,10 @@ struct Event {
   double decode_ms = 0;       // first token -> finish
 };
 
-// The channel between the engine thread and the request's owner. Thread-safe.
 // The notify callbacks of the events one engine iteration produced, handed over at once.
 using NotifyBatch = std::vector<std::function<void()>>;
 
+// The channel between the engine thread and the request's owner. Thread-safe.
 class RequestHandle {
  public:
   // Moves all pending events into *out (appends). Returns false when none were pending.
