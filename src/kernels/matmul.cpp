@@ -26,6 +26,7 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, Qu
   out->row_bytes = row_bytes(type, n_cols);
   out->buf.resize(static_cast<size_t>(n_tok) * out->row_bytes);
   out->aux_of = nullptr;
+  out->aux_make = nullptr;
   if (n_tok * n_cols < 16384) {
     for (int64_t t = 0; t < n_tok; ++t) tt->from_float(x + t * n_cols, out->buf.data() + t * out->row_bytes, n_cols);
     return;
@@ -35,6 +36,31 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, Qu
     split_range(n_tok, ith, nth, &b, &e);
     for (int64_t t = b; t < e; ++t) tt->from_float(x + t * n_cols, out->buf.data() + t * out->row_bytes, n_cols);
   });
+}
+
+void begin_acts(QuantActs* out, int64_t n_tok, int64_t n_cols, DType type, const MatView* w) {
+  assert(type_traits(type) && type_traits(type)->from_float);
+  out->type = type;
+  out->n_tok = n_tok;
+  out->n_cols = n_cols;
+  out->row_bytes = row_bytes(type, n_cols);
+  out->buf.resize(static_cast<size_t>(n_tok) * out->row_bytes);
+  out->aux_of = nullptr;
+  out->aux_make = nullptr;
+  out->aux_per = 0;
+  const PackedKernels* pk = w && w->packed && w->packed_rows > 0 ? packed_kernels(w->type) : nullptr;
+  if (pk && pk->aux_count && pk->make_aux && w->n_cols == n_cols && pk->aux_count(n_cols) > 0) {
+    out->aux_per = pk->aux_count(n_cols);
+    out->aux.resize(static_cast<size_t>(n_tok * out->aux_per));
+    out->aux_make = pk->make_aux;
+    out->aux_of = reinterpret_cast<const void*>(pk->make_aux);
+  }
+}
+
+void act_row(QuantActs* out, int64_t t, const float* x) {
+  uint8_t* row = out->buf.data() + t * out->row_bytes;
+  type_traits(out->type)->from_float(x, row, out->n_cols);
+  if (out->aux_make) out->aux_make(row, out->n_cols, out->aux.data() + t * out->aux_per);
 }
 
 namespace {

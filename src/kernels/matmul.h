@@ -38,10 +38,23 @@ struct QuantActs {
   // quantize_acts clears them.
   mutable std::vector<int32_t> aux;
   mutable const void* aux_of = nullptr;  // the make_aux that filled aux
+  // Set by begin_acts when act_row fills the aux integers along with each row.
+  void (*aux_make)(const uint8_t* act_row, int64_t n_cols, int32_t* aux) = nullptr;
+  int64_t aux_per = 0;
 };
 
 // Converts x [n_tok][n_cols] to `type` (a vec_dot_type), in parallel over tokens.
 void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, QuantActs* out, ThreadPool& pool);
+
+// Row-by-row filling, for passes that compute activations token by token (a norm,
+// swiglu) and can quantize each row while it is in cache in the same pass over the pool,
+// instead of two more passes (quantize_acts, then a packed kernel's aux integers), each
+// with its barrier. begin_acts sizes *out for n_tok rows of n_cols in `type` and, when w
+// runs on a packed kernel with aux integers, for those too (so that matmul(w, ...) finds
+// them made); act_row(out, t, x) then fills row t from x[n_cols], once for every t < n_tok
+// (concurrently for distinct t). Same bytes as quantize_acts.
+void begin_acts(QuantActs* out, int64_t n_tok, int64_t n_cols, DType type, const MatView* w);
+void act_row(QuantActs* out, int64_t t, const float* x);
 
 // y[t][r] = W[r] . x[t] for t < n_tok, r < n_rows; y has row stride ld_y floats.
 // Preconditions: acts.type == vec_dot_type of w.type, acts.n_cols == w.n_cols.

@@ -250,36 +250,32 @@ void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
 
 }  // namespace
 
-void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const float* k, const float* v) {
+void store_kv_token(const AttentionShape& s, const Batch& batch, int64_t t, kv::KvPool& kv, const float* k,
+                    const float* v) {
   const int ps = kv.page_size();
-  const int row = s.n_head_kv * s.head_dim;
+  const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
+  const int32_t pos = batch.pos[t];
+  const int32_t page = pt.pages[pos / ps];
+  const int slot = pos % ps;
   if (kv.type() == kv::KvType::kQ8_0) {
     const kernels::TypeTraits* q8 = kernels::type_traits(DType::Q8_0);
-    for (int64_t t = 0; t < batch.size(); ++t) {
-      const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
-      const int32_t pos = batch.pos[t];
-      const int32_t page = pt.pages[pos / ps];
-      const size_t slot = static_cast<size_t>(pos % ps);
-      for (int h = 0; h < s.n_head_kv; ++h) {
-        q8->from_float(k + t * row + h * s.head_dim, kv.k_bytes(page, s.layer, h) + slot * kv.k_row_bytes(), s.head_dim);
-        q8->from_float(v + t * row + h * s.head_dim, kv.v_bytes(page, s.layer, h) + slot * kv.v_row_bytes(), s.head_dim);
-      }
+    for (int h = 0; h < s.n_head_kv; ++h) {
+      q8->from_float(k + h * s.head_dim, kv.k_bytes(page, s.layer, h) + slot * kv.k_row_bytes(), s.head_dim);
+      q8->from_float(v + h * s.head_dim, kv.v_bytes(page, s.layer, h) + slot * kv.v_row_bytes(), s.head_dim);
     }
     return;
   }
-  for (int64_t t = 0; t < batch.size(); ++t) {
-    const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
-    const int32_t pos = batch.pos[t];
-    const int32_t page = pt.pages[pos / ps];
-    const int slot = pos % ps;
-    for (int h = 0; h < s.n_head_kv; ++h) {
-      f16_t* kd = kv.k(page, s.layer, h) + static_cast<size_t>(slot) * s.head_dim;
-      f16_t* vd = kv.v(page, s.layer, h) + static_cast<size_t>(slot) * s.head_dim;
-      // (scalar, this was ~18 us of a batch-8 decode step per layer on the calling thread)
-      kernels::f32_to_f16_row(k + t * row + h * s.head_dim, s.head_dim, kd);
-      kernels::f32_to_f16_row(v + t * row + h * s.head_dim, s.head_dim, vd);
-    }
+  for (int h = 0; h < s.n_head_kv; ++h) {
+    f16_t* kd = kv.k(page, s.layer, h) + static_cast<size_t>(slot) * s.head_dim;
+    f16_t* vd = kv.v(page, s.layer, h) + static_cast<size_t>(slot) * s.head_dim;
+    kernels::f32_to_f16_row(k + h * s.head_dim, s.head_dim, kd);
+    kernels::f32_to_f16_row(v + h * s.head_dim, s.head_dim, vd);
   }
+}
+
+void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const float* k, const float* v) {
+  const int64_t row = static_cast<int64_t>(s.n_head_kv) * s.head_dim;
+  for (int64_t t = 0; t < batch.size(); ++t) store_kv_token(s, batch, t, kv, k + t * row, v + t * row);
 }
 
 namespace detail {

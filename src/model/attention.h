@@ -49,5 +49,8 @@ const char* attention_impl();
 // position: as f16, or as Q8_0 blocks for a kQ8_0 pool (every query over such a pool
 // uses the kF32 numerics, reading rows dequantized as float(q) * d).
 void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const float* k, const float* v);
+// store_kv for token t alone (k, v: its rows), e.g. inside a per-token pass over the pool.
+void store_kv_token(const AttentionShape& s, const Batch& batch, int64_t t, kv::KvPool& kv, const float* k,
+                    const float* v);
 
 }  // namespace tachyon::model

@@ -90,6 +90,7 @@ class Model {
   // Workspace reused across steps (the model is driven by one thread).
   struct Workspace {
     std::vector<float> x, xn, q, k, v, attn, tmp, gate, up, out_x;
+    std::vector<int64_t> out_tok;  // the tokens that want logits, in order
     kernels::QuantActs acts, acts2, acts3;
   } ws_;
 };

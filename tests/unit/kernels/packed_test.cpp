@@ -164,3 +164,42 @@ TEST(Packed, MatmulManyEqualsSeparateMatmuls) {
     }
   }
 }
+
+// begin_acts + act_row (row by row, as the forward pass fills them inside its per-token
+// passes) give quantize_acts' bytes, and the aux integers they make along the way are the
+// ones matmul would make: the same products, bit for bit, on every packed type.
+TEST(Packed, RowByRowActivationsEqualQuantizeActs) {
+  ThreadPool pool(2);
+  const int64_t n_cols = 1024;
+  for (DType t : kPackedTypes) {
+    const auto w = random_matrix(t, n_cols, 80, 5);
+    const PackedKernels* pk = packed_kernels(t);
+    Packed p;
+    if (pk) p = pack(pk, w, t, n_cols, 80);
+    else p.view = MatView{w.data(), t, n_cols, 80, row_bytes(t, n_cols)};
+    for (int n_tok : {1, 5, 8}) {
+      std::mt19937 rng(n_tok);
+      std::normal_distribution<float> d(0.f, 1.f);
+      std::vector<float> x(n_tok * n_cols);
+      for (auto& v : x) v = d(rng);
+      const DType at = type_traits(t)->vec_dot_type;
+      QuantActs whole, rows;
+      quantize_acts(x.data(), n_tok, n_cols, at, &whole, pool);
+      begin_acts(&rows, n_tok, n_cols, at, &p.view);
+      for (int tk = n_tok - 1; tk >= 0; --tk) act_row(&rows, tk, x.data() + tk * n_cols);  // any order
+      ASSERT_EQ(rows.buf, whole.buf) << dtype_info(t).name;
+      if (pk && pk->aux_count && pk->aux_count(n_cols) > 0) {
+        ASSERT_EQ(rows.aux.size(), static_cast<size_t>(n_tok * pk->aux_count(n_cols)));
+        std::vector<int32_t> aux(rows.aux.size());
+        for (int tk = 0; tk < n_tok; ++tk)
+          pk->make_aux(whole.row(tk), n_cols, aux.data() + tk * pk->aux_count(n_cols));
+        EXPECT_EQ(rows.aux, aux) << dtype_info(t).name;
+      }
+      std::vector<float> y_whole(n_tok * 80, -1.f), y_rows(n_tok * 80, -2.f);
+      matmul(p.view, whole, y_whole.data(), 80, pool);
+      matmul(p.view, rows, y_rows.data(), 80, pool);
+      EXPECT_EQ(std::memcmp(y_whole.data(), y_rows.data(), y_rows.size() * sizeof(float)), 0)
+          << dtype_info(t).name << " n_tok=" << n_tok;
+    }
+  }
+}
