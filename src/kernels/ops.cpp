@@ -1,6 +1,7 @@
 #include "kernels/ops.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 
 #include "base/cpu.h"
@@ -101,6 +102,32 @@ void exp_libm(const float* x, int64_t n, float* y) {
   if (use_avx2()) return expf_libm_avx2(x, n, y);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
+void sanitize_logits(const float* x, int64_t n, float* y) {
+#if defined(__x86_64__)
+  if (use_avx2()) return sanitize_logits_avx2(x, n, y);
+#endif
+  for (int64_t i = 0; i < n; ++i) {
+    const float l = x[i];
+    y[i] = l != l ? -INFINITY : l > FLT_MAX ? FLT_MAX : l;
+  }
+}
+
+float max_f32(const float* x, int64_t n) {
+#if defined(__x86_64__)
+  if (use_avx2()) return max_f32_avx2(x, n);
+#endif
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+void exp_shifted(const float* x, int64_t n, float c, float* y) {
+#if defined(__x86_64__)
+  if (use_avx2()) return exp_shifted_avx2(x, n, c, y);
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - c);
 }
 
 void swiglu(const float* gate, const float* up, int64_t n, float* out) {

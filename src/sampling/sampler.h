@@ -119,6 +119,7 @@ class Sampler {
     float max_logit = 0.0f; // their max (-inf if none)
     int32_t best = -1;      // the argmax, ties -> lowest id
     double log_norm = 0.0;  // log-sum-exp of the penalized logits
+    double sum_w = 0.0;     // the candidates' weights summed (sum_weights in sampler.cpp)
   };
 
   Prepared prepare(const float* logits, int n_vocab);
@@ -127,7 +128,8 @@ class Sampler {
   int32_t lowest_unbanned_id() const;
   int keep_top_k(int n_cand, int k);
   Candidate top_p_threshold(int n_cand, float max_logit);
-  int draw(int n_cand, float max_logit);  // index into cand_
+  // index into cand_; known_total: the weights' sum when already known (< 0: not)
+  int draw(int n_cand, float max_logit, double known_total);
 
   SamplingParams params_;
   Rng rng_;

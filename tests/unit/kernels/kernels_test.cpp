@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include <cfloat>
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -382,6 +386,46 @@ TEST(Ops, VectorLibmExpMatchesStdExp) {
     }
   }
   EXPECT_EQ(bad, 0u) << "of " << x.size();
+#else
+  GTEST_SKIP() << "x86-64 only";
+#endif
+}
+
+// The sampler's vocabulary passes: the AVX2 forms against their scalar definitions, over
+// random logits with NaN, +-inf, +-0 and FLT_MAX mixed in, at lengths exercising the
+// 32-wide, 8-wide and tail loops.
+TEST(Ops, LogitsPassesMatchScalar) {
+#if defined(__x86_64__)
+  if (!cpu_features().avx2 || !cpu_features().fma) GTEST_SKIP() << "no AVX2/FMA";
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d(0.f, 4.f);
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{8}, int64_t{31}, int64_t{77}, int64_t{32000}}) {
+    std::vector<float> x(n);
+    for (auto& v : x) v = d(rng);
+    const float specials[] = {NAN, INFINITY, -INFINITY, 0.f, -0.f, FLT_MAX, -FLT_MAX, 90.f};
+    for (int64_t i = 0; i < n; i += 5) x[i] = specials[(i / 5) % 8];
+    std::vector<float> y(n), want(n);
+    sanitize_logits_avx2(x.data(), n, y.data());
+    for (int64_t i = 0; i < n; ++i) want[i] = std::isnan(x[i]) ? -INFINITY : x[i] > FLT_MAX ? FLT_MAX : x[i];
+    ASSERT_EQ(std::memcmp(y.data(), want.data(), n * sizeof(float)), 0) << "sanitize n=" << n;
+    float m = -INFINITY;
+    for (float v : want) m = std::max(m, v);
+    EXPECT_EQ(max_f32_avx2(want.data(), n), m) << "max n=" << n;  // (the same value; a zero may differ in sign)
+    for (int64_t at = 0; at < n; at += std::max<int64_t>(1, n / 9)) {  // the max in every loop's range
+      std::vector<float> z = want;
+      z[at] = FLT_MAX;
+      z[n - 1 - at] = INFINITY;  // above every sanitized logit
+      EXPECT_EQ(max_f32_avx2(z.data(), n), INFINITY) << "max n=" << n << " at " << n - 1 - at;
+    }
+    for (float c : {m, 0.f, 3.5f}) {
+      if (!std::isfinite(c)) continue;
+      exp_shifted_avx2(want.data(), n, c, y.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const float e = std::exp(want[i] - c);
+        ASSERT_EQ(std::memcmp(&e, &y[i], 4), 0) << "exp_shifted x=" << want[i] << " c=" << c;
+      }
+    }
+  }
 #else
   GTEST_SKIP() << "x86-64 only";
 #endif
