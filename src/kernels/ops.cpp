@@ -37,6 +37,53 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) 
   }
 }
 
+void rms_norm_rows(const float* x, int64_t ldx, const float* w, int64_t n, float eps, float* out, int64_t ldo,
+                   int64_t n_rows) {
+#if defined(__x86_64__)
+  if (use_avx2() && n_rows > 1) return rms_norm_rows_avx2(x, ldx, w, n, eps, out, ldo, n_rows);
+#endif
+  rms_norm_rows_ref(x, ldx, w, n, eps, out, ldo, n_rows);
+}
+
+void rms_norm_rows_ref(const float* x, int64_t ldx, const float* w, int64_t n, float eps, float* out, int64_t ldo,
+                       int64_t n_rows) {
+  constexpr int kRows = 8;
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(kRows, n_rows - r0));
+    if (nr == 1) {
+      rms_norm(x + r0 * ldx, w, n, eps, out + r0 * ldo);
+      continue;
+    }
+    // each row's sum is the serial chain of rms_norm; the rows' chains interleave
+    const float* xr[kRows];
+    for (int r = 0; r < kRows; ++r) xr[r] = x + (r0 + std::min(r, nr - 1)) * ldx;  // short groups repeat a row
+    const float *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3], *x4 = xr[4], *x5 = xr[5], *x6 = xr[6], *x7 = xr[7];
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      s0 += static_cast<double>(x0[i] * x0[i]);
+      s1 += static_cast<double>(x1[i] * x1[i]);
+      s2 += static_cast<double>(x2[i] * x2[i]);
+      s3 += static_cast<double>(x3[i] * x3[i]);
+      s4 += static_cast<double>(x4[i] * x4[i]);
+      s5 += static_cast<double>(x5[i] * x5[i]);
+      s6 += static_cast<double>(x6[i] * x6[i]);
+      s7 += static_cast<double>(x7[i] * x7[i]);
+    }
+    const double sum[kRows] = {s0, s1, s2, s3, s4, s5, s6, s7};
+    for (int r = 0; r < nr; ++r) {
+      const float mean = static_cast<float>(sum[r] / n);
+      const float scale = 1.0f / std::sqrt(mean + eps);
+      const float* xi = xr[r];
+      float* o = out + (r0 + r) * ldo;
+      if (w) {
+        for (int64_t i = 0; i < n; ++i) o[i] = (xi[i] * scale) * w[i];
+      } else {
+        for (int64_t i = 0; i < n; ++i) o[i] = xi[i] * scale;
+      }
+    }
+  }
+}
+
 void rope_cache(const RopeParams& p, int32_t pos, float* cs) {
   const float theta_scale = std::pow(p.freq_base, -2.0f / p.n_rot);
   float theta = static_cast<float>(pos);

@@ -2,6 +2,7 @@
 // operations in the same order (std::fma here compiles to the FMA instruction instead
 // of a libm call).
 #if defined(__x86_64__)
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 
@@ -84,6 +85,60 @@ void exp_shifted_avx2(const float* x, int64_t n, float c, float* y) {
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(y + i, avx2::expf_libm8(_mm256_sub_ps(_mm256_loadu_ps(x + i), cv), tab));
   for (; i < n; ++i) y[i] = std::exp(x[i] - c);
+}
+
+// As rms_norm_rows: lanes = rows. Columns come 4 at a time from 4 rows, transposed, so
+// that each double lane adds its own row's float squares in column order: the serial
+// chain of rms_norm per lane, two groups of 4 rows interleaved.
+void rms_norm_rows_avx2(const float* x, int64_t ldx, const float* w, int64_t n, float eps, float* out, int64_t ldo,
+                        int64_t n_rows) {
+  for (int64_t r0 = 0; r0 < n_rows; r0 += 8) {
+    const int nr = static_cast<int>(std::min<int64_t>(8, n_rows - r0));
+    const float* xr[8];
+    for (int r = 0; r < 8; ++r) xr[r] = x + (r0 + std::min(r, nr - 1)) * ldx;  // short groups repeat a row
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    const bool two = nr > 4;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      __m128 c0 = _mm_loadu_ps(xr[0] + i), c1 = _mm_loadu_ps(xr[1] + i), c2 = _mm_loadu_ps(xr[2] + i),
+             c3 = _mm_loadu_ps(xr[3] + i);
+      _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
+      a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_mul_ps(c0, c0)));
+      a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_mul_ps(c1, c1)));
+      a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_mul_ps(c2, c2)));
+      a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_mul_ps(c3, c3)));
+      if (two) {
+        __m128 d0 = _mm_loadu_ps(xr[4] + i), d1 = _mm_loadu_ps(xr[5] + i), d2 = _mm_loadu_ps(xr[6] + i),
+               d3 = _mm_loadu_ps(xr[7] + i);
+        _MM_TRANSPOSE4_PS(d0, d1, d2, d3);
+        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_mul_ps(d0, d0)));
+        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_mul_ps(d1, d1)));
+        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_mul_ps(d2, d2)));
+        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_mul_ps(d3, d3)));
+      }
+    }
+    alignas(32) double sum[8];
+    _mm256_store_pd(sum, a0);
+    _mm256_store_pd(sum + 4, a1);
+    for (int r = 0; r < nr; ++r) {
+      const float* xi = xr[r];
+      double sr = sum[r];
+      for (int64_t j = i; j < n; ++j) sr += static_cast<double>(xi[j] * xi[j]);
+      const float mean = static_cast<float>(sr / n);
+      const float scale = 1.0f / std::sqrt(mean + eps);
+      const __m256 sv = _mm256_set1_ps(scale);
+      float* o = out + (r0 + r) * ldo;
+      int64_t k = 0;
+      if (w) {
+        for (; k + 8 <= n; k += 8)
+          _mm256_storeu_ps(o + k, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(xi + k), sv), _mm256_loadu_ps(w + k)));
+        for (; k < n; ++k) o[k] = (xi[k] * scale) * w[k];
+      } else {
+        for (; k + 8 <= n; k += 8) _mm256_storeu_ps(o + k, _mm256_mul_ps(_mm256_loadu_ps(xi + k), sv));
+        for (; k < n; ++k) o[k] = xi[k] * scale;
+      }
+    }
+  }
 }
 
 // As rope_apply.

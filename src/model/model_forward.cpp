@@ -27,6 +27,20 @@ void for_tokens(ThreadPool& pool, int64_t n_tok, Fn&& fn) {
   });
 }
 
+// Runs fn(b, e) over token ranges covering [0, n_tok), one per thread when split.
+template <class Fn>
+void for_token_ranges(ThreadPool& pool, int64_t n_tok, Fn&& fn) {
+  if (n_tok < 4 || pool.n_threads() == 1) {
+    fn(int64_t{0}, n_tok);
+    return;
+  }
+  pool.run([&](int ith, int nth) {
+    int64_t b, e;
+    split_range(n_tok, ith, nth, &b, &e);
+    if (e > b) fn(b, e);
+  });
+}
+
 // x += y over one token's row (the residual stream).
 void add_row(float* __restrict x, const float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
@@ -97,10 +111,11 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
     // them per layer, waiting ~4 ms of its ~26 in all.
     const bool add_ffn = l > 0;
     kernels::begin_acts(&ws.acts, n, E, vdt(L.wq), &L.wq);
-    for_tokens(pool, n, [&](int64_t t) {
-      if (add_ffn) add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);
-      kernels::rms_norm(ws.x.data() + t * E, L.attn_norm, E, h.rms_eps, ws.xn.data() + t * E);
-      kernels::act_row(&ws.acts, t, ws.xn.data() + t * E);
+    for_token_ranges(pool, n, [&](int64_t b, int64_t e) {
+      if (add_ffn)
+        for (int64_t t = b; t < e; ++t) add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);
+      kernels::rms_norm_rows(ws.x.data() + b * E, E, L.attn_norm, E, h.rms_eps, ws.xn.data() + b * E, E, e - b);
+      for (int64_t t = b; t < e; ++t) kernels::act_row(&ws.acts, t, ws.xn.data() + t * E);
     });
     const kernels::QuantActs* k_acts = &ws.acts;
     if (vdt(L.wk) != ws.acts.type) {
@@ -144,10 +159,10 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
     kernels::matmul(L.wo, ws.acts, ws.tmp.data(), E, pool);
 
     kernels::begin_acts(&ws.acts, n, E, vdt(L.gate), &L.gate);
-    for_tokens(pool, n, [&](int64_t t) {
-      add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);  // the attention output
-      kernels::rms_norm(ws.x.data() + t * E, L.ffn_norm, E, h.rms_eps, ws.xn.data() + t * E);
-      kernels::act_row(&ws.acts, t, ws.xn.data() + t * E);
+    for_token_ranges(pool, n, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);  // the attention output
+      kernels::rms_norm_rows(ws.x.data() + b * E, E, L.ffn_norm, E, h.rms_eps, ws.xn.data() + b * E, E, e - b);
+      for (int64_t t = b; t < e; ++t) kernels::act_row(&ws.acts, t, ws.xn.data() + t * E);
     });
     const kernels::QuantActs* up_acts = &ws.acts;
     if (vdt(L.up) != ws.acts.type) {

@@ -327,6 +327,39 @@ TEST(Kernels, MatmulIsBatchInvariant) {
   }
 }
 
+// rms_norm_rows gives rms_norm's bits on every row (interleaved chains, groups of 8 and
+// the short tail groups), with and without weights, in place too.
+TEST(Ops, RmsNormRowsMatchesRowByRow) {
+  std::mt19937 rng(11);
+  std::lognormal_distribution<float> mag(0.f, 3.f);  // wide exponent spread: the double sums round
+  const int64_t n = 2051;
+  for (int64_t n_rows : {1, 2, 7, 8, 9, 17}) {
+    std::vector<float> x(n_rows * (n + 5)), w(n), y(n_rows * n), want(n_rows * n);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = (i % 3 ? 1.f : -1.f) * mag(rng);
+    // a large first element per row: every later square then rounds in the double sum,
+    // so that any change of the summation order shows
+    for (int64_t r = 0; r < n_rows; ++r) x[r * (n + 5)] = 3e4f + static_cast<float>(r);
+    for (auto& v : w) v = mag(rng);
+    using Fn = void (*)(const float*, int64_t, const float*, int64_t, float, float*, int64_t, int64_t);
+    std::vector<std::pair<const char*, Fn>> impls = {{"dispatch", rms_norm_rows}, {"ref", rms_norm_rows_ref}};
+#if defined(__x86_64__)
+    if (cpu_features().avx2 && cpu_features().fma) impls.push_back({"avx2", rms_norm_rows_avx2});
+#endif
+    for (const float* wp : {static_cast<const float*>(nullptr), static_cast<const float*>(w.data())}) {
+      for (int64_t r = 0; r < n_rows; ++r) rms_norm(x.data() + r * (n + 5), wp, n, 1e-5f, want.data() + r * n);
+      for (auto [name, fn] : impls) {
+        std::fill(y.begin(), y.end(), -1.f);
+        fn(x.data(), n + 5, wp, n, 1e-5f, y.data(), n, n_rows);
+        ASSERT_EQ(std::memcmp(y.data(), want.data(), y.size() * sizeof(float)), 0) << name << " n_rows=" << n_rows;
+      }
+    }
+    std::vector<float> z(x);  // in place (ldo == ldx)
+    rms_norm_rows(z.data(), n + 5, w.data(), n, 1e-5f, z.data(), n + 5, n_rows);
+    for (int64_t r = 0; r < n_rows; ++r)
+      ASSERT_EQ(std::memcmp(z.data() + r * (n + 5), want.data() + r * n, n * sizeof(float)), 0) << "in place, row " << r;
+  }
+}
+
 TEST(Ops, RmsNormRopeSoftmax) {
   std::vector<float> x = {1, 2, 3, 4};
   std::vector<float> w = {1, 1, 2, 2};
