@@ -40,6 +40,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     return;
   }
   fn_ = &fn;
+  rest_.store(false, std::memory_order_relaxed);
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   // seq_cst pairs with the worker's sleepers_ increment + generation re-check: either
   // we see it sleeping (and signal under the mutex) or it sees the new generation.
@@ -71,7 +72,7 @@ void ThreadPool::worker(int ith) {
           cpu_relax();
           g = generation_.load(std::memory_order_acquire);
         }
-      } while (g == seen && std::chrono::steady_clock::now() < until);
+      } while (g == seen && !rest_.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < until);
     }
     if (g == seen) {
       std::unique_lock<std::mutex> lk(mu_);
@@ -86,6 +87,8 @@ void ThreadPool::worker(int ith) {
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
+
+void ThreadPool::rest() { rest_.store(true, std::memory_order_relaxed); }
 
 RangeSplit::RangeSplit(int64_t n, int nth) : nth_(nth), ranges_(new Range[static_cast<size_t>(nth)]) {
   for (int i = 0; i < nth; ++i) {

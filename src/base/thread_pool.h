@@ -25,6 +25,11 @@ class ThreadPool {
 
   int n_threads() const { return n_threads_; }
   void run(const std::function<void(int ith, int nth)>& fn);
+  // The caller will not run() for a while (e.g. the engine's serial part of a step):
+  // workers sleep now instead of spinning on their cores, which leaves those cores to
+  // other threads (the server's I/O threads), at the price of one wake-up at the next
+  // run(). The next run() ends the rest.
+  void rest();
 
  private:
   void worker(int ith);
@@ -36,6 +41,7 @@ class ThreadPool {
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int> sleepers_{0};  // workers blocked (or about to block) on cv_
+  std::atomic<bool> rest_{false};
   std::mutex mu_;
   std::condition_variable cv_;
 };

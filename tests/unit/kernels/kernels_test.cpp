@@ -514,6 +514,21 @@ TEST(ThreadPool, RunsEveryIndexOnce) {
   }
 }
 
+// rest() sends the workers to sleep; the next run() still reaches every one of them,
+// whether it comes at once (a worker may still be spinning) or after they slept.
+TEST(ThreadPool, RunAfterRestReachesEveryWorker) {
+  for (int n : {2, 3}) {
+    ThreadPool pool(n);
+    for (int rep = 0; rep < 100; ++rep) {
+      pool.rest();
+      if (rep % 2) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      std::vector<std::atomic<int>> hits(n);
+      pool.run([&](int ith, int) { hits[ith]++; });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "n=" << n << " rep=" << rep;
+    }
+  }
+}
+
 // RangeSplit hands out every item exactly once; a slow thread's range is finished by the
 // others (stealing from its back), and each thread's own items come front to back.
 TEST(ThreadPool, RangeSplitStealsFromSlowThreads) {
