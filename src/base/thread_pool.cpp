@@ -98,6 +98,43 @@ RangeSplit::RangeSplit(int64_t n, int nth) : nth_(nth), ranges_(new Range[static
   }
 }
 
+bool RangeSplit::next_run(int ith, int64_t run, int64_t steal, int64_t* begin, int64_t* end) {
+  auto front = [](uint64_t v) { return static_cast<int64_t>(v & 0xffffffffu); };
+  auto back = [](uint64_t v) { return static_cast<int64_t>(v >> 32); };
+  run = std::max<int64_t>(1, run);
+  steal = std::max<int64_t>(1, steal);
+  std::atomic<uint64_t>& own = ranges_[ith].fb;
+  for (uint64_t v = own.load(std::memory_order_relaxed); front(v) < back(v);) {
+    const int64_t take = std::min(run, back(v) - front(v));
+    if (own.compare_exchange_weak(v, v + static_cast<uint64_t>(take), std::memory_order_relaxed)) {
+      *begin = front(v);
+      *end = front(v) + take;
+      return true;
+    }
+  }
+  for (;;) {
+    int victim = -1;
+    int64_t most = 0;
+    uint64_t vv = 0;
+    for (int j = 0; j < nth_; ++j) {
+      const uint64_t v = ranges_[j].fb.load(std::memory_order_relaxed);
+      if (back(v) - front(v) > most) {
+        most = back(v) - front(v);
+        victim = j;
+        vv = v;
+      }
+    }
+    if (victim < 0) return false;
+    const int64_t take = std::min(steal, most);
+    const uint64_t nv = (vv & 0xffffffffu) | static_cast<uint64_t>(back(vv) - take) << 32;
+    if (ranges_[victim].fb.compare_exchange_weak(vv, nv, std::memory_order_relaxed)) {
+      *begin = back(vv) - take;
+      *end = back(vv);
+      return true;
+    }
+  }
+}
+
 bool RangeSplit::next(int ith, int64_t* item) {
   auto front = [](uint64_t v) { return static_cast<int64_t>(v & 0xffffffffu); };
   auto back = [](uint64_t v) { return static_cast<int64_t>(v >> 32); };

@@ -64,6 +64,11 @@ class RangeSplit {
   RangeSplit(int64_t n, int nth);
   // The next item for thread ith; false when every range is empty.
   bool next(int ith, int64_t* item);
+  // The same walk in runs of items [*begin, *end): up to `run` from the front of ith's own
+  // range, then up to `steal` from the back of the fullest other range. A small steal
+  // keeps the threads' finishing times within a fraction of a run (a kernel's tail then
+  // waits on a quarter of an L2 tile instead of a whole one).
+  bool next_run(int ith, int64_t run, int64_t steal, int64_t* begin, int64_t* end);
 
  private:
   struct alignas(64) Range {

@@ -114,9 +114,13 @@ void matmul_packed(const MatView& w, const PackedKernels* pk, const QuantActs& a
     for (int64_t ti = 0; ti < n_tiles; ++ti) run_tile(ti);
     return;
   }
-  RangeSplit split(n_tiles, pool.n_threads());
+  // Runs of a tile's groups from the front of each thread's range; steals of a quarter
+  // tile from the back, so that the threads end within a quarter tile of each other.
+  RangeSplit split(n_groups, pool.n_threads());
   pool.run([&](int ith, int) {
-    for (int64_t ti; split.next(ith, &ti);) run_tile(ti);
+    for (int64_t b, e; split.next_run(ith, tile, std::max<int64_t>(1, tile / 4), &b, &e);)
+      gemm(w.n_cols, e - b, w.packed + b * gb, static_cast<int>(n_tok), acts.row(0), acts.row_bytes, aux_data, na,
+           y + b * pk->rows, ld_y);
   });
 }
 
@@ -186,11 +190,11 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
     std::vector<int32_t> own_aux;  // when another product's kernel holds acts' shared aux
     int64_t na, n_groups, per_chunk;
     size_t gb;
-    int64_t first_chunk;
+    int64_t first_chunk, first_group;  // in the list's chunks and groups
   };
   std::vector<Part> parts;
   parts.reserve(n_jobs);
-  int64_t n_chunks = 0;
+  int64_t n_chunks = 0, n_groups_all = 0;
   double bytes = 0, macs = 0;
   for (int j = 0; j < n_jobs; ++j) {
     const MatmulJob& jb = jobs[j];
@@ -199,7 +203,9 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
       matmul(*jb.w, *jb.acts, jb.y, jb.ld_y, pool);
       continue;
     }
-    Part p{&jb, pk, nullptr, {}, 0, jb.w->packed_rows / pk->rows, 1, pk->group_bytes(jb.w->n_cols), n_chunks};
+    Part p{&jb, pk, nullptr, {}, 0, jb.w->packed_rows / pk->rows, 1, pk->group_bytes(jb.w->n_cols), n_chunks,
+           n_groups_all};
+    n_groups_all += p.n_groups;
     const int64_t n_tok = jb.acts->n_tok;
     bool shared_taken = false;  // an earlier product uses acts' aux made by another kernel
     for (const Part& q : parts)
@@ -237,13 +243,26 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
     for (int64_t c = 0; c < n_chunks; ++c) run_chunk(c);
     return;
   }
-  // Each thread walks one contiguous run of chunks (handing chunks out from a shared
-  // counter interleaves the threads' addresses and the hardware prefetcher loses the
-  // streams: decode measured 6-10% slower that way), then steals from the back of the
-  // other runs so that no thread waits on a slower one.
-  RangeSplit split(n_chunks, pool.n_threads());
+  // Each thread walks one contiguous range of the list's groups in chunk-sized runs
+  // (handing chunks out from a shared counter interleaves the threads' addresses and the
+  // hardware prefetcher loses the streams: decode measured 6-10% slower that way), then
+  // steals quarter chunks from the back of the other ranges so that no thread waits on a
+  // slower one for long.
+  int64_t run = parts[0].per_chunk;
+  for (const Part& p : parts) run = std::min(run, p.per_chunk);
+  RangeSplit split(n_groups_all, pool.n_threads());
   pool.run([&](int ith, int) {
-    for (int64_t c; split.next(ith, &c);) run_chunk(c);
+    for (int64_t b, e; split.next_run(ith, run, std::max<int64_t>(1, run / 4), &b, &e);) {
+      for (const Part& p : parts) {  // the run's pieces in each product it touches
+        const int64_t g0 = std::max(b, p.first_group), g1 = std::min(e, p.first_group + p.n_groups);
+        if (g0 >= g1) continue;
+        const MatmulJob& jb = *p.job;
+        const int64_t lg = g0 - p.first_group;
+        (scalar ? p.pk->gemm_ref : p.pk->gemm)(jb.w->n_cols, g1 - g0, jb.w->packed + lg * p.gb,
+                                               static_cast<int>(jb.acts->n_tok), jb.acts->row(0), jb.acts->row_bytes,
+                                               p.aux, p.na, jb.y + lg * p.pk->rows, jb.ld_y);
+      }
+    }
   });
 }
 

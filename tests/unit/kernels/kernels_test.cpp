@@ -562,3 +562,35 @@ TEST(ThreadPool, RangeSplitStealsFromSlowThreads) {
     }
   }
 }
+
+// next_run: every item exactly once, in runs of at most `run` items from the front of the
+// thread's own range (in order) and at most `steal` from the back of the others.
+TEST(ThreadPool, RangeSplitRunsAndSmallSteals) {
+  for (int n : {1, 2, 3}) {
+    ThreadPool pool(n);
+    for (int64_t items : {0, 1, 7, 100, 1001}) {
+      RangeSplit split(items, n);
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(items));
+      std::atomic<bool> ok{true};
+      std::atomic<int> steals{0};
+      pool.run([&](int ith, int) {
+        int64_t ob, oe, last_own = -1;
+        split_range(items, ith, n, &ob, &oe);
+        for (int64_t b, e; split.next_run(ith, 10, 3, &b, &e);) {
+          if (!(b < e)) ok = false;
+          const bool own = b >= ob && e <= oe && b > last_own;
+          if (own) last_own = e - 1;
+          if (e - b > (own ? 10 : 3)) ok = false;
+          if (!own) ++steals;
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+          if (ith == 0 && n > 1) std::this_thread::sleep_for(std::chrono::microseconds(300));
+        }
+      });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "n=" << n << " items=" << items;
+      EXPECT_TRUE(ok.load()) << "n=" << n << " items=" << items;
+      if (n > 1 && items >= 100) {
+        EXPECT_GT(steals.load(), 0) << "the slow thread's range was not shared";
+      }
+    }
+  }
+}
