@@ -136,34 +136,8 @@ bool RangeSplit::next_run(int ith, int64_t run, int64_t steal, int64_t* begin, i
 }
 
 bool RangeSplit::next(int ith, int64_t* item) {
-  auto front = [](uint64_t v) { return static_cast<int64_t>(v & 0xffffffffu); };
-  auto back = [](uint64_t v) { return static_cast<int64_t>(v >> 32); };
-  std::atomic<uint64_t>& own = ranges_[ith].fb;
-  for (uint64_t v = own.load(std::memory_order_relaxed); front(v) < back(v);) {
-    if (own.compare_exchange_weak(v, v + 1, std::memory_order_relaxed)) {
-      *item = front(v);
-      return true;
-    }
-  }
-  for (;;) {
-    int victim = -1;
-    int64_t most = 0;
-    uint64_t vv = 0;
-    for (int j = 0; j < nth_; ++j) {
-      const uint64_t v = ranges_[j].fb.load(std::memory_order_relaxed);
-      if (back(v) - front(v) > most) {
-        most = back(v) - front(v);
-        victim = j;
-        vv = v;
-      }
-    }
-    if (victim < 0) return false;
-    const uint64_t nv = (vv & 0xffffffffu) | static_cast<uint64_t>(back(vv) - 1) << 32;
-    if (ranges_[victim].fb.compare_exchange_weak(vv, nv, std::memory_order_relaxed)) {
-      *item = back(vv) - 1;
-      return true;
-    }
-  }
+  int64_t end;
+  return next_run(ith, 1, 1, item, &end);
 }
 
 }  // namespace tachyon

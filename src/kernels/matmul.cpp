@@ -17,9 +17,9 @@ constexpr double kMinParallelMacs = 1024.0 * 1024;
 constexpr double kMinParallelBytes = 512.0 * 1024;
 }  // namespace
 
-void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, QuantActs* out, ThreadPool& pool) {
-  const TypeTraits* tt = type_traits(type);
-  assert(tt && tt->from_float);
+namespace {
+// Sizes *out for n_tok rows of n_cols in `type`, with no aux integers.
+void shape_acts(QuantActs* out, int64_t n_tok, int64_t n_cols, DType type) {
   out->type = type;
   out->n_tok = n_tok;
   out->n_cols = n_cols;
@@ -27,6 +27,14 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, Qu
   out->buf.resize(static_cast<size_t>(n_tok) * out->row_bytes);
   out->aux_of = nullptr;
   out->aux_make = nullptr;
+  out->aux_per = 0;
+}
+}  // namespace
+
+void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, QuantActs* out, ThreadPool& pool) {
+  const TypeTraits* tt = type_traits(type);
+  assert(tt && tt->from_float);
+  shape_acts(out, n_tok, n_cols, type);
   if (n_tok * n_cols < 16384) {
     for (int64_t t = 0; t < n_tok; ++t) tt->from_float(x + t * n_cols, out->buf.data() + t * out->row_bytes, n_cols);
     return;
@@ -40,14 +48,7 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_cols, DType type, Qu
 
 void begin_acts(QuantActs* out, int64_t n_tok, int64_t n_cols, DType type, const MatView* w) {
   assert(type_traits(type) && type_traits(type)->from_float);
-  out->type = type;
-  out->n_tok = n_tok;
-  out->n_cols = n_cols;
-  out->row_bytes = row_bytes(type, n_cols);
-  out->buf.resize(static_cast<size_t>(n_tok) * out->row_bytes);
-  out->aux_of = nullptr;
-  out->aux_make = nullptr;
-  out->aux_per = 0;
+  shape_acts(out, n_tok, n_cols, type);
   const PackedKernels* pk = w && w->packed && w->packed_rows > 0 ? packed_kernels(w->type) : nullptr;
   if (pk && pk->aux_count && pk->make_aux && w->n_cols == n_cols && pk->aux_count(n_cols) > 0) {
     out->aux_per = pk->aux_count(n_cols);

@@ -99,23 +99,19 @@ void rms_norm_rows_avx2(const float* x, int64_t ldx, const float* w, int64_t n, 
     __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
     const bool two = nr > 4;
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-      __m128 c0 = _mm_loadu_ps(xr[0] + i), c1 = _mm_loadu_ps(xr[1] + i), c2 = _mm_loadu_ps(xr[2] + i),
-             c3 = _mm_loadu_ps(xr[3] + i);
+    // lane r of a += the squares of columns i..i+3 of row r[lane], in column order
+    auto add4 = [](__m256d a, const float* const* r, int64_t i) {
+      __m128 c0 = _mm_loadu_ps(r[0] + i), c1 = _mm_loadu_ps(r[1] + i), c2 = _mm_loadu_ps(r[2] + i),
+             c3 = _mm_loadu_ps(r[3] + i);
       _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
-      a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_mul_ps(c0, c0)));
-      a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_mul_ps(c1, c1)));
-      a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_mul_ps(c2, c2)));
-      a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_mul_ps(c3, c3)));
-      if (two) {
-        __m128 d0 = _mm_loadu_ps(xr[4] + i), d1 = _mm_loadu_ps(xr[5] + i), d2 = _mm_loadu_ps(xr[6] + i),
-               d3 = _mm_loadu_ps(xr[7] + i);
-        _MM_TRANSPOSE4_PS(d0, d1, d2, d3);
-        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_mul_ps(d0, d0)));
-        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_mul_ps(d1, d1)));
-        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_mul_ps(d2, d2)));
-        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_mul_ps(d3, d3)));
-      }
+      a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_mul_ps(c0, c0)));
+      a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_mul_ps(c1, c1)));
+      a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm_mul_ps(c2, c2)));
+      return _mm256_add_pd(a, _mm256_cvtps_pd(_mm_mul_ps(c3, c3)));
+    };
+    for (; i + 4 <= n; i += 4) {
+      a0 = add4(a0, xr, i);
+      if (two) a1 = add4(a1, xr + 4, i);
     }
     alignas(32) double sum[8];
     _mm256_store_pd(sum, a0);
