@@ -440,7 +440,7 @@ TEST(Ops, LogitsPassesMatchScalar) {
     std::vector<float> y(n), want(n);
     sanitize_logits_avx2(x.data(), n, y.data());
     for (int64_t i = 0; i < n; ++i) want[i] = std::isnan(x[i]) ? -INFINITY : x[i] > FLT_MAX ? FLT_MAX : x[i];
-    ASSERT_EQ(std::memcmp(y.data(), want.data(), n * sizeof(float)), 0) << "sanitize n=" << n;
+    ASSERT_TRUE(n == 0 || std::memcmp(y.data(), want.data(), n * sizeof(float)) == 0) << "sanitize n=" << n;
     float m = -INFINITY;
     for (float v : want) m = std::max(m, v);
     EXPECT_EQ(max_f32_avx2(want.data(), n), m) << "max n=" << n;  // (the same value; a zero may differ in sign)
