@@ -18,16 +18,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 mkdir -p "$out"
-tachyon=./build/tachyon
-[ -x "$tachyon" ] || { cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null; cmake --build build --target tachyon; }
+. bench/common.sh
+ensure_tachyon
 
 workload=(--api chat --prefix-groups 1 --prefix-group-size 4 --prefix-len 465 --input-len 24 --turns 3
           --output-len 32 --temperature 0 --concurrency 4 --tokenizer "$model" --seed 7 --no-progress)
-
-wait_health() {  # url
-  for _ in $(seq 600); do curl -sf "$1/health" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  echo "server at $1 did not become healthy" >&2; return 1
-}
 
 run_one() {  # name url
   "$tachyon" bench run --url "$2" --name "$1" "${workload[@]}" --output-json "$out/agents-$1.json" >"$out/agents-$1.txt"

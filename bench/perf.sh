@@ -30,8 +30,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-tachyon=./build/tachyon
-[ -x "$tachyon" ] || { cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null; cmake --build build --target tachyon; }
+. bench/common.sh
+ensure_tachyon
 mkdir -p "$models"
 vocab_for() {  # a real tokenizer of the same family from the shared test data
   case "$1" in

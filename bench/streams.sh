@@ -28,16 +28,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 mkdir -p "$out"
-tachyon=./build/tachyon
-[ -x "$tachyon" ] || { cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null; cmake --build build --target tachyon; }
+. bench/common.sh
+ensure_tachyon
 
 port=$((18000 + RANDOM % 1000))
 log="$out/streams-serve.log"
 TACHYON_STEP_LOG=1 "$tachyon" serve -m "$model" --port "$port" -t "$threads" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.2; done
-curl -sf "http://127.0.0.1:$port/health" >/dev/null || { echo "server did not become healthy" >&2; exit 1; }
+wait_health "http://127.0.0.1:$port"
 
 seed=$((1000 + RANDOM % 100000))
 : >"$out/streams-marks.txt"
