@@ -92,6 +92,20 @@ const int32_t* packed_aux(const PackedKernels* pk, const QuantActs& acts, Thread
   return acts.aux.data();
 }
 
+// Groups per run of a packed product: ~128 KiB of weights for one token, ~192 KiB with
+// several (kept in L2 while every token passes over it), a multiple of the groups the
+// kernel takes at once for several tokens.
+int64_t run_groups(const PackedKernels* pk, int64_t n_tok, size_t gb) {
+  const int64_t g = std::max<int64_t>(1, static_cast<int64_t>((n_tok <= 1 ? 128 : 192) * 1024 / gb));
+  const int64_t m = n_tok > 1 ? pk->multi_token_groups : 1;
+  return (g + m - 1) / m * m;
+}
+// Groups per steal from another thread's range: a quarter run, in the same multiple.
+int64_t steal_groups(const PackedKernels* pk, int64_t n_tok, int64_t run) {
+  const int64_t m = n_tok > 1 ? pk->multi_token_groups : 1;
+  return std::max<int64_t>(m, run / 4 / m * m);
+}
+
 // Rows [0, w.packed_rows) from the packed groups: threads take contiguous group ranges,
 // and walk them in tiles small enough to stay in L2 while every token passes over them.
 void matmul_packed(const MatView& w, const PackedKernels* pk, const QuantActs& acts, float* y, int64_t ld_y,
@@ -102,7 +116,7 @@ void matmul_packed(const MatView& w, const PackedKernels* pk, const QuantActs& a
   const auto gemm = scalar_kernels_forced() ? pk->gemm_ref : pk->gemm;
   const int64_t n_groups = w.packed_rows / pk->rows;
   const size_t gb = pk->group_bytes(w.n_cols);
-  const int64_t tile = std::max<int64_t>(1, static_cast<int64_t>((n_tok <= 1 ? 128 : 192) * 1024 / gb));
+  const int64_t tile = run_groups(pk, n_tok, gb);
   const int64_t n_tiles = (n_groups + tile - 1) / tile;
   auto run_tile = [&](int64_t ti) {
     const int64_t g = ti * tile, ng = std::min(tile, n_groups - g);
@@ -119,7 +133,7 @@ void matmul_packed(const MatView& w, const PackedKernels* pk, const QuantActs& a
   // tile from the back, so that the threads end within a quarter tile of each other.
   RangeSplit split(n_groups, pool.n_threads());
   pool.run([&](int ith, int) {
-    for (int64_t b, e; split.next_run(ith, tile, std::max<int64_t>(1, tile / 4), &b, &e);)
+    for (int64_t b, e; split.next_run(ith, tile, steal_groups(pk, n_tok, tile), &b, &e);)
       gemm(w.n_cols, e - b, w.packed + b * gb, static_cast<int>(n_tok), acts.row(0), acts.row_bytes, aux_data, na,
            y + b * pk->rows, ld_y);
   });
@@ -222,7 +236,7 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
     }
     // Chunks of ~128 KiB of weights balance the split across the listed products; with
     // several tokens, a chunk stays in L2 while every token passes over it.
-    p.per_chunk = std::max<int64_t>(1, static_cast<int64_t>((n_tok <= 1 ? 128 : 192) * 1024 / p.gb));
+    p.per_chunk = run_groups(pk, n_tok, p.gb);
     n_chunks += (p.n_groups + p.per_chunk - 1) / p.per_chunk;
     bytes += static_cast<double>(p.n_groups) * p.gb;
     macs += static_cast<double>(jb.w->packed_rows) * jb.w->n_cols * n_tok;
@@ -253,7 +267,7 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
   for (const Part& p : parts) run = std::min(run, p.per_chunk);
   RangeSplit split(n_groups_all, pool.n_threads());
   pool.run([&](int ith, int) {
-    for (int64_t b, e; split.next_run(ith, run, std::max<int64_t>(1, run / 4), &b, &e);) {
+    for (int64_t b, e; split.next_run(ith, run, steal_groups(parts[0].pk, parts[0].job->acts->n_tok, run), &b, &e);) {
       for (const Part& p : parts) {  // the run's pieces in each product it touches
         const int64_t g0 = std::max(b, p.first_group), g1 = std::min(e, p.first_group + p.n_groups);
         if (g0 >= g1) continue;

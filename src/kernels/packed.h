@@ -29,6 +29,9 @@ constexpr int kPackRows = 8;
 struct PackedKernels {
   DType type = DType::F32;
   int rows = kPackRows;  // rows per group (8, or 16 for 512-bit layouts)
+  // Groups the kernel walks together when there are several tokens (matmul cuts the
+  // threads' runs in multiples of it).
+  int multi_token_groups = 1;
   // Bytes of one group of `rows` rows of n_cols.
   size_t (*group_bytes)(int64_t n_cols) = nullptr;
   // Repacks `rows` consecutive rows (row r at rows + r*row_bytes) into one group at out.

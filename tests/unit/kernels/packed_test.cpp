@@ -64,11 +64,12 @@ TEST(Packed, MatmulOverPackedWeightsIsBitIdenticalToVecDot) {
     for (const PackedKernels* fast : variants) {
       const bool dispatched = fast == packed_kernels(t);
       for (auto [n_cols, n_rows] :
-           {std::pair<int64_t, int64_t>{512, 19}, {512, 37}, {512, 51}, {2048, 264}, {1024, 200}}) {
+           {std::pair<int64_t, int64_t>{512, 19}, {512, 37}, {512, 51}, {2048, 264}, {1024, 200}, {4096, 40}}) {
         const auto w = random_matrix(t, n_cols, n_rows, 7 + static_cast<uint32_t>(n_rows));
         Packed p = pack(fast, w, t, n_cols, n_rows);
         MatView plain{w.data(), t, n_cols, n_rows, row_bytes(t, n_cols)};
-        // > 16 tokens: Q4_0x16's two-group prompt kernel (odd group counts, 1-3 token tails)
+        // 2+ tokens: Q4_0x16's group pairs (odd group counts, 1-3 token tails; 4096 columns:
+        // pairs too wide to prefetch the next one)
         for (int n_tok : {1, 2, 3, 5, 8, 13, 17, 22}) {
           std::mt19937 rng(n_tok);
           std::normal_distribution<float> d(0.f, 1.f);
