@@ -137,7 +137,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     if (state_ == State::kIdle) {
-      read_header();
+      read_first_bytes();
     } else if (state_ == State::kHandling) {
       // Readable while we answer: either the client left (EOF/reset) or it pipelines.
       const size_t avail = socket_.available(ec);
@@ -176,6 +176,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
       buffer_.commit(got);
       if (buffer_.size() < kMaxPipelinedBytes) wait_readable();
     }
+  }
+
+  // Idle and told the socket is readable: a real read, under the idle timer still, before
+  // the header timeout starts. The readiness can be stale (seen while handling, see
+  // on_readable); on a stale one, read_header's timeout would cut an idle keep-alive
+  // connection after the header timeout instead of the idle one.
+  void read_first_bytes() {
+    socket_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](error_code ec, size_t n) {
+      if (self->closed_) return;
+      if (ec) {
+        self->close();  // EOF or reset between requests, or the idle timeout
+        return;
+      }
+      self->buffer_.commit(n);
+      self->read_header();
+    });
   }
 
   void read_header() {

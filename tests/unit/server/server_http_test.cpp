@@ -412,6 +412,32 @@ TEST_F(server_http, KeepAliveAndPipelining) {
   EXPECT_EQ(n, 3u) << out;
 }
 
+// An idle keep-alive connection lives for the idle timeout (2 s here), not the header
+// timeout (1 s), after a streamed-out POST.
+TEST_F(server_http, IdleKeepAliveOutlivesTheHeaderTimeout) {
+  backend_.token_delay_ms = 20;
+  start();
+  net::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_));
+  beast::flat_buffer buf;
+  for (int i = 0; i < 2; ++i) {
+    if (i == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1400));
+    http::request<http::string_body> req(http::verb::post, "/v1/chat/completions", 11);
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::content_type, "application/json");
+    req.body() = kChat + "}";
+    req.prepare_payload();
+    beast::error_code ec;
+    http::write(s, req, ec);
+    ASSERT_FALSE(ec) << "request " << i << ": " << ec.message();
+    http::response<http::string_body> res;
+    http::read(s, buf, res, ec);
+    ASSERT_FALSE(ec) << "request " << i << " (the server closed the idle connection?): " << ec.message();
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+  }
+}
+
 TEST_F(server_http, DisconnectMidStreamCancels) {
   backend_.token_delay_ms = 20;
   start();
