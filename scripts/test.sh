@@ -2,8 +2,10 @@
 # Sets up, builds and runs the whole test suite (what CI runs).
 #   1. Debian packages (scripts/setup.sh, idempotent)
 #   2. Release build + every test through CTest
-#   3. on an AVX-512 machine, the kernel, model and golden tests again on the AVX2 kernels
-#      (TACHYON_NO_AVX512=1), so that both dispatch paths are checked here
+#   3. on an AVX-512 machine, the kernel, model and golden tests again on the plain AVX2
+#      kernels (TACHYON_NO_AVX512=1 TACHYON_NO_AVXVNNI=1), and where the CPU has AVX-VNNI
+#      the kernel tests once more dispatching to the AVX-VNNI kernels, so that every
+#      dispatch path is checked here
 #   4. the file-parsing and kernel tests again under ASan+UBSan
 #   5. a bounded libFuzzer run of the GGUF parser
 set -euo pipefail
@@ -17,9 +19,13 @@ cmake --build build -j"$jobs"
 
 if grep -q avx512f /proc/cpuinfo 2>/dev/null; then
   for t in test_kernels test_model test_golden; do
-    echo "== $t (AVX2 kernels: TACHYON_NO_AVX512=1)"
-    TACHYON_NO_AVX512=1 ./build/tests/"$t" --gtest_brief=1
+    echo "== $t (AVX2 kernels: TACHYON_NO_AVX512=1 TACHYON_NO_AVXVNNI=1)"
+    TACHYON_NO_AVX512=1 TACHYON_NO_AVXVNNI=1 ./build/tests/"$t" --gtest_brief=1
   done
+  if grep -q avx_vnni /proc/cpuinfo 2>/dev/null; then
+    echo "== test_kernels (AVX2 + AVX-VNNI kernels: TACHYON_NO_AVX512=1)"
+    TACHYON_NO_AVX512=1 ./build/tests/test_kernels --gtest_brief=1
+  fi
 fi
 
 # Sanitizer configuration: everything that parses untrusted bytes.

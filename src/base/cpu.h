@@ -7,6 +7,7 @@ struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
   bool f16c = false;
+  bool avxvnni = false;  // AVX-VNNI: VEX-encoded 256-bit vpdpbusd (no AVX-512 needed)
   bool avx512f = false;
   bool avx512vnni = false;
   bool avx512vl = false;

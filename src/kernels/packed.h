@@ -58,8 +58,9 @@ const PackedKernels* packed_kernels(DType t);
 // Every SIMD variant installed for this CPU (e.g. the AVX2 8-row layout and the
 // AVX512-VNNI 16-row one), so tests cover the layouts other machines use.
 std::vector<const PackedKernels*> packed_kernel_variants(DType t);
-// Installs SIMD variants (packed_avx2.cpp, packed_vnni.cpp).
+// Installs SIMD variants (packed_avx2.cpp, packed_avxvnni.cpp, packed_vnni.cpp).
 void install_packed_avx2(PackedKernels* table);
+void install_packed_avxvnni(PackedKernels* table);
 void install_packed_vnni(PackedKernels* table);
 
 }  // namespace tachyon::kernels

@@ -379,10 +379,12 @@ constexpr int kMaxType = 40;
 struct PackedTables {
   PackedKernels ref[kMaxType] = {};
   PackedKernels best[kMaxType] = {};
-  PackedKernels avx2[kMaxType] = {};  // the AVX2 variants alone (tests)
+  PackedKernels avx2[kMaxType] = {};     // the AVX2 variants alone (tests)
+  PackedKernels avxvnni[kMaxType] = {};  // AVX2 with AVX-VNNI (tests)
   bool has_ref[kMaxType] = {};
   bool has_best[kMaxType] = {};
   bool has_avx2[kMaxType] = {};
+  bool has_avxvnni[kMaxType] = {};
 
   PackedTables() {
     PackedKernels q40;
@@ -432,6 +434,11 @@ struct PackedTables {
       avx2[i] = best[i];
       has_avx2[i] = has_ref[i] && best[i].impl != ref[i].impl;
     }
+    if (f.avx2 && f.fma && f.f16c && f.avxvnni) install_packed_avxvnni(best);
+    for (int i = 0; i < kMaxType; ++i) {
+      avxvnni[i] = best[i];
+      has_avxvnni[i] = has_avx2[i] && best[i].impl != avx2[i].impl;
+    }
     if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) install_packed_vnni(best);
 #endif
     for (int i = 0; i < kMaxType; ++i) has_best[i] = has_ref[i] && best[i].impl != ref[i].impl;
@@ -457,7 +464,10 @@ std::vector<const PackedKernels*> packed_kernel_variants(DType t) {
   if (i < 0 || i >= kMaxType) return v;
   const PackedTables& pt = packed_tables();
   if (pt.has_avx2[i]) v.push_back(&pt.avx2[i]);
-  if (pt.has_best[i] && (!pt.has_avx2[i] || pt.best[i].impl != pt.avx2[i].impl)) v.push_back(&pt.best[i]);
+  if (pt.has_avxvnni[i]) v.push_back(&pt.avxvnni[i]);
+  if (pt.has_best[i] && !(pt.has_avx2[i] && pt.best[i].impl == pt.avx2[i].impl) &&
+      !(pt.has_avxvnni[i] && pt.best[i].impl == pt.avxvnni[i].impl))
+    v.push_back(&pt.best[i]);
   return v;
 }
 
