@@ -13,12 +13,7 @@ struct DpAvx2 {
 }  // namespace
 
 void install_packed_avx2(PackedKernels* t) {
-  auto& q40 = t[static_cast<int>(DType::Q4_0)];
-  q40.gemm = q4_0x8_gemm<DpAvx2, 4>;  // gemm_ref: the 8-row reference twin (set in packed_ref.cpp)
-  q40.impl = "avx2";
-  auto& q4k = t[static_cast<int>(DType::Q4_K)];
-  q4k.gemm = q4_Kx8_gemm<DpAvx2, 2>;
-  q4k.impl = "avx2";
+  install_packed_8row<DpAvx2, 4, 2>(t, "avx2");
 }
 
 }  // namespace tachyon::kernels

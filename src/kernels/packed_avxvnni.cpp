@@ -14,12 +14,7 @@ struct DpAvxVnni {
 }  // namespace
 
 void install_packed_avxvnni(PackedKernels* t) {
-  auto& q40 = t[static_cast<int>(DType::Q4_0)];
-  q40.gemm = q4_0x8_gemm<DpAvxVnni, 4>;  // gemm_ref: the 8-row reference twin (set in packed_ref.cpp)
-  q40.impl = "avxvnni";
-  auto& q4k = t[static_cast<int>(DType::Q4_K)];
-  q4k.gemm = q4_Kx8_gemm<DpAvxVnni, 2>;
-  q4k.impl = "avxvnni";
+  install_packed_8row<DpAvxVnni, 4, 2>(t, "avxvnni");
 }
 
 }  // namespace tachyon::kernels

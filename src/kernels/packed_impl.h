@@ -1,7 +1,7 @@
 // SIMD kernels over the 8-row packed layouts (packed.h), written once over an integer
-// dot primitive and compiled twice: packed_avx2.cpp (maddubs + madd) and packed_vnni.cpp
-// (AVX512-VNNI vpdpbusd on 256-bit vectors). Include only from those files; everything
-// here has internal linkage.
+// dot primitive and compiled twice: packed_avx2.cpp (maddubs + madd) and
+// packed_avxvnni.cpp (AVX-VNNI vpdpbusd); packed_vnni.cpp uses packed_drive for its
+// 16-row layouts. Include only from those files; everything here has internal linkage.
 #pragma once
 #include <immintrin.h>
 
@@ -187,6 +187,24 @@ void q4_Kx8_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok,
                         if (nc == 2) return q4_Kx8_run<Dp, 2>(nb, wg, a, xp, op);
                         q4_Kx8_run<Dp, 1>(nb, wg, a, xp, op);
                       });
+}
+
+}  // namespace
+}  // namespace tachyon::kernels
+
+namespace tachyon::kernels {
+namespace {
+
+// Installs the 8-row Q4_0/Q4_K kernels over the integer dot Dp (gemm_ref: the 8-row
+// reference twins, set in packed_ref.cpp), NC0/NCK tokens per pass at most.
+template <class Dp, int NC0, int NCK>
+void install_packed_8row(PackedKernels* t, const char* impl) {
+  auto& q40 = t[static_cast<int>(DType::Q4_0)];
+  q40.gemm = q4_0x8_gemm<Dp, NC0>;
+  q40.impl = impl;
+  auto& q4k = t[static_cast<int>(DType::Q4_K)];
+  q4k.gemm = q4_Kx8_gemm<Dp, NCK>;
+  q4k.impl = impl;
 }
 
 }  // namespace

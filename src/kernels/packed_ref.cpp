@@ -429,16 +429,17 @@ struct PackedTables {
     has_ref[static_cast<int>(DType::Q6_K)] = true;
 #if defined(__x86_64__)
     const auto& f = cpu_features();
+    // snapshot of best after an install: the entries that install changed
+    auto snapshot = [&](PackedKernels* dst, bool* has, const PackedKernels* before) {
+      for (int i = 0; i < kMaxType; ++i) {
+        has[i] = has_ref[i] && best[i].impl != before[i].impl;
+        dst[i] = best[i];
+      }
+    };
     if (f.avx2 && f.fma && f.f16c) install_packed_avx2(best);
-    for (int i = 0; i < kMaxType; ++i) {
-      avx2[i] = best[i];
-      has_avx2[i] = has_ref[i] && best[i].impl != ref[i].impl;
-    }
+    snapshot(avx2, has_avx2, ref);
     if (f.avx2 && f.fma && f.f16c && f.avxvnni) install_packed_avxvnni(best);
-    for (int i = 0; i < kMaxType; ++i) {
-      avxvnni[i] = best[i];
-      has_avxvnni[i] = has_avx2[i] && best[i].impl != avx2[i].impl;
-    }
+    snapshot(avxvnni, has_avxvnni, avx2);
     if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) install_packed_vnni(best);
 #endif
     for (int i = 0; i < kMaxType; ++i) has_best[i] = has_ref[i] && best[i].impl != ref[i].impl;
@@ -463,11 +464,14 @@ std::vector<const PackedKernels*> packed_kernel_variants(DType t) {
   const int i = static_cast<int>(t);
   if (i < 0 || i >= kMaxType) return v;
   const PackedTables& pt = packed_tables();
-  if (pt.has_avx2[i]) v.push_back(&pt.avx2[i]);
-  if (pt.has_avxvnni[i]) v.push_back(&pt.avxvnni[i]);
-  if (pt.has_best[i] && !(pt.has_avx2[i] && pt.best[i].impl == pt.avx2[i].impl) &&
-      !(pt.has_avxvnni[i] && pt.best[i].impl == pt.avxvnni[i].impl))
-    v.push_back(&pt.best[i]);
+  auto add = [&](bool has, const PackedKernels& k) {
+    for (const PackedKernels* o : v)
+      if (o->impl == k.impl) return;
+    if (has) v.push_back(&k);
+  };
+  add(pt.has_avx2[i], pt.avx2[i]);
+  add(pt.has_avxvnni[i], pt.avxvnni[i]);
+  add(pt.has_best[i], pt.best[i]);
   return v;
 }
 

@@ -18,10 +18,6 @@ void q4_Kx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
                       size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld);
 
 namespace {
-struct DpVnni {
-  static __m256i dot(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
-};
-
 // acc + u . (the 4 bytes at y, broadcast to every lane), the broadcast folded into the
 // instruction's memory operand (GCC emits a separate broadcast load otherwise).
 inline __m512i dpbusd_bcast(__m512i acc, __m512i u, const int8_t* y) {
