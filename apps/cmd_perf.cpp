@@ -54,7 +54,7 @@ int cmd_perf(int argc, char** argv) {
   CLI::App app{"prompt and generation speed, GB/s and % of measured bandwidth", "tachyon perf"};
   std::string path, depths_arg = "0", pps_arg = "512";
   int n_gen = 128, threads = default_threads(), reps = 3, batch = 1, ubatch = 512;
-  bool json = false, bandwidth_only = false, scalar = false;
+  bool json = false, bandwidth_only = false, scalar = false, phases = false;
   app.add_option("-m,--model", path, "GGUF model file");
   app.add_option("-p,--n-prompt", pps_arg, "prompt lengths for pp tests, comma-separated (0 = skip)");
   app.add_option("-n,--n-gen", n_gen, "tokens for the tg test (0 = skip)")->check(CLI::Range(0, 1 << 20));
@@ -70,6 +70,9 @@ int cmd_perf(int argc, char** argv) {
   app.add_flag("--json", json, "JSON output");
   app.add_flag("--bandwidth", bandwidth_only, "only measure the memory read bandwidth");
   app.add_flag("--scalar", scalar, "use the scalar reference kernels");
+  app.add_flag("--phases", phases,
+               "after each test, where its measured steps went: ms per step in each phase of the forward pass "
+               "(norms, products, attention, ...; each includes its barrier waits)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -140,6 +143,24 @@ int cmd_perf(int argc, char** argv) {
     std::printf("model %s | %s | %.2f GB of weights | %d threads | %s | read bandwidth %.1f GB/s\n\n", path.c_str(),
                 model.weight_type().c_str(), wgb, threads, cpu_features_string().c_str(), bw);
   if (!json) std::printf("| %-16s | %12s | %14s | %9s | %10s |\n", "test", "depth", "t/s", "GB/s", "% roofline");
+  model::StepPhases ph;  // of the current test's measured steps, with --phases
+  // Prints (or adds to the test's JSON entry) ph per step, then clears it.
+  auto report_phases = [&]() {
+    if (!phases || ph.steps == 0) return;
+    const double total = ph.total_ms();
+    if (json) {
+      nlohmann::json j = nlohmann::json::object();
+      for (int i = 0; i < model::StepPhases::kN; ++i) j[model::StepPhases::name(i)] = ph.ms[i] / ph.steps;
+      results.back()["phases_ms_per_step"] = j;
+    } else {
+      std::printf("|   %-14s | %12s | %8.3f ms/step (%lld steps)\n", "phases", "", total / ph.steps,
+                  static_cast<long long>(ph.steps));
+      for (int i = 0; i < model::StepPhases::kN; ++i)
+        std::printf("|     %-12s | %12s | %8.3f ms %5.1f%%\n", model::StepPhases::name(i), "", ph.ms[i] / ph.steps,
+                    total > 0 ? 100.0 * ph.ms[i] / total : 0.0);
+    }
+    ph = model::StepPhases{};
+  };
   auto report = [&](const std::string& test, int depth, const std::vector<double>& tps, double gbps) {
     const Stat s = stat_of(tps);
     const double pct = bw > 0 ? 100.0 * gbps / bw : 0;
@@ -159,15 +180,18 @@ int cmd_perf(int argc, char** argv) {
         std::vector<kv::PageTable> pts(1);
         if (Status st = prefill(pts, random_tokens(depth)); !st) return fail(st);
         const auto toks = random_tokens(p);
+        if (phases && r > 0) model.set_phase_sink(&ph);
         const double t0 = now_ms();
         if (Status st = prefill(pts, toks); !st) return fail(st);
         const double ms = now_ms() - t0;
+        model.set_phase_sink(nullptr);
         if (r > 0) tps.push_back(p / (ms / 1000));
         pts[0].clear(kv.value());
       }
       // Each ubatch streams the weights once.
       const double steps_per_s = stat_of(tps).mean / std::min(p, ubatch);
       report("pp" + std::to_string(p), depth, tps, steps_per_s * wgb);
+      report_phases();
     }
     if (n_gen > 0) {
       std::vector<double> tps;
@@ -178,6 +202,7 @@ int cmd_perf(int argc, char** argv) {
         }
         for (auto& pt : pts)
           if (!pt.reserve(kv.value(), pt.n_tokens + n_gen)) return fail(invalid_argument("kv: out of pages"));
+        if (phases && r > 0) model.set_phase_sink(&ph);
         const double t0 = now_ms();
         for (int i = 0; i < n_gen; ++i) {
           model::Batch b;
@@ -189,11 +214,13 @@ int cmd_perf(int argc, char** argv) {
           for (auto& pt : pts) pt.n_tokens += 1;
         }
         const double ms = now_ms() - t0;
+        model.set_phase_sink(nullptr);
         if (r > 0) tps.push_back(static_cast<double>(n_gen) * batch / (ms / 1000));
         for (auto& pt : pts) pt.clear(kv.value());
       }
       const double steps_per_s = stat_of(tps).mean / batch;
       report("tg" + std::to_string(n_gen) + (batch > 1 ? " x" + std::to_string(batch) : ""), depth, tps, steps_per_s * wgb);
+      report_phases();
     }
   }
   if (json) {

@@ -44,6 +44,21 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
+// Where forward() spends a step: wall time per phase, summed over steps and layers, when
+// a sink is set (Model::set_phase_sink; `tachyon perf --phases`). The phases follow the
+// layer: the norm and quantization before q/k/v (layer 0: with the embedding look-up), the
+// q/k/v products, rope and the KV store, attention, the quantization of its output, wo,
+// the FFN norm and quantization, gate/up, swiglu and quantization, down, then the final
+// norm and the output product. Each phase is one or more passes over the pool, so a
+// phase's time includes its barrier waits.
+struct StepPhases {
+  enum Phase { kNormQ, kQkv, kRope, kAttention, kQuantO, kWo, kNormFfn, kGateUp, kSwiglu, kDown, kFinalNorm, kOutput, kN };
+  static const char* name(int p);
+  double ms[kN] = {};
+  int64_t steps = 0;
+  double total_ms() const;
+};
+
 class Model {
  public:
   // Maps and validates the file: architecture, hyper-parameters, every tensor's
@@ -60,6 +75,8 @@ class Model {
 
   // Numerics of decode attention (see model/attention.h); default kAuto.
   void set_decode_numerics(DecodeNumerics d) { decode_numerics_ = d; }
+  // Adds every later forward()'s phase times to *sink (nullptr: off, the default).
+  void set_phase_sink(StepPhases* sink) { phases_ = sink; }
   DecodeNumerics decode_numerics() const { return decode_numerics_; }
 
   kv::KvConfig kv_config(int n_pages, int page_size = 16, kv::KvType type = kv::KvType::kF16) const;
@@ -86,6 +103,7 @@ class Model {
   std::vector<std::unique_ptr<uint8_t, FreeDeleter>> packed_;  // repacked weight matrices  // f32 copies of small non-f32 vectors
   size_t weight_bytes_ = 0;
   DecodeNumerics decode_numerics_ = DecodeNumerics::kAuto;
+  StepPhases* phases_ = nullptr;
 
   // Workspace reused across steps (the model is driven by one thread).
   struct Workspace {

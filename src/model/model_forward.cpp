@@ -1,6 +1,7 @@
 // The llama-family forward pass (llama, qwen2, qwen3) over a flat multi-sequence batch.
 // Every weight matrix is streamed once per step for all tokens of the batch.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -52,7 +53,37 @@ void add_bias(float* y, const float* b, int64_t n_tok, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
 }
 
+// Adds the time since the last mark to a phase of the sink, when there is one.
+class PhaseClock {
+ public:
+  explicit PhaseClock(StepPhases* sink) : sink_(sink) {
+    if (sink_) t_ = std::chrono::steady_clock::now();
+  }
+  void mark(StepPhases::Phase p) {
+    if (!sink_) return;
+    const auto t = std::chrono::steady_clock::now();
+    sink_->ms[p] += std::chrono::duration<double, std::milli>(t - t_).count();
+    t_ = t;
+  }
+
+ private:
+  StepPhases* sink_;
+  std::chrono::steady_clock::time_point t_;
+};
+
 }  // namespace
+
+const char* StepPhases::name(int p) {
+  static const char* const kNames[kN] = {"norm+quant", "q/k/v",  "rope+kv", "attention", "quant o",    "wo",
+                                         "ffn norm",   "gate/up", "swiglu",  "down",      "final norm", "output"};
+  return p >= 0 && p < kN ? kNames[p] : "?";
+}
+
+double StepPhases::total_ms() const {
+  double t = 0;
+  for (double x : ms) t += x;
+  return t;
+}
 
 Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std::vector<float>* logits) {
   const Hparams& h = hp_;
@@ -91,6 +122,7 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
   ws.gate.resize(n * F);   // [n][n_ff]
   ws.up.resize(n * F);     // [n][n_ff]
 
+  PhaseClock clock(phases_);
   for (int64_t t = 0; t < n; ++t) kernels::get_row(w_.tok_embd, batch.token[t], ws.x.data() + t * E);
 
   const auto vdt = [](const kernels::MatView& m) { return kernels::type_traits(m.type)->vec_dot_type; };
@@ -117,6 +149,7 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
       kernels::rms_norm_rows(ws.x.data() + b * E, E, L.attn_norm, E, h.rms_eps, ws.xn.data() + b * E, E, e - b);
       for (int64_t t = b; t < e; ++t) kernels::act_row(&ws.acts, t, ws.xn.data() + t * E);
     });
+    clock.mark(StepPhases::kNormQ);
     const kernels::QuantActs* k_acts = &ws.acts;
     if (vdt(L.wk) != ws.acts.type) {
       kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.wk), &ws.acts2, pool);
@@ -132,6 +165,7 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
                                        {&L.wv, v_acts, ws.v.data(), nkv}};
     kernels::matmul_many(qkv, 3, pool);
 
+    clock.mark(StepPhases::kQkv);
     as.layer = l;
     // biases, q/k norms, rope and the KV store, token by token in one pass
     for_tokens(pool, n, [&](int64_t t) {
@@ -152,18 +186,23 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
       store_kv_token(as, batch, t, kv, kt, vt);
     });
 
+    clock.mark(StepPhases::kRope);
     attention(as, batch, kv, ws.q.data(), ws.attn.data(), pool);
 
+    clock.mark(StepPhases::kAttention);
     kernels::begin_acts(&ws.acts, n, nq, vdt(L.wo), &L.wo);
     for_tokens(pool, n, [&](int64_t t) { kernels::act_row(&ws.acts, t, ws.attn.data() + t * nq); });
+    clock.mark(StepPhases::kQuantO);
     kernels::matmul(L.wo, ws.acts, ws.tmp.data(), E, pool);
 
+    clock.mark(StepPhases::kWo);
     kernels::begin_acts(&ws.acts, n, E, vdt(L.gate), &L.gate);
     for_token_ranges(pool, n, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);  // the attention output
       kernels::rms_norm_rows(ws.x.data() + b * E, E, L.ffn_norm, E, h.rms_eps, ws.xn.data() + b * E, E, e - b);
       for (int64_t t = b; t < e; ++t) kernels::act_row(&ws.acts, t, ws.xn.data() + t * E);
     });
+    clock.mark(StepPhases::kNormFfn);
     const kernels::QuantActs* up_acts = &ws.acts;
     if (vdt(L.up) != ws.acts.type) {
       kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.up), &ws.acts2, pool);
@@ -171,12 +210,15 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
     }
     const kernels::MatmulJob gate_up[2] = {{&L.gate, &ws.acts, ws.gate.data(), F}, {&L.up, up_acts, ws.up.data(), F}};
     kernels::matmul_many(gate_up, 2, pool);
+    clock.mark(StepPhases::kGateUp);
     kernels::begin_acts(&ws.acts, n, F, vdt(L.down), &L.down);
     for_tokens(pool, n, [&](int64_t t) {
       kernels::swiglu(ws.gate.data() + t * F, ws.up.data() + t * F, F, ws.gate.data() + t * F);
       kernels::act_row(&ws.acts, t, ws.gate.data() + t * F);
     });
+    clock.mark(StepPhases::kSwiglu);
     kernels::matmul(L.down, ws.acts, ws.tmp.data(), E, pool);  // added next layer
+    clock.mark(StepPhases::kDown);
   }
 
   // Final norm and output projection only for the tokens that want logits.
@@ -186,6 +228,7 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
   for (int64_t t = 0; t < n; ++t)
     if (batch.want_logits[t]) ws.out_tok.push_back(t);
   logits->resize(static_cast<size_t>(n_out) * h.n_vocab);
+  if (phases_) ++phases_->steps;
   if (n_out == 0) return Status::ok();
   kernels::begin_acts(&ws.acts, n_out, E, vdt(w_.output), &w_.output);
   for_tokens(pool, n_out, [&](int64_t o) {
@@ -194,7 +237,9 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
     kernels::rms_norm(ws.x.data() + t * E, w_.output_norm, E, h.rms_eps, ws.out_x.data() + o * E);
     kernels::act_row(&ws.acts, o, ws.out_x.data() + o * E);
   });
+  clock.mark(StepPhases::kFinalNorm);
   kernels::matmul(w_.output, ws.acts, logits->data(), h.n_vocab, pool);
+  clock.mark(StepPhases::kOutput);
   return Status::ok();
 }
 

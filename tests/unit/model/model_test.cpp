@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -200,6 +201,50 @@ TEST(Model, BatchingDoesNotChangeResults) {
   }
   ASSERT_EQ(chunked.size(), la.size());
   for (size_t i = 0; i < la.size(); ++i) ASSERT_EQ(chunked[i], la[i]) << "index " << i;
+}
+
+// A phase sink sees every step while it is set and none after: each phase's time is
+// accounted once, the phases of a step sum to no more than the step's wall time, and the
+// logits do not change.
+TEST(Model, PhaseSinkTimesEveryPhaseOfTheStepsItSees) {
+  auto m = model::Model::load(kLlama);
+  ASSERT_TRUE(m.is_ok());
+  auto& model = *m.value();
+  ThreadPool pool(2);
+  auto kv = kv::KvPool::create(model.kv_config(16));
+  std::vector<int32_t> toks = {1, 450, 4996, 17354, 1701, 29916};
+  for (auto& t : toks) t %= model.hparams().n_vocab;
+  kv::PageTable plain, timed;
+  const auto want = run_seq(model, kv.value(), plain, toks, 0, pool);
+
+  model::StepPhases ph;
+  model.set_phase_sink(&ph);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto got = run_seq(model, kv.value(), timed, toks, 0, pool);
+  const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  model.set_phase_sink(nullptr);
+  ASSERT_EQ(got, want);
+  EXPECT_EQ(ph.steps, 1);
+  for (int i = 0; i < model::StepPhases::kN; ++i) {
+    EXPECT_GE(ph.ms[i], 0.0) << model::StepPhases::name(i);
+    EXPECT_STRNE(model::StepPhases::name(i), "?");
+  }
+  // the products and attention do real work on every layer
+  for (auto p : {model::StepPhases::kQkv, model::StepPhases::kAttention, model::StepPhases::kGateUp,
+                 model::StepPhases::kDown, model::StepPhases::kOutput})
+    EXPECT_GT(ph.ms[p], 0.0) << model::StepPhases::name(p);
+  EXPECT_GT(ph.total_ms(), 0.0);
+  EXPECT_LE(ph.total_ms(), wall);
+
+  const model::StepPhases before = ph;
+  std::vector<float> logits;
+  model::Batch b;
+  b.seqs.push_back(&timed);
+  timed.reserve(kv.value(), static_cast<int>(toks.size()) + 1);
+  b.add(toks[0], static_cast<int32_t>(toks.size()), 0, true);
+  ASSERT_TRUE(model.forward(b, kv.value(), pool, &logits).is_ok());
+  EXPECT_EQ(ph.steps, before.steps);
+  EXPECT_EQ(ph.total_ms(), before.total_ms());
 }
 
 // The two attention numerics (short-batch f16 accumulator, tiled f32) agree with a
