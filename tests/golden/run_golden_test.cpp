@@ -2,15 +2,13 @@
 // and the CLI's error behaviour on bad input.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 
 #include "golden_util.h"
+#include "support/shell.h"
 
 using namespace tachyon::golden;
 
@@ -21,26 +19,14 @@ struct Proc {
   std::string out;
 };
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+using tachyon::test::shell_quote;
 
 // Runs the tachyon binary with args; captures stdout (stderr to the given file or null).
 Proc run_cli(const std::vector<std::string>& args, const std::string& stderr_to = "/dev/null") {
   std::string cmd = shell_quote(TACHYON_BIN);
   for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " 2>" + stderr_to;
-  Proc p;
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return p;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), f)) > 0) p.out.append(buf.data(), n);
-  const int st = pclose(f);
-  p.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return p;
+  const tachyon::test::ShellRun r = tachyon::test::run_shell(cmd + " 2>" + stderr_to);
+  return {r.exit_code, r.out};
 }
 
 std::vector<std::string> prompts() {

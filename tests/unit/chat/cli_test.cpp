@@ -1,13 +1,13 @@
 // `tachyon chat-template` end to end, when the binary has been built (the unit-test target
 // does not depend on it; the test is skipped otherwise).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <unistd.h>
+
+#include "support/shell.h"
 
 namespace {
 
@@ -19,16 +19,9 @@ struct CliResult {
 };
 
 CliResult run(const std::string& args) {
-  CliResult r;
-  std::string cmd = std::string(TACHYON_BIN) + " chat-template " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  const tachyon::test::ShellRun r =
+      tachyon::test::run_shell(std::string(TACHYON_BIN) + " chat-template " + args + " 2>/dev/null");
+  return {r.exit_code, r.out};
 }
 
 class ChatCli : public ::testing::Test {

@@ -1,13 +1,12 @@
 // `tachyon perf --phases` end to end on a small model, when the binary has been built (the
 // unit-test target does not depend on it; the test is skipped otherwise).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "support/shell.h"
 
 namespace {
 
@@ -17,16 +16,9 @@ struct CliResult {
 };
 
 CliResult run_perf(const std::string& args) {
-  CliResult r;
-  const std::string cmd = std::string(TACHYON_BIN) + " perf " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  const tachyon::test::ShellRun r =
+      tachyon::test::run_shell(std::string(TACHYON_BIN) + " perf " + args + " 2>/dev/null");
+  return {r.exit_code, r.out};
 }
 
 const std::string kModel = std::string(TACHYON_SHARED_DATA) + "/models/mini-llama-Q4_K_M.gguf";

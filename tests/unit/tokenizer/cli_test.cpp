@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "support/shell.h"
 #include "tok_test_util.h"
 
 namespace tachyon::tok::testing {
@@ -16,22 +17,15 @@ struct CliResult {
   std::string err;
 };
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+using tachyon::test::shell_quote;
 
 CliResult run(const std::string& args) {
   CliResult r;
   const std::string err_path = ::testing::TempDir() + "tok_cli_stderr.txt";
-  FILE* p = ::popen((quote(TACHYON_BIN) + " " + args + " 2>" + quote(err_path)).c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const tachyon::test::ShellRun sr =
+      tachyon::test::run_shell(shell_quote(TACHYON_BIN) + " " + args + " 2>" + shell_quote(err_path));
+  r.rc = sr.exit_code;
+  r.out = sr.out;
   r.err = read_file(err_path);
   return r;
 }
@@ -50,7 +44,7 @@ TEST_F(Cli, TokenizeHumanAndJson) {
   const std::string text = "Hello, world!\nfoo";
   const auto ids = tok->encode(text, true, false);
 
-  CliResult r = run("tokenize -m " + quote(model) + " --text " + quote(text));
+  CliResult r = run("tokenize -m " + shell_quote(model) + " --text " + shell_quote(text));
   ASSERT_EQ(r.rc, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line;
@@ -66,13 +60,13 @@ TEST_F(Cli, TokenizeHumanAndJson) {
   }
   EXPECT_EQ(k, ids.size());
 
-  r = run("tokenize -m " + quote(model) + " --text " + quote(text) + " --json --no-bos");
+  r = run("tokenize -m " + shell_quote(model) + " --text " + shell_quote(text) + " --json --no-bos");
   ASSERT_EQ(r.rc, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("tokens").get<std::vector<int32_t>>(), tok->encode(text, false, false));
   EXPECT_EQ(j.at("pieces").size(), j.at("tokens").size());
 
-  r = run("tokenize -m " + quote(model) + " --text '<s>x' --special --json --no-bos");
+  r = run("tokenize -m " + shell_quote(model) + " --text '<s>x' --special --json --no-bos");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out).at("tokens")[0].get<int32_t>(), tok->bos_id());
 
@@ -81,7 +75,7 @@ TEST_F(Cli, TokenizeHumanAndJson) {
     std::ofstream f(path, std::ios::binary);
     f << text;
   }
-  r = run("tokenize -m " + quote(model) + " --file " + quote(path) + " --json");
+  r = run("tokenize -m " + shell_quote(model) + " --file " + shell_quote(path) + " --json");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out).at("tokens").get<std::vector<int32_t>>(), ids);
 }
@@ -92,7 +86,7 @@ TEST_F(Cli, Detokenize) {
   const auto ids = tok->encode("Once upon a time", false, false);
   std::string list;
   for (int32_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
-  CliResult r = run("detokenize -m " + quote(model) + " --tokens " + list);
+  CliResult r = run("detokenize -m " + shell_quote(model) + " --tokens " + list);
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(r.out, "Once upon a time\n");
 }
@@ -102,11 +96,11 @@ TEST_F(Cli, BadInputIsExitCode2WithOneLine) {
     return !s.empty() && s.find('\n') == s.size() - 1;
   };
   const std::vector<std::string> bad = {
-      "detokenize -m " + quote(model) + " --tokens 1,99999",          // id outside the vocab
-      "detokenize -m " + quote(model) + " --tokens 1,x",              // not an id
+      "detokenize -m " + shell_quote(model) + " --tokens 1,99999",          // id outside the vocab
+      "detokenize -m " + shell_quote(model) + " --tokens 1,x",              // not an id
       "tokenize -m /nonexistent.gguf --text hi",                      // missing file
-      "tokenize -m " + quote(data_dir() + "/README.md") + " --text hi",  // not a GGUF
-      "tokenize -m " + quote(model) + " --file /nonexistent.txt",     // missing text file
+      "tokenize -m " + shell_quote(data_dir() + "/README.md") + " --text hi",  // not a GGUF
+      "tokenize -m " + shell_quote(model) + " --file /nonexistent.txt",     // missing text file
   };
   for (const std::string& args : bad) {
     const CliResult r = run(args);
@@ -114,7 +108,7 @@ TEST_F(Cli, BadInputIsExitCode2WithOneLine) {
     EXPECT_TRUE(one_line(r.err)) << args << ": '" << r.err << "'";
     EXPECT_TRUE(r.out.empty()) << args;
   }
-  EXPECT_EQ(run("tokenize -m " + quote(model)).rc, 2);  // neither --text nor --file
+  EXPECT_EQ(run("tokenize -m " + shell_quote(model)).rc, 2);  // neither --text nor --file
 }
 
 }  // namespace
