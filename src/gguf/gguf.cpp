@@ -312,7 +312,7 @@ Status File::parse_all() {
     uint32_t type;
     if (!c.read(&type) || !c.read(&ti.offset)) return corrupt(what + ": truncated");
     const DTypeInfo info = dtype_info(type);
-    if (info.block_elems == 0) return corrupt(what + ": unknown tensor type " + std::to_string(type));
+    if (info.block_elems == 0) return corrupt(what + ": unknown tensor type " + std::to_string(type) + " (not supported by this build)");
     ti.type = static_cast<DType>(type);
     // Element count without overflow.
     uint64_t n_el = 1;

@@ -22,11 +22,33 @@ std::vector<std::string> model_names() {
   return names;
 }
 
+// Reference files the shared data holds for capabilities still open in the tracker
+// (weight types: issue 18; gemma3/phi3: 19; qwen3moe: 23). Loading them must fail with a
+// one-line "not supported" error, never a crash; the test is skipped with that line, and
+// fails once a file loads, so that whoever adds the capability moves it to the checked
+// set by deleting its entry here.
+bool not_yet_supported(const std::string& name) {
+  static const char* const kOpen[] = {"mini-gemma3-", "mini-phi3-",       "mini-qwen3moe-",  "mini-qwen2-e320-Q4_K_M",
+                                      "-IQ1_",        "-IQ2_",            "-IQ3_",           "-IQ4_",
+                                      "-Q1_0",        "-Q2_K",            "-Q3_K",           "-Q4_1",
+                                      "-Q5_0",        "-Q5_1",            "-TQ1_0",          "-TQ2_0"};
+  for (const char* k : kOpen)
+    if (name.find(k) != std::string::npos) return true;
+  return false;
+}
+
 class LogitsGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(LogitsGolden, MatchesLlamaCpp) {
   const std::string name = GetParam();
   auto m = model::Model::load(kData + "/models/" + name + ".gguf");
+  if (not_yet_supported(name)) {
+    ASSERT_FALSE(m.is_ok()) << name << " loads now: remove it from not_yet_supported() so that it is checked";
+    const std::string msg = m.status().message();
+    EXPECT_NE(msg.find("not supported"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    GTEST_SKIP() << msg;
+  }
   ASSERT_TRUE(m.is_ok()) << m.status().message();
   const auto ref = load_json(kData + "/reference/" + name + ".ref.json");
   const Tolerance tol = tolerance_for(name);
