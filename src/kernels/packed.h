@@ -62,5 +62,12 @@ std::vector<const PackedKernels*> packed_kernel_variants(DType t);
 void install_packed_avx2(PackedKernels* table);
 void install_packed_avxvnni(PackedKernels* table);
 void install_packed_vnni(PackedKernels* table);
+// The Q5_Kx8 layout (packed_q5k.cpp: fills one entry with the layout and the scalar
+// kernel) and its AVX2 kernel (packed_q5k_avx2.cpp: sets gemm and impl on that entry).
+void install_packed_q5k_ref(PackedKernels* q5k_entry);
+void install_packed_q5k_avx2(PackedKernels* q5k_entry);
+// The AVX2 kernels over the 16-row Q8_0/Q6_K layouts (packed_x16_avx2.cpp), called by
+// install_packed_avx2.
+void install_packed_x16_avx2(PackedKernels* table);
 
 }  // namespace tachyon::kernels

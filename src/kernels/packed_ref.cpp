@@ -3,6 +3,7 @@
 // one-row kernel in the same order (std::fma where that kernel fuses), so it is
 // bit-identical to it and to the SIMD packed kernels.
 #include "kernels/packed.h"
+#include "kernels/packed_ref.h"
 
 #include <cmath>
 #include <cstring>
@@ -113,6 +114,20 @@ void q4_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
   q4_0xR_gemm_ref<16>(n_cols, n_groups, wp, n_tok, acts, act_stride, s8.data(), nb, y, ld);
 }
 
+// packed_ref.h
+int64_t q8_K_aux_count(int64_t n_cols) { return n_cols / QK_K * 4; }
+
+void q8_K_aux_pairs(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
+  const BlockQ8_K* y = reinterpret_cast<const BlockQ8_K*>(act_row);
+  for (int64_t i = 0; i < n_cols / QK_K; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const int b0 = y[i].bsums[4 * j] + y[i].bsums[4 * j + 1];
+      const int b1 = y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3];
+      aux[4 * i + j] = static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(b1)) << 16) |
+                                            static_cast<uint16_t>(b0));
+    }
+}
+
 namespace {
 
 // ---- Q4_Kx8 / Q4_Kx16 ----
@@ -145,21 +160,6 @@ void q4_KxR_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t*
         for (int c = 0; c < 8; ++c) std::memcpy(o + 20 * R + 32 * R * j + 4 * R * c + 4 * r, x->qs + 32 * j + 4 * c, 4);
     }
   }
-}
-
-// aux: per Q8_K super-block and sub-block pair j, the sums of the activations of
-// sub-blocks 2j and 2j+1 as two 16-bit halves of one int (what the min terms multiply).
-int64_t q8_K_aux_count(int64_t n_cols) { return n_cols / QK_K * 4; }
-
-void q8_K_aux_pairs(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
-  const BlockQ8_K* y = reinterpret_cast<const BlockQ8_K*>(act_row);
-  for (int64_t i = 0; i < n_cols / QK_K; ++i)
-    for (int j = 0; j < 4; ++j) {
-      const int b0 = y[i].bsums[4 * j] + y[i].bsums[4 * j + 1];
-      const int b1 = y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3];
-      aux[4 * i + j] = static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(b1)) << 16) |
-                                            static_cast<uint16_t>(b0));
-    }
 }
 
 template <int R>
@@ -215,13 +215,6 @@ void q4_Kx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
 }
 
 namespace {
-
-// The 8 lanes of a per-row accumulator summed in the order of the AVX2 horizontal add:
-// ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)).
-inline float sum8_avx2_order(const float* a) {
-  const float t0 = a[0] + a[4], t1 = a[1] + a[5], t2 = a[2] + a[6], t3 = a[3] + a[7];
-  return (t0 + t2) + (t1 + t3);
-}
 
 // ---- Q8_0x16 ----
 constexpr size_t kQ80x16Block = 16 * sizeof(f16_t) + 512;
@@ -427,6 +420,9 @@ struct PackedTables {
     q6k.impl = "ref";
     ref[static_cast<int>(DType::Q6_K)] = best[static_cast<int>(DType::Q6_K)] = q6k;
     has_ref[static_cast<int>(DType::Q6_K)] = true;
+    install_packed_q5k_ref(&ref[static_cast<int>(DType::Q5_K)]);
+    best[static_cast<int>(DType::Q5_K)] = ref[static_cast<int>(DType::Q5_K)];
+    has_ref[static_cast<int>(DType::Q5_K)] = true;
 #if defined(__x86_64__)
     const auto& f = cpu_features();
     // snapshot of best after an install: the entries that install changed
@@ -436,7 +432,7 @@ struct PackedTables {
         dst[i] = best[i];
       }
     };
-    if (f.avx2 && f.fma && f.f16c) install_packed_avx2(best);
+    if (f.avx2 && f.fma && f.f16c) install_packed_avx2(best);  // Q5_K's too
     snapshot(avx2, has_avx2, ref);
     if (f.avx2 && f.fma && f.f16c && f.avxvnni) install_packed_avxvnni(best);
     snapshot(avxvnni, has_avxvnni, avx2);

@@ -31,50 +31,6 @@ inline __m512i dpbusd_bcast(__m512i acc, __m512i u, const int8_t* y) {
 #endif
 }
 
-// Prefetches into L1 the cache lines of [p + kAhead, p + kAhead + bytes), on the first
-// pass over the weights (later passes find them in L2). The hardware prefetcher falls
-// behind the multi-token kernels: with 8 tokens, Q4_0x16 reading its weights from DRAM
-// ran 1.8x slower than on cache-resident weights although it needs only ~10 GB/s per
-// core. Asking 4 KiB ahead, single core, 8 tokens: Q4_0 1860 -> 1110 ns per group,
-// Q4_K 1650 -> 1180, Q8_0 3620 -> 2890, Q6_K 3740 -> 3250; one token: Q4_K -15%,
-// Q6_K -38%, Q8_0 unchanged, Q4_0 10% slower (so Q4_0 skips it for one token).
-constexpr size_t kAhead = 4096;
-// Prefetches into L1 the cache lines that hold [p, p + bytes). Prefetches never fault, so
-// p may point past the end of the weights.
-inline void prefetch_lines(const uint8_t* p, size_t bytes) {
-  const uintptr_t b = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
-  const uintptr_t e = reinterpret_cast<uintptr_t>(p) + bytes;
-  // (asm: GCC deletes a loop whose body is only a prefetch builtin)
-  for (uintptr_t a = b; a < e; a += 64) asm volatile("prefetcht0 %0" ::"m"(*reinterpret_cast<const char*>(a)));
-}
-inline void prefetch_ahead(const uint8_t* p, size_t bytes) { prefetch_lines(p + kAhead, bytes); }
-
-// Calls F::run<nc>(...) for 1 <= nc <= NCMAX.
-template <int NCMAX, class F, class... A>
-inline void dispatch_nc(int nc, A... args) {
-  if constexpr (NCMAX > 1) {
-    if (nc == NCMAX) return F::template run<NCMAX>(args...);
-    return dispatch_nc<NCMAX - 1, F>(nc, args...);
-  } else {
-    F::template run<1>(args...);
-  }
-}
-
-// The 16-row layouts: packed_drive over groups x token chunks of up to NCMAX, calling
-// F::run<nc>(nb, group, typed activation rows, aux rows, outputs).
-template <class Blk, int NCMAX, class F>
-void gemm16(int64_t nb, size_t block_bytes, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
-            size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  auto run = [nb](int nc, const uint8_t* wg, const uint8_t* const* ap, const int32_t* const* xp, float* const* op,
-                  bool first) {
-    const Blk* a[NCMAX];
-    for (int t = 0; t < nc; ++t) a[t] = reinterpret_cast<const Blk*>(ap[t]);
-    dispatch_nc<NCMAX, F>(nc, nb, wg, static_cast<const Blk* const*>(a), xp, op, first);
-  };
-  packed_drive<NCMAX, decltype(run), 16>(n_groups, static_cast<size_t>(nb) * block_bytes, wp, n_tok, acts, act_stride,
-                                         aux, aux_stride, y, ld, run);
-}
-
 // Per lane (row), 8 accumulators summed in the order of the AVX2 one-row kernel's
 // horizontal add: ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)).
 inline __m512 sum8_lanes(const __m512* a) {
@@ -220,7 +176,7 @@ constexpr size_t kPairNextMaxBytes = 40 * 1024;
 // against the one-group kernel in the same run: 2048 columns 640-684 vs 709-752 streamed,
 // 470 vs 658 cache-resident; 5632 columns 1690-2159 vs 2030-2624 streamed. perf
 // --batch 8 -d 64 (5 alternating rounds, medians) 252 -> 282 tok/s; --batch 4 +10%;
-// batch 2 and 16 and prompts unchanged. (Session 6 ran the pair kernel in 4-token passes
+// batch 2 and 16 and prompts unchanged. (Running the pair kernel in 4-token passes
 // over whole 192 KiB tiles: the later passes came from L2 while DRAM idled, and batch
 // decode measured slower than the one-group kernel.) One token stays on the one-group
 // kernel: it is bound by DRAM, not by loads.

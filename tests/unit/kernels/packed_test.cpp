@@ -8,9 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "base/cpu.h"
+#include "base/fp16.h"
 #include "base/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/packed.h"
+#include "kernels/quant.h"
 #include "kernels/traits.h"
 
 using namespace tachyon;
@@ -49,7 +52,7 @@ Packed pack(const PackedKernels* pk, const std::vector<uint8_t>& w, DType t, int
   return p;
 }
 
-const DType kPackedTypes[] = {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K};
+const DType kPackedTypes[] = {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K, DType::Q5_K};
 
 }  // namespace
 
@@ -117,7 +120,7 @@ TEST(Packed, MatmulManyEqualsSeparateMatmuls) {
   const int64_t n_cols = 1024;
   const Spec specs[] = {{DType::Q4_0, 512, true}, {DType::Q4_0, 64, true}, {DType::Q6_K, 96, true},
                         {DType::Q4_K, 40, true},  {DType::Q8_0, 48, false}, {DType::Q4_0, 37, true},
-                        {DType::Q8_0, 32, true}};
+                        {DType::Q8_0, 32, true},  {DType::Q5_K, 40, true}};
   // share: products with the same activation type read one QuantActs (as q, k and v do),
   // whose cached aux integers differ between the Q4_0 and Q8_0 kernels.
   for (bool share : {false, true})
@@ -201,6 +204,81 @@ TEST(Packed, RowByRowActivationsEqualQuantizeActs) {
       matmul(p.view, rows, y_rows.data(), 80, pool);
       EXPECT_EQ(std::memcmp(y_whole.data(), y_rows.data(), y_rows.size() * sizeof(float)), 0)
           << dtype_info(t).name << " n_tok=" << n_tok;
+    }
+  }
+}
+
+// The Q5_Kx8 layout's scalar kernel and AVX2 kernel, installed on local entries (so the
+// check runs whether or not the tables dispatch to them): every row and token the bits
+// of vec_dot, on quantized weights and on arbitrary bytes (every scale, min and fifth-bit
+// pattern), for widths from one super-block to ffn_down's and ragged token counts.
+TEST(Packed, Q5KxInstallsMatchVecDot) {
+  PackedKernels ref_k;
+  install_packed_q5k_ref(&ref_k);
+  std::vector<const PackedKernels*> kernels{&ref_k};
+  PackedKernels avx2_k = ref_k;
+#if defined(__x86_64__)
+  const auto& f = cpu_features();
+  if (f.avx2 && f.fma && f.f16c) {
+    install_packed_q5k_avx2(&avx2_k);
+    kernels.push_back(&avx2_k);
+  }
+#endif
+  ASSERT_EQ(ref_k.type, DType::Q5_K);
+  ASSERT_EQ(ref_k.rows, 8);
+  const DType t = DType::Q5_K;
+  const auto* tt = type_traits(t);
+  ThreadPool pool(1);
+  for (int64_t n_cols : {256, 512, 768, 2048, 5632}) {
+    const int64_t n_rows = n_cols >= 2048 ? 24 : 40;
+    const size_t rb = row_bytes(t, n_cols);
+    for (bool raw : {false, true}) {
+      std::vector<uint8_t> w = random_matrix(t, n_cols, n_rows, 11 + static_cast<uint32_t>(n_cols));
+      if (raw) {
+        std::mt19937 rng(static_cast<uint32_t>(n_cols));
+        std::uniform_int_distribution<int> byte(0, 255);
+        std::uniform_real_distribution<float> scale(0.f, 0.02f);
+        for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
+        for (int64_t r = 0; r < n_rows; ++r)
+          for (int64_t i = 0; i < n_cols / QK_K; ++i) {
+            BlockQ5_K* x = reinterpret_cast<BlockQ5_K*>(w.data() + r * rb) + i;
+            x->d = f32_to_f16(scale(rng));
+            x->dmin = f32_to_f16(scale(rng));
+          }
+      }
+      for (const PackedKernels* k : kernels) {
+        const Packed p = pack(k, w, t, n_cols, n_rows);
+        for (int n_tok = 1; n_tok <= 22; n_tok += (n_cols >= 2048 && n_tok >= 9 ? 4 : 1)) {
+          std::mt19937 rng(static_cast<uint32_t>(n_tok));
+          std::normal_distribution<float> d(0.f, 1.f);
+          std::vector<float> x(n_tok * n_cols);
+          for (auto& v : x) v = d(rng);
+          QuantActs acts;
+          quantize_acts(x.data(), n_tok, n_cols, tt->vec_dot_type, &acts, pool);
+          const int64_t na = k->aux_count(n_cols);
+          std::vector<int32_t> aux(n_tok * na);
+          for (int tk = 0; tk < n_tok; ++tk) k->make_aux(acts.row(tk), n_cols, aux.data() + tk * na);
+          const int64_t ld = n_rows + 3;
+          for (auto gemm : {k->gemm, k->gemm_ref}) {
+            std::vector<float> y(n_tok * ld, -1.f);
+            // the groups in two calls, as matmul hands over runs of them
+            const int64_t n_groups = n_rows / 8, g1 = n_groups / 2;
+            gemm(n_cols, g1, p.buf.data(), n_tok, acts.row(0), acts.row_bytes, aux.data(), na, y.data(), ld);
+            gemm(n_cols, n_groups - g1, p.buf.data() + g1 * k->group_bytes(n_cols), n_tok, acts.row(0), acts.row_bytes,
+                 aux.data(), na, y.data() + 8 * g1, ld);
+            for (int tk = 0; tk < n_tok; ++tk) {
+              for (int64_t r = 0; r < n_rows; ++r) {
+                const float want = tt->vec_dot(n_cols, w.data() + r * rb, acts.row(tk));
+                ASSERT_EQ(std::memcmp(&y[tk * ld + r], &want, 4), 0)
+                    << "impl=" << k->impl << (gemm == k->gemm ? "" : " (scalar twin)") << " raw=" << raw
+                    << " n_cols=" << n_cols << " n_tok=" << n_tok << " token " << tk << " row " << r << ": "
+                    << y[tk * ld + r] << " vs " << want;
+              }
+              for (int64_t r = n_rows; r < ld; ++r) ASSERT_EQ(y[tk * ld + r], -1.f) << "wrote past the rows";
+            }
+          }
+        }
+      }
     }
   }
 }
