@@ -11,6 +11,8 @@
 // sequential pass per group, prefetched ahead (decode reads every byte once: the
 // one-row kernels reached 26-34% of the read bandwidth, measured in bench/perf.sh).
 #if defined(__x86_64__)
+#include <vector>
+
 #include "kernels/packed_impl.h"
 
 namespace tachyon::kernels {
@@ -192,11 +194,84 @@ inline void q8_0x16_run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a
     for (int h2 = 0; h2 < 2; ++h2) _mm256_storeu_ps(out[t] + 8 * h2, sum8_lanes(acc[t][h2]));
 }
 
+// The same for several tokens, column by column: for each 4-byte column c, a run of
+// blocks, so that the pass's 2 x NC accumulators of that column stay in registers (the
+// block-major order keeps 16 x NC of them in memory: a load and a store per FMA). Each
+// column's chain still runs over the blocks in order: the same bits. Runs of
+// kQ80ColBlocks blocks (34 KiB) stay in L1/L2 while the 8 columns pass over them; the
+// per-block scales d_w * d_a are made once per call into dd [nb][NC][2][8 floats].
+// Single core, 64 tokens, 5632 x 2048: 44 -> 36 ns per token-row.
+constexpr int64_t kQ80ColBlocks = 64;
+
+template <int NC>
+inline void q8_0x16_run_cols(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a, float* const* out, float* dd) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* blk = wg + i * kQ80x16Bytes;
+    const __m256 dw0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+    const __m256 dw1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
+#pragma GCC unroll 8
+    for (int t = 0; t < NC; ++t) {
+      const __m256 da = _mm256_set1_ps(_cvtsh_ss(a[t][i].d));
+      _mm256_storeu_ps(dd + ((i * NC + t) * 2) * 8, _mm256_mul_ps(dw0, da));
+      _mm256_storeu_ps(dd + ((i * NC + t) * 2 + 1) * 8, _mm256_mul_ps(dw1, da));
+    }
+  }
+  const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80)), ones = _mm256_set1_epi16(1);
+  __m256 sums[NC][2][8];
+#pragma GCC unroll 8
+  for (int t = 0; t < NC; ++t)
+    for (int h2 = 0; h2 < 2; ++h2)
+      for (int c = 0; c < 8; ++c) sums[t][h2][c] = _mm256_setzero_ps();
+  for (int64_t i0 = 0; i0 < nb; i0 += kQ80ColBlocks) {
+    const int64_t i1 = i0 + kQ80ColBlocks < nb ? i0 + kQ80ColBlocks : nb;
+#pragma GCC unroll 1
+    for (int c = 0; c < 8; ++c) {
+      __m256 acc[NC][2];
+#pragma GCC unroll 8
+      for (int t = 0; t < NC; ++t) {
+        acc[t][0] = sums[t][0][c];
+        acc[t][1] = sums[t][1][c];
+      }
+      const uint8_t* w = wg + i0 * kQ80x16Bytes + 32 + 64 * c;
+      for (int64_t i = i0; i < i1; ++i, w += kQ80x16Bytes) {
+        const __m256i x0 = _mm256_xor_si256(pk_load256(w), bias), x1 = _mm256_xor_si256(pk_load256(w + 32), bias);
+        const __m256i ax0 = _mm256_sign_epi8(x0, x0), ax1 = _mm256_sign_epi8(x1, x1);
+        const float* ddi = dd + i * NC * 16;
+#pragma GCC unroll 8
+        for (int t = 0; t < NC; ++t) {
+          const __m256i y = pk_bcast32(a[t][i].qs + 4 * c);
+          const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(ax0, _mm256_sign_epi8(y, x0)), ones);
+          const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(ax1, _mm256_sign_epi8(y, x1)), ones);
+          acc[t][0] = _mm256_fmadd_ps(_mm256_loadu_ps(ddi + 16 * t), _mm256_cvtepi32_ps(p0), acc[t][0]);
+          acc[t][1] = _mm256_fmadd_ps(_mm256_loadu_ps(ddi + 16 * t + 8), _mm256_cvtepi32_ps(p1), acc[t][1]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < NC; ++t) {
+        sums[t][0][c] = acc[t][0];
+        sums[t][1][c] = acc[t][1];
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < NC; ++t)
+    for (int h2 = 0; h2 < 2; ++h2) _mm256_storeu_ps(out[t] + 8 * h2, sum8_lanes(sums[t][h2]));
+}
+
 struct Q80x16 {
   template <int NC>
   static void run(int64_t nb, const uint8_t* wg, const BlockQ8_0* const* a, const int32_t* const*, float* const* out,
                   bool pf) {
-    q8_0x16_run<NC>(nb, wg, a, out, pf);
+    // The first pass over a group streams it from memory block by block (read 8 times
+    // column by column, it would come from DRAM in strided passes: 2 tokens ran 1.9x
+    // slower); later passes find it in cache and go column by column.
+    if (NC == 1 || pf) {
+      q8_0x16_run<NC>(nb, wg, a, out, pf);
+    } else {
+      thread_local std::vector<float> dd;
+      if (dd.size() < static_cast<size_t>(nb) * NC * 16) dd.resize(static_cast<size_t>(nb) * NC * 16);
+      q8_0x16_run_cols<NC>(nb, wg, a, out, dd.data());
+    }
   }
 };
 
