@@ -324,8 +324,11 @@ int bench_compare(int argc, char** argv) {
   Flags f;
   std::string config;
   app.add_option("--config", config, "endpoints file (TOML [[endpoint]] tables or JSON)")->required();
-  app.add_option("--recommend", f.recommend, "constraints, e.g. 'ttft_p90<800ms,error_rate<1%'");
-  app.add_option("--objective", f.objective, "pick the cheapest or the fastest endpoint that qualifies")
+  app.add_option("--recommend", f.recommend,
+                 "constraints, e.g. 'ttft_p90<800ms,cost_per_mtok<1'; an availability floor (error_rate<1%, no "
+                 "timeouts) always applies, and an error_rate constraint given here replaces it");
+  app.add_option("--objective", f.objective,
+                 "pick the cheapest or the fastest endpoint that meets the constraints and the availability floor")
       ->check(CLI::IsMember({"cheapest", "fastest"}));
   add_common(app, f);
   try {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <map>
 #include <thread>
@@ -267,7 +268,88 @@ double metric_value(const RunReport& r, const std::string& metric) {
   return kNaN;
 }
 
+namespace {
+
+bool holds(const Constraint& c, double v) {
+  return c.less ? (c.or_equal ? v <= c.value : v < c.value) : (c.or_equal ? v >= c.value : v > c.value);
+}
+
+// The comparison that failed, for messages: "<" failed means ">=".
+const char* negated_op(const Constraint& c) {
+  if (c.less) return c.or_equal ? ">" : ">=";
+  return c.or_equal ? "<" : "<=";
+}
+
+// A fraction as a percentage: one decimal, but a small non-zero rate never shows as 0.0%
+// (under error_rate<=0% one failure in 10000 must read as a failure).
+std::string pct(double fraction) {
+  const double p = fraction * 100;
+  char b[32];
+  std::snprintf(b, sizeof b, p == 0 || p >= 0.1 ? "%.1f%%" : "%.2g%%", p);
+  return b;
+}
+
+// Why a run that completed requests is below the floor; empty when it is not.
+std::vector<std::string> floor_misses(const RunReport& r, const AvailabilityFloor& floor) {
+  const Summary& s = r.summary;
+  std::vector<std::string> out;
+  const double rate = metric_value(r, "error_rate");
+  const std::string counts = std::to_string(s.n_failed) + "/" + std::to_string(s.n_requests) + " failed" +
+                             (s.n_timeouts ? ", " + std::to_string(s.n_timeouts) + " timed out" : "");
+  for (const auto& c : floor.error_rate) {
+    if (std::isnan(rate)) {
+      out.push_back("error_rate unknown (no measured request)");
+      return out;
+    }
+    if (holds(c, rate)) continue;
+    char thr[32];
+    std::snprintf(thr, sizeof thr, "%g%%", c.value * 100);
+    out.push_back("error_rate " + pct(rate) + " " + negated_op(c) + " " + thr + " (" + counts + ")");
+  }
+  // The error rate names the timeouts already when it fails.
+  if (floor.no_timeouts && s.n_timeouts > 0 && out.empty())
+    out.push_back(std::to_string(s.n_timeouts) + "/" + std::to_string(s.n_requests) +
+                  " requests timed out (the default floor allows no timeouts)");
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : sep) + x;
+  return out;
+}
+
+}  // namespace
+
+AvailabilityFloor availability_floor(const std::vector<Constraint>& cons) {
+  AvailabilityFloor f;
+  for (const auto& c : cons)
+    if (c.metric == "error_rate") f.error_rate.push_back(c);
+  if (!f.error_rate.empty()) {
+    // Given explicitly: the user chose the error budget, timeouts count in it as errors.
+    f.given = true;
+    f.no_timeouts = false;
+    std::vector<std::string> texts;
+    for (const auto& c : f.error_rate) texts.push_back(c.text);
+    f.text = join(texts, ", ");
+    return f;
+  }
+  Constraint c;
+  c.metric = "error_rate";
+  c.less = true;
+  c.value = 0.01;
+  c.text = "error_rate<1%";
+  f.error_rate.push_back(c);
+  f.no_timeouts = true;
+  f.text = "error_rate<1%, no timeouts";
+  return f;
+}
+
 void build_leaderboard(Report& rep, const std::vector<Constraint>& cons, Objective objective) {
+  const AvailabilityFloor floor = availability_floor(cons);
+  std::vector<Constraint> rest;  // the constraints besides the floor's
+  for (const auto& c : cons)
+    if (c.metric != "error_rate") rest.push_back(c);
   std::vector<LeaderRow> rows;
   for (size_t i = 0; i < rep.runs.size(); ++i) {
     const RunReport& r = rep.runs[i];
@@ -277,11 +359,15 @@ void build_leaderboard(Report& rep, const std::vector<Constraint>& cons, Objecti
     row.cost_per_request = std::isnan(metric_value(r, "cost_per_request")) ? -1 : metric_value(r, "cost_per_request");
     row.cost_per_mtok_output = std::isnan(metric_value(r, "cost_per_mtok")) ? -1 : metric_value(r, "cost_per_mtok");
     if (r.summary.n_completed == 0) {
-      row.meets = false;
+      // Below any floor; the first error says more than "error_rate 100%".
       row.violations.push_back("no request completed" +
                                (r.summary.error_examples.empty() ? std::string() : ": " + r.summary.error_examples.begin()->second.substr(0, 160)));
+    } else {
+      row.violations = floor_misses(r, floor);
     }
-    for (const auto& c : cons) {
+    row.below_floor = !row.violations.empty();
+    row.meets = !row.below_floor;
+    for (const auto& c : rest) {
       const double v = metric_value(r, c.metric);
       char buf[160];
       if (std::isnan(v)) {
@@ -290,8 +376,7 @@ void build_leaderboard(Report& rep, const std::vector<Constraint>& cons, Objecti
         row.violations.push_back(buf);
         continue;
       }
-      const bool ok = c.less ? (c.or_equal ? v <= c.value : v < c.value) : (c.or_equal ? v >= c.value : v > c.value);
-      if (!ok) {
+      if (!holds(c, v)) {
         row.meets = false;
         std::snprintf(buf, sizeof buf, "%s = %.4g, wanted %s", c.metric.c_str(), v, c.text.c_str());
         row.violations.push_back(buf);
@@ -299,36 +384,42 @@ void build_leaderboard(Report& rep, const std::vector<Constraint>& cons, Objecti
     }
     rows.push_back(std::move(row));
   }
+  // Those that qualify, then those that are available but miss a constraint, then those
+  // below the floor: a flaky endpoint never ranks above a slow healthy one.
   auto key = [&](const LeaderRow& row) {
     const RunReport& r = rep.runs[row.run_index];
     if (objective == Objective::kCheapest) {
       const double c = row.cost_per_request;
-      return std::make_tuple(!row.meets, c < 0, c < 0 ? 0.0 : c, metric_value(r, "e2e_p50"));
+      return std::make_tuple(!row.meets, row.below_floor, c < 0, c < 0 ? 0.0 : c, metric_value(r, "e2e_p50"));
     }
     const double e = metric_value(r, "e2e_p50");
-    return std::make_tuple(!row.meets, std::isnan(e), std::isnan(e) ? 0.0 : e, -r.summary.output_throughput);
+    return std::make_tuple(!row.meets, row.below_floor, std::isnan(e), std::isnan(e) ? 0.0 : e, -r.summary.output_throughput);
   };
   std::stable_sort(rows.begin(), rows.end(), [&](const LeaderRow& a, const LeaderRow& b) { return key(a) < key(b); });
   rep.leaderboard = rows;
-  if (cons.empty() && rows.empty()) return;
-  std::string why;
-  std::string cons_text;
-  for (const auto& c : cons) cons_text += (cons_text.empty() ? "" : ", ") + c.text;
   const char* obj = objective == Objective::kCheapest ? "cheapest" : "fastest";
+  RecommendationInfo& info = rep.recommended;
+  info = {};
+  info.objective = obj;
+  for (const auto& c : rest) info.constraints.push_back(c.text);
+  info.availability_floor = floor.text;
+  info.floor_source = floor.given ? "given" : "default";
+  if (rows.empty()) return;
+  std::string why;
+  const std::string applied = (rest.empty() ? std::string() : join(info.constraints, ", ") + " and ") +
+                              "the availability floor " + floor.text + (floor.given ? " (given)" : " (default)");
   int n_meet = 0;
   for (const auto& r : rows) n_meet += r.meets;
+  info.n_qualifying = n_meet;
   if (n_meet == 0) {
-    why = "No endpoint meets " + (cons_text.empty() ? std::string("the run (every one failed)") : cons_text) + ":";
-    for (const auto& r : rows) {
-      std::string v;
-      for (const auto& x : r.violations) v += (v.empty() ? "" : "; ") + x;
-      why += "\n  " + r.name + ": " + v;
-    }
+    why = "No endpoint meets " + applied + ":";
+    for (const auto& r : rows) why += "\n  " + r.name + ": " + leader_row_status(r);
     rep.recommendation = why;
     return;
   }
   const LeaderRow& best = rows.front();
   const RunReport& br = rep.runs[best.run_index];
+  info.endpoint = best.name;
   char detail[256];
   if (objective == Objective::kCheapest && best.cost_per_request >= 0)
     std::snprintf(detail, sizeof detail, "$%.6f per request, $%.3f per million output tokens", best.cost_per_request,
@@ -340,12 +431,10 @@ void build_leaderboard(Report& rep, const std::vector<Constraint>& cons, Objecti
     std::snprintf(detail, sizeof detail, "E2E p50 %.1f ms, %.1f output tok/s", metric_value(br, "e2e_p50"),
                   br.summary.output_throughput);
   why = "Recommendation: " + best.name + ", the " + obj + " (" + detail + ") of " + std::to_string(n_meet) + " of " +
-        std::to_string(rows.size()) + " endpoints" + (cons_text.empty() ? "" : " meeting " + cons_text) + ".";
+        std::to_string(rows.size()) + " endpoints meeting " + applied + ".";
   for (const auto& r : rows) {
     if (r.meets) continue;
-    std::string v;
-    for (const auto& x : r.violations) v += (v.empty() ? "" : "; ") + x;
-    why += "\n  rejected " + r.name + ": " + v;
+    why += std::string("\n  ") + (r.below_floor ? "excluded " : "rejected ") + r.name + ": " + join(r.violations, "; ");
   }
   rep.recommendation = why;
 }

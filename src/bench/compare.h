@@ -49,9 +49,25 @@ Result<Objective> parse_objective(const std::string& s);
 // The value of a metric for a run; NaN when unknown (e.g. no price, no such percentile).
 double metric_value(const RunReport& r, const std::string& metric);
 
-// Fills rep.leaderboard (one row per run, best first by the objective among those that
-// meet the constraints, then the rest) and rep.recommendation (the pick and why, or why
-// none qualifies). Cheapest: lowest cost per request (endpoints without prices rank after
+// The availability floor every leaderboard applies on top of the constraints: an endpoint
+// that is cheap or fast because it fails requests is no recommendation. By default
+// error_rate<1% and no timeouts (timeouts count as errors, but one in a few hundred hides
+// under 1% and says the endpoint can hang). Error_rate constraints in --recommend replace
+// the default in full (so error_rate<60% admits an endpoint that fails half its requests,
+// timeouts included), and the recommendation says the floor was given.
+struct AvailabilityFloor {
+  std::vector<Constraint> error_rate;  // bounds on error_rate, all must hold
+  bool no_timeouts = true;             // default floor only
+  bool given = false;                  // from the constraints, else the default
+  std::string text;                    // "error_rate<1%, no timeouts" / "error_rate<60%"
+};
+AvailabilityFloor availability_floor(const std::vector<Constraint>& constraints);
+
+// Fills rep.leaderboard (one row per run: first, best first by the objective, those that
+// meet every constraint and the availability floor; then those above the floor that miss
+// a constraint; then those below the floor, each with what it missed), rep.recommendation
+// (the pick and why, the floor applied, and why the others were rejected or excluded) and
+// rep.recommended. Cheapest: lowest cost per request (endpoints without prices rank after
 // priced ones); fastest: lowest E2E p50 (ties: higher output throughput).
 void build_leaderboard(Report& rep, const std::vector<Constraint>& constraints, Objective objective);
 

@@ -37,10 +37,24 @@ struct RunReport {
 // A leaderboard row (bench compare).
 struct LeaderRow {
   std::string name;
-  size_t run_index = 0;  // into Report::runs
-  bool meets = true;     // meets every --recommend constraint
-  std::vector<std::string> violations;
+  size_t run_index = 0;     // into Report::runs
+  bool meets = true;        // meets every --recommend constraint and the availability floor
+  bool below_floor = false; // excluded by the availability floor (or nothing completed)
+  std::vector<std::string> violations;  // what it missed, the floor's first
   double cost_per_request = -1, cost_per_mtok_output = -1;
+};
+
+// The leaderboard's constraints cell: "ok", "excluded: <floor miss>; ..." or the misses.
+std::string leader_row_status(const LeaderRow& row);
+
+// compare: what the recommendation applied and what it picked.
+struct RecommendationInfo {
+  std::string objective;                 // "cheapest" | "fastest"
+  std::vector<std::string> constraints;  // --recommend as written, less the floor's error_rate bounds
+  std::string availability_floor;        // "error_rate<1%, no timeouts"
+  std::string floor_source;              // "default" | "given" (an error_rate constraint in --recommend)
+  std::string endpoint;                  // the pick; empty when none qualifies
+  int n_qualifying = 0;
 };
 
 struct Report {
@@ -49,6 +63,7 @@ struct Report {
   std::vector<RunReport> runs;
   std::vector<LeaderRow> leaderboard;  // compare only, best first
   std::string recommendation;          // compare --recommend: the pick and why
+  RecommendationInfo recommended;      // compare: the same, as fields
   nlohmann::json probe;                // probe only: samples and per-endpoint summaries
 };
 

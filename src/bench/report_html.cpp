@@ -313,8 +313,7 @@ std::string render_html(const Report& rep, const ReportOptions& opt) {
     int rank = 1;
     for (const auto& row : rep.leaderboard) {
       const Summary& s = rep.runs[row.run_index].summary;
-      std::string cons = row.meets ? "ok" : "";
-      for (const auto& v : row.violations) cons += (cons.empty() ? "" : "; ") + v;
+      const std::string cons = leader_row_status(row);
       o << "<tr><td>" << rank++ << "</td><td class=\"l\">" << esc(row.name) << "</td><td>" << s.n_completed << "/"
         << s.n_requests << "</td><td>" << num(s.ttft.at(50), "%.1f") << "</td><td>" << num(s.ttft.at(90), "%.1f")
         << "</td><td>" << num(s.tpot.at(50)) << "</td><td>" << num(s.e2e.at(50), "%.1f") << "</td><td>"

@@ -179,7 +179,12 @@ json report_to_json(const Report& rep, const ReportOptions& o) {
   if (!rep.leaderboard.empty()) {
     json lb = json::array();
     for (const auto& row : rep.leaderboard) {
-      json r = {{"name", row.name}, {"run", row.run_index}, {"meets_constraints", row.meets}, {"violations", row.violations}};
+      // the availability floor counts in meets_constraints and violations
+      json r = {{"name", row.name},
+                {"run", row.run_index},
+                {"meets_constraints", row.meets},
+                {"violations", row.violations},
+                {"below_availability_floor", row.below_floor}};
       if (row.cost_per_request >= 0) r["cost_per_request_usd"] = row.cost_per_request;
       if (row.cost_per_mtok_output >= 0) r["cost_per_million_output_tokens_usd"] = row.cost_per_mtok_output;
       lb.push_back(std::move(r));
@@ -187,6 +192,16 @@ json report_to_json(const Report& rep, const ReportOptions& o) {
     j["leaderboard"] = std::move(lb);
   }
   if (!rep.recommendation.empty()) j["recommendation"] = rep.recommendation;
+  // Beside the text (a string since the first version, so it stays one): the same as fields.
+  if (!rep.leaderboard.empty()) {
+    const RecommendationInfo& ri = rep.recommended;
+    j["recommendation_details"] = {{"endpoint", ri.endpoint.empty() ? json(nullptr) : json(ri.endpoint)},
+                                   {"objective", ri.objective},
+                                   {"constraints", ri.constraints},
+                                   {"availability_floor", ri.availability_floor},
+                                   {"floor_source", ri.floor_source},
+                                   {"qualifying", ri.n_qualifying}};
+  }
   if (!rep.probe.is_null()) j["probe"] = rep.probe;
   return j;
 }

@@ -113,6 +113,13 @@ void sweep_table(std::ostringstream& o, const std::vector<const RunReport*>& run
 
 }  // namespace
 
+std::string leader_row_status(const LeaderRow& row) {
+  if (row.meets) return "ok";
+  std::string s = row.below_floor ? "excluded: " : "";
+  for (size_t i = 0; i < row.violations.size(); ++i) s += (i ? "; " : "") + row.violations[i];
+  return s;
+}
+
 std::string summary_text(const Report& rep, const ReportOptions& opt) {
   std::ostringstream o;
   std::vector<double> ps = opt.percentiles;
@@ -138,8 +145,7 @@ std::string summary_text(const Report& rep, const ReportOptions& opt) {
     int rank = 1;
     for (const auto& row : rep.leaderboard) {
       const Summary& s = rep.runs[row.run_index].summary;
-      std::string cons = row.meets ? "ok" : "";
-      for (const auto& v : row.violations) cons += (cons.empty() ? "" : "; ") + v;
+      const std::string cons = leader_row_status(row);
       o << "  " << pad(std::to_string(rank++), 3) << pad(row.name, 20)
         << pad(std::to_string(s.n_completed) + "/" + std::to_string(s.n_requests), 9, true)
         << pad(f("%.1f", s.ttft.at(50)), 10, true) << pad(f("%.1f", s.ttft.at(90)), 10, true)

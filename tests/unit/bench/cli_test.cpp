@@ -200,6 +200,59 @@ TEST_F(BenchCli, CompareRanksAndRecommends) {
   EXPECT_NE(c.out.find("Recommendation: fast-pricey, the fastest"), std::string::npos) << c.out;
 }
 
+// The availability floor: a cheap endpoint that fails every second request is excluded
+// (and told why) by default; an error_rate constraint given explicitly replaces the floor.
+TEST_F(BenchCli, CompareAvailabilityFloor) {
+  stub::Server flaky([](int i, const nlohmann::json&) {
+    stub::Script s = quick();
+    if (i % 2) s.status = 503;
+    return s;
+  });
+  stub::Server healthy([](int, const nlohmann::json&) { return quick(); });
+  std::ofstream(path("e.toml")) << "[[endpoint]]\nname = \"flaky-cheap\"\nurl = \"" << flaky.url()
+                                << "\"\nmodel = \"stub-model\"\nprice_input_per_m = 0.1\nprice_output_per_m = 0.4\n\n"
+                                << "[[endpoint]]\nname = \"healthy-pricey\"\nurl = \"" << healthy.url()
+                                << "\"\nmodel = \"stub-model\"\nprice_input_per_m = 1.0\nprice_output_per_m = 4.0\n";
+  const std::string run = "compare --config " + path("e.toml") + " --num-requests 12 --concurrency 2 --no-progress ";
+  Cmd c = bench(run + "--recommend 'ttft_p90<2000ms' --output-json " + path("d.json"));
+  ASSERT_EQ(c.rc, 0) << c.out << c.err;
+  EXPECT_NE(c.out.find("Recommendation: healthy-pricey, the cheapest"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("of 1 of 2 endpoints meeting ttft_p90<2000ms and the availability floor error_rate<1%, "
+                       "no timeouts (default)."),
+            std::string::npos)
+      << c.out;
+  EXPECT_NE(c.out.find("\n  excluded flaky-cheap: error_rate 50.0% >= 1% (6/12 failed)"), std::string::npos) << c.out;
+  // In the table: the healthy one first, the flaky one after it with its reason.
+  const size_t t = c.out.find("Leaderboard");
+  ASSERT_NE(t, std::string::npos) << c.out;
+  EXPECT_LT(c.out.find("1  healthy-pricey", t), c.out.find("2  flaky-cheap", t)) << c.out;
+  EXPECT_NE(c.out.find("excluded: error_rate 50.0% >= 1% (6/12 failed)", t), std::string::npos) << c.out;
+  auto j = nlohmann::json::parse(slurp(path("d.json")));
+  EXPECT_EQ(j["leaderboard"][0]["name"], "healthy-pricey");
+  EXPECT_EQ(j["leaderboard"][0]["meets_constraints"], true);
+  EXPECT_EQ(j["leaderboard"][1]["name"], "flaky-cheap");
+  EXPECT_EQ(j["leaderboard"][1]["meets_constraints"], false);
+  EXPECT_EQ(j["leaderboard"][1]["below_availability_floor"], true);
+  EXPECT_EQ(j["leaderboard"][1]["violations"][0], "error_rate 50.0% >= 1% (6/12 failed)");
+  EXPECT_EQ(j["recommendation_details"]["endpoint"], "healthy-pricey");
+  EXPECT_EQ(j["recommendation_details"]["availability_floor"], "error_rate<1%, no timeouts");
+  EXPECT_EQ(j["recommendation_details"]["floor_source"], "default");
+
+  // Given explicitly, a 60% error budget admits the flaky one, and it is the cheapest.
+  c = bench(run + "--recommend 'ttft_p90<2000ms,error_rate<60%' --output-json " + path("g.json"));
+  ASSERT_EQ(c.rc, 0) << c.out << c.err;
+  EXPECT_NE(c.out.find("Recommendation: flaky-cheap, the cheapest"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("of 2 of 2 endpoints meeting ttft_p90<2000ms and the availability floor error_rate<60% (given)."),
+            std::string::npos)
+      << c.out;
+  EXPECT_EQ(c.out.find("excluded"), std::string::npos) << c.out;
+  j = nlohmann::json::parse(slurp(path("g.json")));
+  EXPECT_EQ(j["leaderboard"][0]["name"], "flaky-cheap");
+  EXPECT_EQ(j["leaderboard"][0]["meets_constraints"], true);
+  EXPECT_EQ(j["recommendation_details"]["availability_floor"], "error_rate<60%");
+  EXPECT_EQ(j["recommendation_details"]["floor_source"], "given");
+}
+
 TEST_F(BenchCli, CompareKeepsADownEndpointInTheTable) {
   stub::Server srv([](int, const nlohmann::json&) { return quick(); });
   std::ofstream(path("e.json")) << R"({"endpoints": [{"name": "up", "url": ")" << srv.url()

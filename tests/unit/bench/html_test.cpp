@@ -115,6 +115,9 @@ TEST_F(HtmlReport, DomHasEveryChartAndNoExternalReference) {
   EXPECT_NE(h.find("alpha &lt;fast&gt;"), std::string::npos);
   EXPECT_EQ(h.find("alpha <fast>"), std::string::npos);
   EXPECT_NE(h.find("id=\"recommendation\""), std::string::npos);
+  // alpha fails one request in nine: below the default availability floor, and its row says so.
+  EXPECT_NE(h.find("the availability floor error_rate&lt;1%, no timeouts (default)"), std::string::npos);
+  EXPECT_TRUE(std::regex_search(h, std::regex(R"(excluded: error_rate [0-9.]+% &gt;= 1% \(\d+/18 failed\))")));
 }
 
 TEST_F(HtmlReport, ChromiumRendersCharts) {
