@@ -40,6 +40,14 @@ inline void prefetch_lines(const uint8_t* p, size_t bytes) {
 }
 inline void prefetch_ahead(const uint8_t* p, size_t bytes) { prefetch_lines(p + kAhead, bytes); }
 
+// Per row lane, 8 float accumulators (the one-row AVX2 kernels' lanes) summed in the
+// order of their 256-bit horizontal add: ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)).
+inline __m256 sum8_lanes(const __m256* a) {
+  const __m256 t0 = _mm256_add_ps(a[0], a[4]), t1 = _mm256_add_ps(a[1], a[5]);
+  const __m256 t2 = _mm256_add_ps(a[2], a[6]), t3 = _mm256_add_ps(a[3], a[7]);
+  return _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3));
+}
+
 constexpr size_t kQ40x8BlockBytes = 8 * sizeof(f16_t) + 128;
 
 // Q4_0x8 x Q8_0 for NC tokens: per token one 8-lane integer sum per block (unsigned
@@ -171,10 +179,10 @@ inline void dispatch_nc(int nc, A... args) {
   }
 }
 
-// The 16-row layouts: packed_drive over groups x token chunks of up to NCMAX, calling
-// F::run<nc>(nb, group, typed activation rows, aux rows, outputs).
-template <class Blk, int NCMAX, class F>
-void gemm16(int64_t nb, size_t block_bytes, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+// packed_drive over groups of ROWS rows x token chunks of up to NCMAX, calling
+// F::run<nc>(nb, group, typed activation rows, aux rows, outputs, first pass).
+template <class Blk, int NCMAX, class F, int ROWS = 16>
+void gemm_groups(int64_t nb, size_t block_bytes, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
             size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
   auto run = [nb](int nc, const uint8_t* wg, const uint8_t* const* ap, const int32_t* const* xp, float* const* op,
                   bool first) {
@@ -182,7 +190,7 @@ void gemm16(int64_t nb, size_t block_bytes, int64_t n_groups, const uint8_t* wp,
     for (int t = 0; t < nc; ++t) a[t] = reinterpret_cast<const Blk*>(ap[t]);
     dispatch_nc<NCMAX, F>(nc, nb, wg, static_cast<const Blk* const*>(a), xp, op, first);
   };
-  packed_drive<NCMAX, decltype(run), 16>(n_groups, static_cast<size_t>(nb) * block_bytes, wp, n_tok, acts, act_stride,
+  packed_drive<NCMAX, decltype(run), ROWS>(n_groups, static_cast<size_t>(nb) * block_bytes, wp, n_tok, acts, act_stride,
                                          aux, aux_stride, y, ld, run);
 }
 

@@ -107,10 +107,7 @@ void q5_Kx8_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a, const 
 #pragma GCC unroll 8
   for (int t = 0; t < NC; ++t) {
     // the one-row kernel's horizontal add order, lane by lane, then its min chain
-    const __m256 t0 = _mm256_add_ps(acc[t][0], acc[t][4]), t1 = _mm256_add_ps(acc[t][1], acc[t][5]);
-    const __m256 t2 = _mm256_add_ps(acc[t][2], acc[t][6]), t3 = _mm256_add_ps(acc[t][3], acc[t][7]);
-    const __m256 s = _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3));
-    _mm256_storeu_ps(out[t], _mm256_add_ps(s, summs[t]));
+    _mm256_storeu_ps(out[t], _mm256_add_ps(sum8_lanes(acc[t]), summs[t]));
   }
 }
 
@@ -121,39 +118,21 @@ void q5_Kx8_run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a, const 
 // tokens the integer sums no longer fit the 16 vector registers with the quants).
 constexpr int kTokens = 4;
 
-// Calls q5_Kx8_run<nc> for 1 <= nc <= NCMAX.
-template <int NCMAX>
-inline void run_nc(int nc, int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a, const int32_t* const* bp,
-                   float* const* out, bool pf) {
-  if constexpr (NCMAX > 1) {
-    if (nc == NCMAX) return q5_Kx8_run<NCMAX>(nb, wg, a, bp, out, pf);
-    return run_nc<NCMAX - 1>(nc, nb, wg, a, bp, out, pf);
-  } else {
-    q5_Kx8_run<1>(nb, wg, a, bp, out, pf);
+struct Q5Kx8 {
+  template <int NC>
+  static void run(int64_t nb, const uint8_t* wg, const BlockQ8_K* const* a, const int32_t* const* bp, float* const* out,
+                  bool pf) {
+    q5_Kx8_run<NC>(nb, wg, a, bp, out, pf);
   }
-}
+};
 
 // Token chunks of up to kTokens, each over every group: matmul hands over runs of groups
 // small enough to stay in L2, so only the first chunk reads them from memory (and
 // prefetches).
 void q5_Kx8_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                  size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  const int64_t nb = n_cols / QK_K;
-  const size_t gb = static_cast<size_t>(nb) * kBlockBytes;
-  for (int t0 = 0; t0 < n_tok; t0 += kTokens) {
-    const int nc = n_tok - t0 < kTokens ? n_tok - t0 : kTokens;
-    const BlockQ8_K* a[kTokens];
-    const int32_t* bp[kTokens];
-    for (int t = 0; t < nc; ++t) {
-      a[t] = reinterpret_cast<const BlockQ8_K*>(acts + (t0 + t) * act_stride);
-      bp[t] = aux + (t0 + t) * aux_stride;
-    }
-    for (int64_t g = 0; g < n_groups; ++g) {
-      float* op[kTokens];
-      for (int t = 0; t < nc; ++t) op[t] = y + (t0 + t) * ld + 8 * g;
-      run_nc<kTokens>(nc, nb, wp + g * gb, a, bp, op, t0 == 0);
-    }
-  }
+  gemm_groups<BlockQ8_K, kTokens, Q5Kx8, 8>(n_cols / QK_K, kBlockBytes, n_groups, wp, n_tok, acts, act_stride, aux,
+                                            aux_stride, y, ld);
 }
 
 }  // namespace

@@ -215,7 +215,7 @@ void q4_0x16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok
   // the odd group (or every group, for one token)
   const int64_t g = 2 * n_pairs;
   if (g < n_groups)
-    gemm16<BlockQ8_0, 8, Q40x16>(nb, kQ40x16BlockBytes, n_groups - g, wp + g * gb, n_tok, acts, act_stride, aux,
+    gemm_groups<BlockQ8_0, 8, Q40x16>(nb, kQ40x16BlockBytes, n_groups - g, wp + g * gb, n_tok, acts, act_stride, aux,
                                  aux_stride, y + 16 * g, ld);
 }
 
@@ -284,7 +284,7 @@ struct Q4Kx16 {
 
 void q4_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                   size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  gemm16<BlockQ8_K, 4, Q4Kx16>(n_cols / QK_K, kQ4Kx16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
+  gemm_groups<BlockQ8_K, 4, Q4Kx16>(n_cols / QK_K, kQ4Kx16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
                                y, ld);
 }
 
@@ -384,7 +384,7 @@ struct Q6Kx16 {
 
 void q6_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                   size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  gemm16<BlockQ8_K, kQ6KTokens, Q6Kx16>(n_cols / QK_K, kQ6Kx16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
+  gemm_groups<BlockQ8_K, kQ6KTokens, Q6Kx16>(n_cols / QK_K, kQ6Kx16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
                                y, ld);
 }
 
@@ -434,7 +434,7 @@ struct Q80x16 {
 
 void q8_0x16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                   size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  gemm16<BlockQ8_0, 3, Q80x16>(n_cols / QK8_0, kQ80x16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
+  gemm_groups<BlockQ8_0, 3, Q80x16>(n_cols / QK8_0, kQ80x16BlockBytes, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride,
                                y, ld);
 }
 }  // namespace

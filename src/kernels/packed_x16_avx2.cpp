@@ -18,14 +18,6 @@
 namespace tachyon::kernels {
 namespace {
 
-// Per row, the 8 float lanes of the one-row kernel (one per 4-byte column) summed in the
-// order of its 256-bit horizontal add: ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)).
-inline __m256 sum8_lanes(const __m256* a) {
-  const __m256 t0 = _mm256_add_ps(a[0], a[4]), t1 = _mm256_add_ps(a[1], a[5]);
-  const __m256 t2 = _mm256_add_ps(a[2], a[6]), t3 = _mm256_add_ps(a[3], a[7]);
-  return _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3));
-}
-
 // (s, s) 16-bit pairs per 32-bit lane from 8 signed bytes: madd(p, pair) = s * (p0 + p1).
 inline __m256i scale_pairs(const uint8_t* p) {
   const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
@@ -142,7 +134,7 @@ constexpr int kQ6KTokens = 4;
 
 void q6_Kx16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                   size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  gemm16<BlockQ8_K, kQ6KTokens, Q6Kx16>(n_cols / QK_K, kQ6Kx16Bytes, n_groups, wp, n_tok, acts, act_stride, aux,
+  gemm_groups<BlockQ8_K, kQ6KTokens, Q6Kx16>(n_cols / QK_K, kQ6Kx16Bytes, n_groups, wp, n_tok, acts, act_stride, aux,
                                         aux_stride, y, ld);
 }
 
@@ -279,7 +271,7 @@ constexpr int kQ80Tokens = 4;
 
 void q8_0x16_gemm(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                   size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
-  gemm16<BlockQ8_0, kQ80Tokens, Q80x16>(n_cols / QK8_0, kQ80x16Bytes, n_groups, wp, n_tok, acts, act_stride, aux,
+  gemm_groups<BlockQ8_0, kQ80Tokens, Q80x16>(n_cols / QK8_0, kQ80x16Bytes, n_groups, wp, n_tok, acts, act_stride, aux,
                                         aux_stride, y, ld);
 }
 
