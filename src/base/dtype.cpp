@@ -36,6 +36,7 @@ DTypeInfo dtype_info(uint32_t id) {
     case 34: return {"TQ1_0", 256, 54};
     case 35: return {"TQ2_0", 256, 66};
     case 39: return {"MXFP4", 32, 17};
+    case 41: return {"Q1_0", 128, 18};
     default: return {"unknown", 0, 0};
   }
 }

@@ -41,6 +41,7 @@ enum class DType : uint32_t {
   TQ1_0 = 34,
   TQ2_0 = 35,
   MXFP4 = 39,
+  Q1_0 = 41,
 };
 
 struct DTypeInfo {

@@ -1,6 +1,7 @@
 #include "kernels/simd.h"
 
 #include "base/cpu.h"
+#include "kernels/quant_groups.h"
 
 namespace tachyon::kernels {
 
@@ -14,6 +15,10 @@ void install_simd_kernels(TypeTraits* table) {
   const auto& f = cpu_features();
   if (f.avx2 && f.fma && f.f16c) {
     install_avx2_kernels(table);
+    install_legacy_avx2(table);
+    install_kq_avx2(table);
+    install_iq23_avx2(table);
+    install_iq1tq_avx2(table);
     if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) install_kquant_avx512_kernels(table);
   }
 #else

@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "kernels/quant.h"
+#include "kernels/quant_groups.h"
 #include "kernels/simd.h"
 
 namespace tachyon::kernels {
@@ -31,7 +32,7 @@ void f32_from(const float* x, void* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) d[i] = x[i];
 }
 
-constexpr int kMaxType = 40;
+constexpr int kMaxType = 42;  // one past the largest type id (Q1_0 = 41)
 
 struct Tables {
   TypeTraits ref[kMaxType] = {};
@@ -41,8 +42,6 @@ struct Tables {
   Tables() {
     auto put = [&](TypeTraits t) {
       ref[static_cast<int>(t.type)] = t;
-      best[static_cast<int>(t.type)] = t;
-      has[static_cast<int>(t.type)] = true;
     };
     put({DType::F32, DType::F32, f32_copy, f32_from, vec_dot_fn<float, float, vec_dot_f32_ref>, "ref"});
     put({DType::F16, DType::F16, to_float_fn<f16_t, dequantize_f16_ref>, from_float_fn<f16_t, quantize_f16_ref>,
@@ -62,6 +61,14 @@ struct Tables {
     // Q8_K exists only as an activation format.
     put({DType::Q8_K, DType::Q8_K, to_float_fn<BlockQ8_K, dequantize_q8_K_ref>, from_float_fn<BlockQ8_K, quantize_q8_K_ref>,
          nullptr, "ref"});
+    install_legacy_ref(ref);
+    install_kq_ref(ref);
+    install_iq23_ref(ref);
+    install_iq1tq_ref(ref);
+    for (int i = 0; i < kMaxType; ++i) {
+      has[i] = ref[i].to_float != nullptr;
+      best[i] = ref[i];
+    }
     install_simd_kernels(best);
   }
 };

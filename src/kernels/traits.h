@@ -28,6 +28,9 @@ struct TypeTraits {
   // loaded and unpacked data across rows and tokens.
   void (*vec_dot_tile)(int64_t n, int nr, int nc, const void* w, size_t w_stride, const void* a, size_t a_stride,
                        float* out, int64_t ld_out) = nullptr;
+  // Optional: false when n elements of blocks hold a value no valid file has (a NaN or
+  // infinite scale, an out-of-range index); the loader rejects such a tensor.
+  bool (*validate)(const void* x, int64_t n) = nullptr;
 };
 
 // nullptr when the type has no compute kernels in this build.
