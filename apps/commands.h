@@ -14,6 +14,7 @@ int cmd_logits(int argc, char** argv);
 int cmd_gen_model(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
 int cmd_perf(int argc, char** argv);
+int cmd_perplexity(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_detokenize(int argc, char** argv);
 

@@ -20,6 +20,7 @@ const Command kCommands[] = {
     {"bench", tachyon::apps::cmd_bench, "load-test, compare and probe OpenAI-compatible endpoints"},
     {"logits", tachyon::apps::cmd_logits, "teacher-forced top-k logits for a token sequence (JSON)"},
     {"perf", tachyon::apps::cmd_perf, "prompt and generation speed (like llama-bench), GB/s and % of bandwidth"},
+    {"perplexity", tachyon::apps::cmd_perplexity, "perplexity of a text (llama-perplexity's method), KL divergence from a base"},
     {"gen-model", tachyon::apps::cmd_gen_model, "write a random-weight GGUF model at a real model's shape"},
     {"quantize", tachyon::apps::cmd_quantize, "convert a GGUF model's weights to another type"},
     {"inspect", tachyon::apps::cmd_inspect, "print a GGUF file's metadata and tensor table"},
