@@ -44,6 +44,9 @@ enum class DType : uint32_t {
   Q1_0 = 41,
 };
 
+// One past the largest type id above: tables indexed by type id have this many entries.
+constexpr int kDTypeIdEnd = 42;
+
 struct DTypeInfo {
   std::string_view name;
   uint32_t block_elems;  // elements per block (1 for plain types), 0 if the id is unknown

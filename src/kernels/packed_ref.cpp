@@ -367,7 +367,7 @@ void q6_Kx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
   }
 }
 
-constexpr int kMaxType = 40;
+constexpr int kMaxType = kDTypeIdEnd;
 
 struct PackedTables {
   PackedKernels ref[kMaxType] = {};

@@ -32,12 +32,16 @@ void f32_from(const float* x, void* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) d[i] = x[i];
 }
 
-constexpr int kMaxType = 42;  // one past the largest type id (Q1_0 = 41)
+constexpr int kMaxType = kDTypeIdEnd;
 
 struct Tables {
   TypeTraits ref[kMaxType] = {};
-  TypeTraits best[kMaxType] = {};
+  TypeTraits avx2[kMaxType] = {};  // ref + the AVX2 stage (when the CPU has it)
+  TypeTraits best[kMaxType] = {};  // avx2 + the AVX-512 stage
   bool has[kMaxType] = {};
+  bool has_avx2 = false, has_avx512 = false;
+  std::vector<DType> weights;
+  std::string weight_names;
 
   Tables() {
     auto put = [&](TypeTraits t) {
@@ -67,9 +71,17 @@ struct Tables {
     install_iq1tq_ref(ref);
     for (int i = 0; i < kMaxType; ++i) {
       has[i] = ref[i].to_float != nullptr;
-      best[i] = ref[i];
+      avx2[i] = ref[i];
     }
-    install_simd_kernels(best);
+    has_avx2 = install_avx2_stage(avx2);
+    for (int i = 0; i < kMaxType; ++i) best[i] = avx2[i];
+    has_avx512 = has_avx2 && install_avx512_stage(best);
+    for (int i = 0; i < kMaxType; ++i) {
+      if (!has[i] || !ref[i].vec_dot) continue;
+      weights.push_back(static_cast<DType>(i));
+      if (!weight_names.empty()) weight_names += ", ";
+      weight_names += dtype_info(static_cast<uint32_t>(i)).name;
+    }
   }
 };
 
@@ -93,6 +105,24 @@ const TypeTraits* type_traits_ref(DType t) {
   if (i < 0 || i >= kMaxType || !tables().has[i]) return nullptr;
   return &tables().ref[i];
 }
+
+std::vector<KernelVariant> kernel_variants(DType t) {
+  std::vector<KernelVariant> v;
+  const int i = static_cast<int>(t);
+  if (i < 0 || i >= kMaxType || !tables().has[i]) return v;
+  const Tables& tb = tables();
+  v.push_back({"ref", &tb.ref[i]});
+  auto differs = [](const TypeTraits& a, const TypeTraits& b) {
+    return a.to_float != b.to_float || a.from_float != b.from_float || a.vec_dot != b.vec_dot ||
+           a.vec_dot_tile != b.vec_dot_tile || a.validate != b.validate;
+  };
+  if (tb.has_avx2 && differs(tb.avx2[i], tb.ref[i])) v.push_back({"avx2", &tb.avx2[i]});
+  if (tb.has_avx512 && differs(tb.best[i], tb.avx2[i])) v.push_back({"avx512", &tb.best[i]});
+  return v;
+}
+
+const std::vector<DType>& weight_types() { return tables().weights; }
+const std::string& weight_type_names() { return tables().weight_names; }
 
 void force_scalar_kernels(bool on) { g_force_scalar.store(on); }
 bool scalar_kernels_forced() { return g_force_scalar.load(); }

@@ -1,9 +1,15 @@
-// The per-type traits table: the only dispatch point from a weight type to its kernels.
-// type_traits() returns the fastest variant this CPU supports; type_traits_ref() the
-// scalar reference (used by tests and with TACHYON_FORCE_SCALAR at the apps level).
+// The kernel registry: for every weight type, its row kernels (dequantize, quantize, dot
+// products, validation) in every variant this build has: the scalar reference and each
+// SIMD stage the CPU supports (AVX2, then AVX-512 over it). Packed layouts (packed.h) are
+// the registry's second half, listed per type by packed_kernel_variants().
+// type_traits() returns the fastest variant; type_traits_ref() the scalar reference (tests,
+// --scalar); kernel_variants() all of them, so tests iterate every kernel that any machine
+// may run here, and weight_type_names() is what "type not supported" errors list.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "base/dtype.h"
 
@@ -36,6 +42,18 @@ struct TypeTraits {
 // nullptr when the type has no compute kernels in this build.
 const TypeTraits* type_traits(DType t);
 const TypeTraits* type_traits_ref(DType t);
+
+struct KernelVariant {
+  const char* isa;  // "ref", "avx2", "avx512"
+  const TypeTraits* traits;
+};
+// The reference first, then each SIMD stage this CPU runs that changed one of t's kernels.
+std::vector<KernelVariant> kernel_variants(DType t);
+
+// Types a weight matrix may have (a dot product and a dequantizer), in type-id order.
+const std::vector<DType>& weight_types();
+// Their names, comma-separated ("F32, F16, Q4_0, ...").
+const std::string& weight_type_names();
 
 // Selects the scalar reference kernels everywhere (for fidelity checks and debugging).
 void force_scalar_kernels(bool on);

@@ -116,7 +116,11 @@ Status Model::bind_weights() {
     const kernels::TypeTraits* tt = kernels::type_traits(t->type);
     if (!tt || !tt->vec_dot || !tt->to_float)
       return unsupported(p + "tensor '" + name + "': weight type " + std::string(dtype_info(t->type).name) +
-                         " is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)");
+                         " is not supported (" + kernels::weight_type_names() + ")");
+    // A NaN or infinite block scale would poison every logit downstream without a trace.
+    if (tt->validate && !tt->validate(t->data, n_cols * n_rows))
+      return corrupt(p + "tensor '" + name + "': type " + std::string(dtype_info(t->type).name) +
+                     " data holds an invalid block (NaN/Inf scale or out-of-range index)");
     out->data = t->data;
     out->type = t->type;
     out->n_cols = n_cols;

@@ -132,27 +132,54 @@ TEST(Kernels, RefDotMatchesDequantizedDot) {
 }
 
 // Each dispatched (SIMD) kernel agrees with its scalar reference twin.
-TEST(Kernels, SimdMatchesReference) {
+// Every variant the registry lists for every weight type (the reference, then each SIMD
+// stage this CPU runs) against the reference. Types without a weight quantizer (the IQ1/IQ2
+// families need an importance matrix) are covered by their family's tests on real blocks.
+TEST(Kernels, EveryVariantMatchesReference) {
+  int checked = 0;
   for (int64_t n : {256, 512, 4096}) {
-    for (DType t : kWeightTypes) {
+    for (DType t : weight_types()) {
       const TypeTraits* ref = type_traits_ref(t);
-      const TypeTraits* fast = type_traits(t);
+      if (!ref->from_float || n % dtype_info(t).block_elems != 0) continue;
       const auto w = convert(t, random_row(n, 21));
       const auto x = random_row(n, 22);
-      // activations converted by each path must be bit-identical
-      std::vector<uint8_t> a_ref(row_bytes(ref->vec_dot_type, n)), a_fast(a_ref.size());
-      type_traits_ref(ref->vec_dot_type)->from_float(x.data(), a_ref.data(), n);
-      type_traits(ref->vec_dot_type)->from_float(x.data(), a_fast.data(), n);
-      EXPECT_EQ(a_ref, a_fast) << "activation conversion to " << dtype_info(ref->vec_dot_type).name;
-      const float r = ref->vec_dot(n, w.data(), a_ref.data());
-      const float f = fast->vec_dot(n, w.data(), a_ref.data());
-      EXPECT_NEAR(f, r, 1e-5f * (std::fabs(r) + std::sqrt(float(n)))) << dtype_info(t).name << " impl=" << fast->impl;
-      std::vector<float> d_ref(n), d_fast(n);
-      ref->to_float(w.data(), d_ref.data(), n);
-      fast->to_float(w.data(), d_fast.data(), n);
-      EXPECT_EQ(d_ref, d_fast) << dtype_info(t).name;
+      for (const KernelVariant& v : kernel_variants(t)) {
+        const TypeTraits* fast = v.traits;
+        SCOPED_TRACE(std::string(dtype_info(t).name) + " variant " + v.isa);
+        // activations converted by each path must be bit-identical
+        std::vector<uint8_t> a_ref(row_bytes(ref->vec_dot_type, n)), a_fast(a_ref.size());
+        type_traits_ref(ref->vec_dot_type)->from_float(x.data(), a_ref.data(), n);
+        type_traits(ref->vec_dot_type)->from_float(x.data(), a_fast.data(), n);
+        EXPECT_EQ(a_ref, a_fast) << "activation conversion to " << dtype_info(ref->vec_dot_type).name;
+        const float r = ref->vec_dot(n, w.data(), a_ref.data());
+        const float f = fast->vec_dot(n, w.data(), a_ref.data());
+        EXPECT_NEAR(f, r, 1e-5f * (std::fabs(r) + std::sqrt(float(n))));
+        std::vector<float> d_ref(n), d_fast(n);
+        ref->to_float(w.data(), d_ref.data(), n);
+        fast->to_float(w.data(), d_fast.data(), n);
+        EXPECT_EQ(d_ref, d_fast);
+        if (fast->validate) EXPECT_TRUE(fast->validate(w.data(), n));
+        ++checked;
+      }
     }
   }
+  EXPECT_GE(checked, 3 * 8);
+}
+
+// The registry's list of weight types is what "not supported" errors name, and every type
+// in it has a reference dot product and dequantizer.
+TEST(Kernels, RegistryListsEveryWeightType) {
+  const auto& types = weight_types();
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+    EXPECT_NE(std::find(types.begin(), types.end(), t), types.end()) << dtype_info(t).name;
+  for (DType t : types) {
+    const TypeTraits* ref = type_traits_ref(t);
+    ASSERT_NE(ref, nullptr);
+    EXPECT_TRUE(ref->vec_dot && ref->to_float) << dtype_info(t).name;
+    EXPECT_EQ(kernel_variants(t).front().traits, ref);
+    EXPECT_NE(weight_type_names().find(dtype_info(t).name), std::string::npos);
+  }
+  EXPECT_EQ(std::find(types.begin(), types.end(), DType::Q8_K), types.end()) << "Q8_K is an activation format only";
 }
 
 // The block (rows x tokens) form of every dispatched dot product gives exactly the bits
@@ -160,33 +187,35 @@ TEST(Kernels, SimdMatchesReference) {
 // batching never changes a result.
 TEST(Kernels, DotTileIsBitIdenticalToVecDot) {
   for (int64_t n : {256, 512, 4096}) {
-    for (DType t : kWeightTypes) {
-      const TypeTraits* tt = type_traits(t);
-      if (!tt->vec_dot_tile) continue;
-      const DType at = tt->vec_dot_type;
-      const size_t wb = row_bytes(t, n), ab = row_bytes(at, n);
-      for (auto [nr, nc] : {std::pair{1, 1}, {4, 1}, {11, 7}, {8, 16}, {3, 2}}) {
-        std::vector<uint8_t> w(wb * nr), a(ab * nc);
-        for (int r = 0; r < nr; ++r) {
-          const auto row = convert(t, random_row(n, 300 + r));
-          std::copy(row.begin(), row.end(), w.begin() + r * wb);
-        }
-        for (int c = 0; c < nc; ++c) {
-          std::vector<uint8_t> row(ab);
-          type_traits(at)->from_float(random_row(n, 700 + c).data(), row.data(), n);
-          std::copy(row.begin(), row.end(), a.begin() + c * ab);
-        }
-        const int64_t ld = nr + 3;
-        std::vector<float> out(static_cast<size_t>(nc) * ld, -7.f);
-        tt->vec_dot_tile(n, nr, nc, w.data(), wb, a.data(), ab, out.data(), ld);
-        for (int c = 0; c < nc; ++c)
+    for (DType t : weight_types()) {
+      for (const KernelVariant& v : kernel_variants(t)) {
+        const TypeTraits* tt = v.traits;
+        if (!tt->vec_dot_tile || !type_traits_ref(t)->from_float || n % dtype_info(t).block_elems != 0) continue;
+        const DType at = tt->vec_dot_type;
+        const size_t wb = row_bytes(t, n), ab = row_bytes(at, n);
+        for (auto [nr, nc] : {std::pair{1, 1}, {4, 1}, {11, 7}, {8, 16}, {3, 2}}) {
+          std::vector<uint8_t> w(wb * nr), a(ab * nc);
           for (int r = 0; r < nr; ++r) {
-            const float one = tt->vec_dot(n, w.data() + r * wb, a.data() + c * ab);
-            ASSERT_EQ(std::memcmp(&one, &out[c * ld + r], sizeof(float)), 0)
-                << dtype_info(t).name << " n=" << n << " block " << nr << "x" << nc << " r=" << r << " c=" << c;
+            const auto row = convert(t, random_row(n, 300 + r));
+            std::copy(row.begin(), row.end(), w.begin() + r * wb);
           }
-        for (int c = 0; c < nc; ++c)
-          for (int r = nr; r < ld; ++r) ASSERT_EQ(out[c * ld + r], -7.f) << "wrote outside the block";
+          for (int c = 0; c < nc; ++c) {
+            std::vector<uint8_t> row(ab);
+            type_traits(at)->from_float(random_row(n, 700 + c).data(), row.data(), n);
+            std::copy(row.begin(), row.end(), a.begin() + c * ab);
+          }
+          const int64_t ld = nr + 3;
+          std::vector<float> out(static_cast<size_t>(nc) * ld, -7.f);
+          tt->vec_dot_tile(n, nr, nc, w.data(), wb, a.data(), ab, out.data(), ld);
+          for (int c = 0; c < nc; ++c)
+            for (int r = 0; r < nr; ++r) {
+              const float one = tt->vec_dot(n, w.data() + r * wb, a.data() + c * ab);
+              ASSERT_EQ(std::memcmp(&one, &out[c * ld + r], sizeof(float)), 0)
+                  << dtype_info(t).name << " " << v.isa << " n=" << n << " block " << nr << "x" << nc << " r=" << r << " c=" << c;
+            }
+          for (int c = 0; c < nc; ++c)
+            for (int r = nr; r < ld; ++r) ASSERT_EQ(out[c * ld + r], -7.f) << "wrote outside the block";
+        }
       }
     }
   }
