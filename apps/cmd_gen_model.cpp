@@ -45,13 +45,18 @@ int cmd_gen_model(int argc, char** argv) {
 }
 
 int cmd_quantize(int argc, char** argv) {
-  CLI::App app{"convert a GGUF model's weights to another type", "tachyon quantize"};
+  CLI::App app{"convert a GGUF model's weights to another type or mix", "tachyon quantize"};
   std::string in, out, type;
+  std::vector<std::string> overrides;
   int threads = default_threads();
+  bool verbose = false;
   app.add_option("input", in, "input GGUF (F32/F16/BF16, or any supported type)")->required();
   app.add_option("output", out, "output GGUF")->required();
-  app.add_option("type", type, "Q8_0 Q4_0 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M F16 BF16 F32")->required();
+  app.add_option("type", type, "a type or mix: " + model::quant_target_names())->required();
+  app.add_option("--tensor-type", overrides,
+                 "PATTERN=TYPE: tensors whose name matches the regex PATTERN get TYPE (first match wins; repeatable)");
   app.add_option("-t,--threads", threads, "threads")->check(CLI::Range(1, 1024));
+  app.add_flag("-v,--verbose", verbose, "print each tensor's old and new type");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -59,8 +64,16 @@ int cmd_quantize(int argc, char** argv) {
   }
   auto t = model::parse_quant_target(type);
   if (!t) return fail(t.status());
+  model::QuantizeOptions opt;
+  opt.n_threads = threads;
+  for (const auto& spec : overrides) {
+    auto o = model::parse_tensor_type_override(spec);
+    if (!o) return fail(o.status());
+    opt.overrides.push_back(std::move(o.value()));
+  }
+  if (verbose) opt.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   const double t0 = now_ms();
-  if (Status st = model::quantize_file(in, out, t.value(), threads); !st) return fail(st);
+  if (Status st = model::quantize_file(in, out, t.value(), opt); !st) return fail(st);
   std::fprintf(stderr, "wrote %s (%s) in %.1f s\n", out.c_str(), t->name.c_str(), (now_ms() - t0) / 1000);
   return 0;
 }

@@ -12,54 +12,7 @@
 
 namespace tachyon::model {
 
-Result<QuantTarget> parse_quant_target(const std::string& raw) {
-  std::string n = raw;
-  for (auto& c : n) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  QuantTarget t;
-  t.name = n;
-  auto plain = [&](DType d, uint32_t ft) {
-    t.base = t.more_bits = d;
-    t.output = d;
-    t.file_type = ft;
-  };
-  if (n == "F32") plain(DType::F32, 0);
-  else if (n == "F16") plain(DType::F16, 1);
-  else if (n == "BF16") plain(DType::BF16, 32);
-  else if (n == "Q8_0") plain(DType::Q8_0, 7);
-  else if (n == "Q4_0") {
-    plain(DType::Q4_0, 2);
-    t.output = DType::Q6_K;
-  } else if (n == "Q4_K" || n == "Q4_K_S") {
-    plain(DType::Q4_K, 14);
-    t.output = DType::Q6_K;
-  } else if (n == "Q5_K" || n == "Q5_K_S") {
-    plain(DType::Q5_K, 16);
-    t.output = DType::Q6_K;
-  } else if (n == "Q6_K") plain(DType::Q6_K, 18);
-  else if (n == "Q4_K_M") {
-    t.base = DType::Q4_K;
-    t.more_bits = t.output = DType::Q6_K;
-    t.file_type = 15;
-  } else if (n == "Q5_K_M") {
-    t.base = DType::Q5_K;
-    t.more_bits = t.output = DType::Q6_K;
-    t.file_type = 17;
-  } else {
-    return invalid_argument("type '" + raw + "' is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M)");
-  }
-  return t;
-}
-
 namespace {
-
-bool use_more_bits(int layer, int n_layer) {
-  return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
-}
-
-int layer_of(const std::string& name) {
-  if (name.rfind("blk.", 0) != 0) return -1;
-  return std::atoi(name.c_str() + 4);
-}
 
 // Quantizes rows [n_rows][row_len] f32 into `type`, in parallel.
 std::vector<uint8_t> convert_rows(const float* x, int64_t row_len, int64_t n_rows, DType type, int n_threads) {
@@ -79,30 +32,20 @@ std::vector<uint8_t> convert_rows(const float* x, int64_t row_len, int64_t n_row
 
 }  // namespace
 
-DType tensor_type_for(const QuantTarget& t, const std::string& name, int64_t row_len, int n_layer) {
-  DType want = t.base;
-  if (name == "output.weight") {
-    want = t.output;
-  } else if (name.find("attn_v.weight") != std::string::npos || name.find("ffn_down.weight") != std::string::npos) {
-    const int l = layer_of(name);
-    if (l >= 0 && use_more_bits(l, n_layer)) want = t.more_bits;
-  }
-  // Keep output/v/down at least as precise as the base (Q8_0 base keeps Q8_0).
-  for (DType d : {want, DType::Q8_0, DType::F16}) {
-    if (row_len % dtype_info(d).block_elems == 0) return d;
-  }
-  return DType::F32;
-}
-
-Status quantize_file(const std::string& in_path, const std::string& out_path, const QuantTarget& target, int n_threads) {
+Status quantize_file(const std::string& in_path, const std::string& out_path, const QuantTarget& target,
+                     const QuantizeOptions& opt) {
   auto f = gguf::File::open(in_path);
   if (!f) return f.status();
   const auto& in = *f.value();
-  auto arch = in.get_string("general.architecture");
-  int n_layer = 0;
-  if (arch) {
-    if (auto v = in.get_uint(std::string(*arch) + ".block_count")) n_layer = static_cast<int>(*v);
+  ModelShape shape;
+  if (auto arch = in.get_string("general.architecture")) {
+    const std::string a(*arch);
+    if (auto v = in.get_uint(a + ".block_count")) shape.n_layer = static_cast<int>(*v);
+    if (auto v = in.get_uint(a + ".expert_count")) shape.n_expert = static_cast<int>(*v);
+    const auto nh = in.get_uint(a + ".attention.head_count"), nkv = in.get_uint(a + ".attention.head_count_kv");
+    if (nh && nkv && *nkv > 0) shape.n_gqa = static_cast<int>(*nh / *nkv);
   }
+  shape.tied_output = in.tensor("output.weight") == nullptr;
   gguf::Writer w;
   for (const auto& kv : in.metadata()) {
     if (kv.key == "general.file_type" || kv.key == "general.quantization_version") continue;
@@ -113,22 +56,27 @@ Status quantize_file(const std::string& in_path, const std::string& out_path, co
   for (const auto& t : in.tensors()) {
     std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
     const std::string name(t.name);
-    const bool matrix = t.n_dims == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 &&
-                        name.find("norm") == std::string::npos;
     const auto* src = kernels::type_traits_ref(t.type);
-    if (!matrix || !src || !src->to_float) {
+    if (!tensor_is_quantizable(name, t.n_dims) || !src || !src->to_float) {
       TACHYON_RETURN_IF_ERROR(w.add_tensor(name, t.type, ne, t.data, t.n_bytes));
       continue;
     }
-    const DType dst = tensor_type_for(target, name, ne[0], n_layer);
+    DType dst = tensor_type_for(target, name, ne[0], shape, opt.overrides);
+    if (target.name == "MXFP4_MOE" && t.n_dims == 3 && ne[0] % 32 == 0) dst = DType::MXFP4;
+    if (opt.log) opt.log(name + ": " + std::string(dtype_info(t.type).name) + " -> " + std::string(dtype_info(dst).name));
     if (dst == t.type) {
       TACHYON_RETURN_IF_ERROR(w.add_tensor(name, t.type, ne, t.data, t.n_bytes));
       continue;
     }
-    std::vector<float> x(static_cast<size_t>(ne[0]) * ne[1]);
+    const auto* to = kernels::type_traits_ref(dst);
+    if (!to || !to->from_float)
+      return unsupported("tensor '" + name + "': no quantizer for type " + std::string(dtype_info(dst).name) +
+                         " in this build" + (target.needs_imatrix ? " (this mix needs an importance matrix)" : ""));
+    const int64_t n_rows = t.n_dims == 3 ? ne[1] * ne[2] : ne[1];
+    std::vector<float> x(static_cast<size_t>(ne[0]) * n_rows);
     const size_t srb = row_bytes(t.type, ne[0]);
-    for (int64_t r = 0; r < ne[1]; ++r) src->to_float(t.data + r * srb, x.data() + r * ne[0], ne[0]);
-    const auto q = convert_rows(x.data(), ne[0], ne[1], dst, n_threads);
+    for (int64_t r = 0; r < n_rows; ++r) src->to_float(t.data + r * srb, x.data() + r * ne[0], ne[0]);
+    const auto q = convert_rows(x.data(), ne[0], n_rows, dst, opt.n_threads);
     TACHYON_RETURN_IF_ERROR(w.add_tensor(name, dst, ne, q.data(), q.size()));
   }
   return w.write(out_path);
@@ -212,12 +160,16 @@ Status generate_model(const std::string& preset_name, const std::string& vocab_p
   w.set_u32("general.quantization_version", 2);
   w.set_u32("general.file_type", target.file_type);
 
+  ModelShape shape;
+  shape.n_layer = P.n_layer;
+  shape.n_gqa = P.n_head / P.n_head_kv;
+  shape.tied_output = P.tied_output;
   Rng rng(seed);
   std::vector<float> buf;
   auto matrix = [&](const std::string& name, int64_t cols, int64_t rows, float scale) -> Status {
     buf.resize(static_cast<size_t>(cols) * rows);
     rng.normals(buf.data(), static_cast<int64_t>(buf.size()), scale);
-    const DType t = tensor_type_for(target, name, cols, P.n_layer);
+    const DType t = tensor_type_for(target, name, cols, shape);
     const auto q = convert_rows(buf.data(), cols, rows, t, n_threads);
     return w.add_tensor(name, t, {cols, rows}, q.data(), q.size());
   };

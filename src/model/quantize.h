@@ -7,28 +7,21 @@
 
 #include "base/dtype.h"
 #include "base/status.h"
+#include "model/quant_policy.h"
 
 namespace tachyon::model {
 
-// A target such as "Q4_K_M": the base type and whether attn_v/ffn_down get more bits.
-struct QuantTarget {
-  std::string name;
-  DType base = DType::Q8_0;
-  DType more_bits = DType::Q8_0;  // attn_v / ffn_down on the layers that use_more_bits()
-  DType output = DType::Q8_0;     // output.weight
-  uint32_t file_type = 7;         // general.file_type (llama.cpp's ftype numbering)
+// tachyon quantize: converts every quantizable weight (quant_policy.h) of a GGUF file in
+// any supported type to the types the target mix and the overrides choose; other tensors
+// are copied. Metadata is copied. Fails naming the tensor when a chosen type has no
+// quantizer in this build. `log` (optional) receives one line per tensor.
+struct QuantizeOptions {
+  std::vector<TensorTypeOverride> overrides;
+  int n_threads = 1;
+  void (*log)(const std::string& line) = nullptr;
 };
-
-// F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M (case-insensitive).
-Result<QuantTarget> parse_quant_target(const std::string& name);
-
-// Type for one tensor (name, ne[0] row length, layer count) under a target. Row lengths
-// that are not a multiple of the type's block size fall back to Q8_0, then F16.
-DType tensor_type_for(const QuantTarget& t, const std::string& name, int64_t row_len, int n_layer);
-
-// tachyon quantize: converts every 2-D weight of an F32/F16/BF16 (or any supported) GGUF
-// file to the target's types; vectors stay F32. Metadata is copied.
-Status quantize_file(const std::string& in_path, const std::string& out_path, const QuantTarget& target, int n_threads);
+Status quantize_file(const std::string& in_path, const std::string& out_path, const QuantTarget& target,
+                     const QuantizeOptions& opt);
 
 struct Preset {
   std::string name, arch;
