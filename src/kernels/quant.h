@@ -96,7 +96,9 @@ void quantize_q8_0_ref(const float* x, BlockQ8_0* y, int64_t n);
 void quantize_q8_K_ref(const float* x, BlockQ8_K* y, int64_t n);
 void quantize_f16_ref(const float* x, f16_t* y, int64_t n);
 void quantize_bf16_ref(const float* x, bf16_t* y, int64_t n);
-// Weight quantizers (simple min/max fits; used by tests and by `tachyon quantize`).
+// Weight quantizers (quant_fit.cpp): the fits of llama.cpp's reference quantizer, same
+// bytes; used by `tachyon quantize`.
+void quantize_q8_0_weights_ref(const float* x, BlockQ8_0* y, int64_t n);
 void quantize_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n);
 void quantize_q4_K_ref(const float* x, BlockQ4_K* y, int64_t n);
 void quantize_q5_K_ref(const float* x, BlockQ5_K* y, int64_t n);

@@ -62,6 +62,7 @@ struct Tables {
          vec_dot_fn<BlockQ5_K, BlockQ8_K, vec_dot_q5_K_q8_K_ref>, "ref"});
     put({DType::Q6_K, DType::Q8_K, to_float_fn<BlockQ6_K, dequantize_q6_K_ref>, from_float_fn<BlockQ6_K, quantize_q6_K_ref>,
          vec_dot_fn<BlockQ6_K, BlockQ8_K, vec_dot_q6_K_q8_K_ref>, "ref"});
+    ref[static_cast<int>(DType::Q8_0)].quantize_weights = from_float_fn<BlockQ8_0, quantize_q8_0_weights_ref>;
     // Q8_K exists only as an activation format.
     put({DType::Q8_K, DType::Q8_K, to_float_fn<BlockQ8_K, dequantize_q8_K_ref>, from_float_fn<BlockQ8_K, quantize_q8_K_ref>,
          nullptr, "ref"});

@@ -37,6 +37,10 @@ struct TypeTraits {
   // Optional: false when n elements of blocks hold a value no valid file has (a NaN or
   // infinite scale, an out-of-range index); the loader rejects such a tensor.
   bool (*validate)(const void* x, int64_t n) = nullptr;
+  // Optional: the weight quantizer where it differs from from_float (Q8_0: llama.cpp rounds
+  // weights half away from zero, activations to even). weight_quantizer() picks.
+  void (*quantize_weights)(const float* x, void* y, int64_t n) = nullptr;
+  auto weight_quantizer() const { return quantize_weights ? quantize_weights : from_float; }
 };
 
 // nullptr when the type has no compute kernels in this build.

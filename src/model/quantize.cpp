@@ -16,14 +16,14 @@ namespace {
 
 // Quantizes rows [n_rows][row_len] f32 into `type`, in parallel.
 std::vector<uint8_t> convert_rows(const float* x, int64_t row_len, int64_t n_rows, DType type, int n_threads) {
-  const auto* tt = kernels::type_traits_ref(type);
+  const auto quantize = kernels::type_traits_ref(type)->weight_quantizer();
   const size_t rb = row_bytes(type, row_len);
   std::vector<uint8_t> out(rb * n_rows);
   std::vector<std::thread> ts;
   const int nth = std::max(1, n_threads);
   for (int i = 0; i < nth; ++i) {
     ts.emplace_back([&, i] {
-      for (int64_t r = i; r < n_rows; r += nth) tt->from_float(x + r * row_len, out.data() + r * rb, row_len);
+      for (int64_t r = i; r < n_rows; r += nth) quantize(x + r * row_len, out.data() + r * rb, row_len);
     });
   }
   for (auto& t : ts) t.join();
@@ -69,7 +69,7 @@ Status quantize_file(const std::string& in_path, const std::string& out_path, co
       continue;
     }
     const auto* to = kernels::type_traits_ref(dst);
-    if (!to || !to->from_float)
+    if (!to || !to->weight_quantizer())
       return unsupported("tensor '" + name + "': no quantizer for type " + std::string(dtype_info(dst).name) +
                          " in this build" + (target.needs_imatrix ? " (this mix needs an importance matrix)" : ""));
     const int64_t n_rows = t.n_dims == 3 ? ne[1] * ne[2] : ne[1];

@@ -1,0 +1,269 @@
+// Weight quantizers of the first types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K): the fits llama.cpp's
+// reference quantizer makes (without an importance matrix), in the same float operations
+// and order, so that `tachyon quantize` writes the blocks llama-quantize writes (checked
+// block by block in tests/golden/quantize_golden_test.cpp). Two searches do the work:
+//  - fit_scale_min: y = scale * L + min over a sub-block, min <= 0, L in [0, nmax]: the
+//    min/max fit, then nstep+1 trial inverse scales, each refined by weighted least squares
+//    for scale and min, keeping the lowest weighted squared error (Q4_K, Q5_K);
+//  - fit_signed_scale: y = scale * L, L in [-nmax, nmax-1], x^2-weighted: the max-magnitude
+//    fit refined by least squares, then 18 trial inverse scales around it (Q6_K).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/quant.h"
+
+namespace tachyon::kernels {
+
+namespace {
+
+constexpr float kAllZero = 1e-15f;
+
+float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* neg_min, float rmin,
+                    float rdelta, int nstep) {
+  float min = x[0], max = x[0];
+  float sum_w = w[0], sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    min = std::min(min, x[i]);
+    max = std::max(max, x[i]);
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    std::fill(L, L + n, 0);
+    *neg_min = -min;
+    return 0.f;
+  }
+  float iscale = nmax / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<uint8_t>(std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax));
+    const float diff = scale * L[i] + min - x[i];
+    best_error += w[i] * (diff * diff);
+  }
+  uint8_t trial[32];
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * is + nmax) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax);
+      trial[i] = static_cast<uint8_t>(l);
+      sum_l += w[i] * l;
+      sum_l2 += w[i] * l * l;
+      sum_xl += w[i] * l * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D <= 0) continue;
+    float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+    float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+    if (this_min > 0) {
+      this_min = 0;
+      this_scale = sum_xl / sum_l2;
+    }
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = this_scale * trial[i] + this_min - x[i];
+      err += w[i] * (diff * diff);
+    }
+    if (err < best_error) {
+      std::copy(trial, trial + n, L);
+      best_error = err;
+      scale = this_scale;
+      min = this_min;
+    }
+  }
+  *neg_min = -min;
+  return scale;
+}
+
+float fit_signed_scale(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kAllZero) {
+    std::fill(L, L + n, 0);
+    return 0.f;
+  }
+  auto quant = [&](float iscale, int i) { return std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1); };
+  float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = quant(iscale, i);
+    L[i] = static_cast<int8_t>(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(nmax + 0.1f * is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = quant(iscale, i);
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * l;
+      suml2 += w * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(quant(iscale, i) + nmax);
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// Q4_K / Q5_K: 8 sub-blocks of 32 fitted with fit_scale_min (weights |x| + rms), their
+// scales and mins quantized to 6 bits against the largest, then every quant recomputed
+// from the stored scales. Writes d, dmin, the packed scales and L[256] in [0, nmax].
+void fit_k_superblock(const float* x, int nmax, float rmin, int nstep, f16_t* d, f16_t* dmin, uint8_t* packed,
+                      uint8_t* L) {
+  float scales[8], mins[8], w[32];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    const float* xs = x + 32 * j;
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(xs[l]);
+    scales[j] = fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], rmin, 0.1f, nstep);
+    max_scale = std::max(max_scale, scales[j]);
+    max_min = std::max(max_min, mins[j]);
+  }
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  std::memset(packed, 0, K_SCALE_SIZE);
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t ls = static_cast<uint8_t>(std::min(63, nearest_int(inv_scale * scales[j]) & 0xFF));
+    const uint8_t lm = static_cast<uint8_t>(std::min(63, nearest_int(inv_min * mins[j]) & 0xFF));
+    if (j < 4) {
+      packed[j] = ls;
+      packed[j + 4] = lm;
+    } else {
+      packed[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+      packed[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+      packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+    }
+  }
+  *d = f32_to_f16(max_scale / 63.f);
+  *dmin = f32_to_f16(max_min / 63.f);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    get_scale_min_k4(j, packed, &sc, &m);
+    const float dj = f16_to_f32(*d) * sc;
+    if (dj == 0) continue;
+    const float dm = f16_to_f32(*dmin) * m;
+    for (int l = 0; l < 32; ++l)
+      L[32 * j + l] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + l] + dm) / dj), 0, nmax));
+  }
+}
+
+}  // namespace
+
+// Weights: scale amax/127 through its reciprocal, round half away from zero (roundf), as
+// llama.cpp's reference; activations round to even instead (quantize_q8_0_ref).
+void quantize_q8_0_weights_ref(const float* x, BlockQ8_0* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK8_0; ++i, x += QK8_0) {
+    float amax = 0;
+    for (int j = 0; j < QK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    y[i].d = f32_to_f16(d);
+    for (int j = 0; j < QK8_0; ++j) y[i].qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+  }
+}
+
+// Q4_0: d = -max/8 from the element of largest magnitude; quants truncate x/d + 8.5.
+void quantize_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK4_0; ++i, x += QK4_0) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < QK4_0; ++j) {
+      if (amax < std::fabs(x[j])) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    const float d = max / -8;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    y[i].d = f32_to_f16(d);
+    auto q = [&](float v) { return std::min(15, static_cast<int>(static_cast<int8_t>(v * id + 8.5f))); };
+    for (int j = 0; j < QK4_0 / 2; ++j) y[i].qs[j] = static_cast<uint8_t>(q(x[j]) | (q(x[j + QK4_0 / 2]) << 4));
+  }
+}
+
+void quantize_q4_K_ref(const float* x, BlockQ4_K* y, int64_t n) {
+  uint8_t L[QK_K];
+  for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
+    fit_k_superblock(x, 15, -1.f, 20, &y[i].d, &y[i].dmin, y[i].scales, L);
+    for (int j = 0; j < QK_K / 64; ++j)
+      for (int l = 0; l < 32; ++l) y[i].qs[32 * j + l] = static_cast<uint8_t>(L[64 * j + l] | (L[64 * j + 32 + l] << 4));
+  }
+}
+
+void quantize_q5_K_ref(const float* x, BlockQ5_K* y, int64_t n) {
+  uint8_t L[QK_K];
+  for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
+    fit_k_superblock(x, 31, -0.5f, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+    std::memset(y[i].qh, 0, sizeof y[i].qh);
+    for (int j = 0; j < QK_K / 64; ++j) {
+      for (int l = 0; l < 32; ++l) {
+        const int a = L[64 * j + l], b = L[64 * j + 32 + l];
+        y[i].qs[32 * j + l] = static_cast<uint8_t>((a & 0xF) | ((b & 0xF) << 4));
+        if (a & 16) y[i].qh[l] |= static_cast<uint8_t>(1 << (2 * j));
+        if (b & 16) y[i].qh[l] |= static_cast<uint8_t>(2 << (2 * j));
+      }
+    }
+  }
+}
+
+// Q6_K: 16 sub-blocks of 16 fitted with fit_signed_scale, their scales quantized to int8
+// against the largest in magnitude, quants recomputed from the stored scales.
+void quantize_q6_K_ref(const float* x, BlockQ6_K* y, int64_t n) {
+  int8_t L[QK_K];
+  for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
+    float scales[QK_K / 16];
+    float max_scale = 0, max_abs_scale = 0;
+    for (int s = 0; s < QK_K / 16; ++s) {
+      scales[s] = fit_signed_scale(16, 32, x + 16 * s, L + 16 * s);
+      if (std::fabs(scales[s]) > max_abs_scale) {
+        max_abs_scale = std::fabs(scales[s]);
+        max_scale = scales[s];
+      }
+    }
+    if (max_abs_scale < kAllZero) {
+      std::memset(&y[i], 0, sizeof y[i]);
+      continue;
+    }
+    const float iscale = -128.f / max_scale;
+    y[i].d = f32_to_f16(1 / iscale);
+    for (int s = 0; s < QK_K / 16; ++s) y[i].scales[s] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[s])));
+    for (int s = 0; s < QK_K / 16; ++s) {
+      const float d = f16_to_f32(y[i].d) * y[i].scales[s];
+      if (d == 0) continue;
+      for (int l = 0; l < 16; ++l)
+        L[16 * s + l] = static_cast<int8_t>(std::clamp(nearest_int(x[16 * s + l] / d), -32, 31) + 32);
+    }
+    for (int half = 0; half < 2; ++half) {
+      uint8_t* ql = y[i].ql + 64 * half;
+      uint8_t* qh = y[i].qh + 32 * half;
+      const int8_t* Lh = L + 128 * half;
+      for (int l = 0; l < 32; ++l) {
+        const int q1 = Lh[l], q2 = Lh[l + 32], q3 = Lh[l + 64], q4 = Lh[l + 96];
+        ql[l] = static_cast<uint8_t>((q1 & 0xF) | ((q3 & 0xF) << 4));
+        ql[l + 32] = static_cast<uint8_t>((q2 & 0xF) | ((q4 & 0xF) << 4));
+        qh[l] = static_cast<uint8_t>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+      }
+    }
+  }
+}
+
+}  // namespace tachyon::kernels
