@@ -32,20 +32,6 @@ bool not_yet_supported(const std::string& name) {
       "mini-gemma3-",
       "mini-phi3-",
       "mini-qwen3moe-",
-      "mini-qwen2-e320-Q4_K_M",
-      "-IQ1_",
-      "-IQ2_",
-      "-IQ3_",
-      "-IQ4_NL",
-      "-IQ4_XS",
-      "-Q1_0",
-      "-Q2_K",
-      "-Q3_K",
-      "-Q4_1",
-      "-Q5_0",
-      "-Q5_1",
-      "-TQ1_0",
-      "-TQ2_0",
   };
   for (const char* k : kOpen)
     if (name.find(k) != std::string::npos) return true;
