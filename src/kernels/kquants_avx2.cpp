@@ -58,11 +58,6 @@ inline __m128i q8k_pair_sums(const BlockQ8_K* y) {
   return _mm_hadd_epi16(load128(y->bsums), load128(y->bsums + 8));
 }
 
-template <class W>
-inline const W* row_block(const uint8_t* base, size_t stride, int r, int64_t i) {
-  return reinterpret_cast<const W*>(base + r * stride) + i;
-}
-
 struct Q4K {
   // NR is 1 or a multiple of 4: the float chains of 4 rows run in the lanes of one
   // vector (the same operations per lane as the scalar chain of a single row).
@@ -313,15 +308,11 @@ struct Q6K {
           q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m15), _mm256_and_si256(qh, m48));
           q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m15),
                                  _mm256_srli_epi16(_mm256_and_si256(qh, m192), 2));
-          // scales of sub-blocks 8h..8h+7 in both halves
-          // (two literal immediates: unoptimized builds do not fold a ternary into one)
-          const __m256i sh = h == 0 ? _mm256_permute4x64_epi64(s16[r], 0x44) : _mm256_permute4x64_epi64(s16[r], 0xEE);
+          const __m256i sh = half_scales(s16[r], h);
 #pragma GCC unroll 4
           for (int k = 0; k < 4; ++k) {
             // vector k covers sub-blocks 2k and 2k+1 of this half: lanes 0..7 and 8..15
-            const short lo = static_cast<short>(((4 * k + 1) << 8) | (4 * k));
-            const short hi = static_cast<short>(((4 * k + 3) << 8) | (4 * k + 2));
-            const __m256i sv = _mm256_shuffle_epi8(sh, _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo)));
+            const __m256i sv = chunk_scales(sh, k);
 #pragma GCC unroll 8
             for (int c = 0; c < NC; ++c) {
               const __m256i q8 = load256(y[c]->qs + 128 * h + 32 * k);
@@ -355,10 +346,7 @@ void quantize_q8_K_avx2(const float* x, void* vy, int64_t n) {
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
     __m256 amax8 = _mm256_setzero_ps();
     for (int k = 0; k < QK_K / 8; ++k) amax8 = _mm256_max_ps(amax8, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
-    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(amax8, 1), _mm256_castps256_ps128(amax8));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float amax = _mm_cvtss_f32(m4);
+    const float amax = hmax(amax8);
     if (amax == 0) {
       y[i].d = 0;
       std::memset(y[i].qs, 0, sizeof y[i].qs);

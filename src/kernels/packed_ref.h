@@ -1,6 +1,7 @@
-// Scalar parts of the packed layouts shared between their files (packed_ref.cpp,
-// packed_q5k.cpp): the Q8_K pair-sum aux of the K-quant layouts and the summation order
-// of the AVX2 one-row kernels' 8 float lanes. Internal to src/kernels.
+// Scalar parts shared by the reference kernels (packed_ref.cpp, packed_q5k.cpp,
+// quant_*_ref.cpp): the Q8_K pair-sum aux of the packed K-quant layouts, and the 8 float
+// lanes of the AVX2 kernels that the references follow (which lane an element feeds, the
+// order the lanes are summed in). Internal to src/kernels.
 #pragma once
 #include <cstdint>
 
@@ -10,6 +11,10 @@ namespace tachyon::kernels {
 // sub-blocks 2j and 2j+1 as two 16-bit halves of one int (what the min terms multiply).
 int64_t q8_K_aux_count(int64_t n_cols);
 void q8_K_aux_pairs(const uint8_t* act_row, int64_t n_cols, int32_t* aux);
+
+// The AVX2 lane that element e of a block (or super-block) adds its product to: the
+// 4-byte column of its 32-byte vector.
+constexpr int lane_of(int e) { return (e % 32) / 4; }
 
 // The 8 lanes of a per-row accumulator summed in the order of the AVX2 horizontal add:
 // ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)).

@@ -1,26 +1,37 @@
-// Weight quantizers of the first types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K): the fits llama.cpp's
-// reference quantizer makes (without an importance matrix), in the same float operations
-// and order, so that `tachyon quantize` writes the blocks llama-quantize writes (checked
-// block by block in tests/golden/quantize_golden_test.cpp). Two searches do the work:
+// Weight quantizers of the first types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) and the searches
+// shared with the later ones (quant_fit.h): the fits llama.cpp's reference quantizer makes
+// (without an importance matrix), in the same float operations and order, so that
+// `tachyon quantize` writes the blocks llama-quantize writes (checked block by block in
+// tests/golden/quantize_golden_test.cpp). The searches:
 //  - fit_scale_min: y = scale * L + min over a sub-block, min <= 0, L in [0, nmax]: the
 //    min/max fit, then nstep+1 trial inverse scales, each refined by weighted least squares
-//    for scale and min, keeping the lowest weighted squared error (Q4_K, Q5_K);
+//    for scale and min, keeping the lowest weighted squared (Q4_K, Q5_K) or absolute
+//    (Q2_K) error;
 //  - fit_signed_scale: y = scale * L, L in [-nmax, nmax-1], x^2-weighted: the max-magnitude
-//    fit refined by least squares, then 18 trial inverse scales around it (Q6_K).
+//    fit refined by least squares, then 18 trial inverse scales around it (Q6_K);
+//  - fit_iq4nl_scale: the scale of 32 values on IQ4_NL's non-linear levels (IQ4_NL,
+//    IQ4_XS's sub-blocks).
+#include "kernels/quant_fit.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "kernels/quant.h"
+#include "kernels/quant_legacy.h"
 
 namespace tachyon::kernels {
 
 namespace {
 
-constexpr float kAllZero = 1e-15f;
+constexpr float kAllZero = 1e-15f;  // below it a group counts as all zero (GROUP_MAX_EPS)
+
+}  // namespace
 
 float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* neg_min, float rmin,
-                    float rdelta, int nstep) {
+                    float rdelta, int nstep, bool use_mad) {
+  // the weighted error of one element (diff = fitted - x)
+  auto error = [use_mad](float w_i, float diff) { return w_i * (use_mad ? std::fabs(diff) : diff * diff); };
   float min = x[0], max = x[0];
   float sum_w = w[0], sum_x = sum_w * x[0];
   for (int i = 1; i < n; ++i) {
@@ -40,8 +51,7 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
   float best_error = 0;
   for (int i = 0; i < n; ++i) {
     L[i] = static_cast<uint8_t>(std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax));
-    const float diff = scale * L[i] + min - x[i];
-    best_error += w[i] * (diff * diff);
+    best_error += error(w[i], scale * L[i] + min - x[i]);
   }
   uint8_t trial[32];
   for (int is = 0; is <= nstep; ++is) {
@@ -55,7 +65,7 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
       sum_xl += w[i] * l * x[i];
     }
     const float D = sum_w * sum_l2 - sum_l * sum_l;
-    if (D <= 0) continue;
+    if (!(D > 0)) continue;
     float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
     float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
     if (this_min > 0) {
@@ -63,10 +73,7 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
       this_scale = sum_xl / sum_l2;
     }
     float err = 0;
-    for (int i = 0; i < n; ++i) {
-      const float diff = this_scale * trial[i] + this_min - x[i];
-      err += w[i] * (diff * diff);
-    }
+    for (int i = 0; i < n; ++i) err += error(w[i], this_scale * trial[i] + this_min - x[i]);
     if (err < best_error) {
       std::copy(trial, trial + n, L);
       best_error = err;
@@ -77,6 +84,54 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
   *neg_min = -min;
   return scale;
 }
+
+int nearest_iq4nl_index(float v) {
+  const int8_t* levels = kIq4nlValues;
+  if (v <= levels[0]) return 0;
+  if (v >= levels[15]) return 15;
+  int lo = 0, hi = 15;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    (v < levels[mid] ? hi : lo) = mid;
+  }
+  return v - levels[hi - 1] < levels[hi] - v ? hi - 1 : hi;
+}
+
+float fit_iq4nl_scale(const float* x) {
+  constexpr int n = 32, ntry = 7;
+  float amax = 0, max = 0;
+  for (int j = 0; j < n; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  if (amax < kAllZero) return 0.f;
+  // the weighted sums of levels and products for inverse scale id
+  auto sums = [&](float id, float* sumqx, float* sumq2) {
+    *sumqx = *sumq2 = 0;
+    for (int j = 0; j < n; ++j) {
+      const float q = kIq4nlValues[nearest_iq4nl_index(id * x[j])];
+      const float w = x[j] * x[j];
+      *sumqx += w * q * x[j];
+      *sumq2 += w * q * q;
+    }
+  };
+  float sumqx, sumq2;
+  sums(1 / (-max / kIq4nlValues[0]), &sumqx, &sumq2);
+  float d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+  float best = d * sumqx;
+  for (int t = -ntry; t <= ntry; ++t) {
+    sums((t + kIq4nlValues[0]) / max, &sumqx, &sumq2);
+    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+      d = sumqx / sumq2;
+      best = d * sumqx;
+    }
+  }
+  return d;
+}
+
+namespace {
 
 float fit_signed_scale(int n, int nmax, const float* x, int8_t* L) {
   float max = 0, amax = 0;
@@ -135,7 +190,7 @@ void fit_k_superblock(const float* x, int nmax, float rmin, int nstep, f16_t* d,
     for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(xs[l]);
-    scales[j] = fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], rmin, 0.1f, nstep);
+    scales[j] = fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
     max_scale = std::max(max_scale, scales[j]);
     max_min = std::max(max_min, mins[j]);
   }

@@ -28,11 +28,6 @@ inline __m256i signed_pairs(__m256i q8, __m256i s) {
   return _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_sign_epi8(q8, s));
 }
 
-template <class B>
-inline const B* block_at(const uint8_t* base, size_t stride, int k, int64_t i) {
-  return reinterpret_cast<const B*>(base + k * stride) + i;
-}
-
 // Grid part in 8 lanes of (2s+1) * g . q8, FMA-folded; delta part one integer per
 // super-block (iq1s_delta_sum), FMA-folded in a scalar.
 struct IQ1S {
@@ -48,9 +43,9 @@ struct IQ1S {
       const BlockIQ1_S* x[NR];
       const BlockQ8_K* y[NC];
 #pragma GCC unroll 8
-      for (int r = 0; r < NR; ++r) x[r] = block_at<BlockIQ1_S>(w, ws, r, i);
+      for (int r = 0; r < NR; ++r) x[r] = row_block<BlockIQ1_S>(w, ws, r, i);
 #pragma GCC unroll 8
-      for (int c = 0; c < NC; ++c) y[c] = block_at<BlockQ8_K>(a, as, c, i);
+      for (int c = 0; c < NC; ++c) y[c] = row_block<BlockQ8_K>(a, as, c, i);
       __m256i isum[NC][NR];
 #pragma GCC unroll 8
       for (int c = 0; c < NC; ++c)
@@ -104,9 +99,9 @@ struct IQ1M {
       const BlockIQ1_M* x[NR];
       const BlockQ8_K* y[NC];
 #pragma GCC unroll 8
-      for (int r = 0; r < NR; ++r) x[r] = block_at<BlockIQ1_M>(w, ws, r, i);
+      for (int r = 0; r < NR; ++r) x[r] = row_block<BlockIQ1_M>(w, ws, r, i);
 #pragma GCC unroll 8
-      for (int c = 0; c < NC; ++c) y[c] = block_at<BlockQ8_K>(a, as, c, i);
+      for (int c = 0; c < NC; ++c) y[c] = row_block<BlockQ8_K>(a, as, c, i);
       __m256i isum[NC][NR], isum_delta[NC][NR];
 #pragma GCC unroll 8
       for (int c = 0; c < NC; ++c)
@@ -211,11 +206,11 @@ struct TernaryKernel {
       __m256i u[NR][8];
 #pragma GCC unroll 8
       for (int r = 0; r < NR; ++r) {
-        x[r] = block_at<Block>(w, ws, r, i);
+        x[r] = row_block<Block>(w, ws, r, i);
         F::unpack(*x[r], u[r]);
       }
 #pragma GCC unroll 8
-      for (int c = 0; c < NC; ++c) y[c] = block_at<BlockQ8_K>(a, as, c, i);
+      for (int c = 0; c < NC; ++c) y[c] = row_block<BlockQ8_K>(a, as, c, i);
       // 16-bit lanes: 8 products of pairs, each |.| <= 2 * 3 * 128, less a group sum
       __m256i s16[NC][NR];
 #pragma GCC unroll 8

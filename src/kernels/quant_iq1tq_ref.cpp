@@ -44,9 +44,6 @@ inline int ternary(float x, float id) { return static_cast<int>(std::lround(x * 
 // by 3^n (mod 256) brings trit n to the top.
 inline uint8_t tq1_pack(int v) { return static_cast<uint8_t>((v * 256 + 242) / 243); }
 
-// Lane of element e in llama.cpp's AVX2 dot products (see "dot products" below).
-constexpr int lane_of(int e) { return (e % 32) / 4; }
-
 // TQ1_0/TQ2_0: the lanes hold (w + 1) * q8 less Q8_K sums 2k and 2k+1 (the +1 taken back
 // through the group sums, exact in total). llama.cpp writes the fold as a multiply and an
 // add, which its compiler contracts to an FMA (the golden files agree only with that).
@@ -65,14 +62,6 @@ float ternary_dot(int64_t n, const B* x, const BlockQ8_K* y) {
     }
   }
   return sum8_avx2_order(acc);
-}
-
-template <class B>
-bool scales_finite(const void* x, int64_t n) {
-  const B* b = static_cast<const B*>(x);
-  for (int64_t i = 0; i < n / QK_K; ++i)
-    if (!std::isfinite(f16_to_f32(b[i].d))) return false;
-  return true;
 }
 
 }  // namespace
@@ -222,9 +211,9 @@ float vec_dot_tq2_0_q8_K_ref(int64_t n, const BlockTQ2_0* x, const BlockQ8_K* y)
 
 // ---------------------------------------------------------------- validate
 
-bool validate_iq1_s(const void* x, int64_t n) { return scales_finite<BlockIQ1_S>(x, n); }
-bool validate_tq1_0(const void* x, int64_t n) { return scales_finite<BlockTQ1_0>(x, n); }
-bool validate_tq2_0(const void* x, int64_t n) { return scales_finite<BlockTQ2_0>(x, n); }
+bool validate_iq1_s(const void* x, int64_t n) { return scales_finite<BlockIQ1_S, QK_K>(x, n); }
+bool validate_tq1_0(const void* x, int64_t n) { return scales_finite<BlockTQ1_0, QK_K>(x, n); }
+bool validate_tq2_0(const void* x, int64_t n) { return scales_finite<BlockTQ2_0, QK_K>(x, n); }
 bool validate_iq1_m(const void* x, int64_t n) {
   const BlockIQ1_M* b = static_cast<const BlockIQ1_M*>(x);
   for (int64_t i = 0; i < n / QK_K; ++i)
@@ -234,35 +223,18 @@ bool validate_iq1_m(const void* x, int64_t n) {
 
 // ---------------------------------------------------------------- traits
 
-namespace {
-
-template <class B, void (*F)(const B*, float*, int64_t)>
-void to_float_fn(const void* x, float* y, int64_t n) {
-  F(static_cast<const B*>(x), y, n);
-}
-template <class B, void (*F)(const float*, B*, int64_t)>
-void from_float_fn(const float* x, void* y, int64_t n) {
-  F(x, static_cast<B*>(y), n);
-}
-template <class B, float (*F)(int64_t, const B*, const BlockQ8_K*)>
-float vec_dot_fn(int64_t n, const void* w, const void* a) {
-  return F(n, static_cast<const B*>(w), static_cast<const BlockQ8_K*>(a));
-}
-
-}  // namespace
-
 void install_iq1tq_ref(TypeTraits* table) {
   auto put = [&](TypeTraits t) { table[static_cast<int>(t.type)] = t; };
   put({DType::IQ1_S, DType::Q8_K, to_float_fn<BlockIQ1_S, dequantize_iq1_s_ref>, nullptr,
-       vec_dot_fn<BlockIQ1_S, vec_dot_iq1_s_q8_K_ref>, "ref", nullptr, validate_iq1_s});
+       vec_dot_fn<BlockIQ1_S, BlockQ8_K, vec_dot_iq1_s_q8_K_ref>, "ref", nullptr, validate_iq1_s});
   put({DType::IQ1_M, DType::Q8_K, to_float_fn<BlockIQ1_M, dequantize_iq1_m_ref>, nullptr,
-       vec_dot_fn<BlockIQ1_M, vec_dot_iq1_m_q8_K_ref>, "ref", nullptr, validate_iq1_m});
+       vec_dot_fn<BlockIQ1_M, BlockQ8_K, vec_dot_iq1_m_q8_K_ref>, "ref", nullptr, validate_iq1_m});
   put({DType::TQ1_0, DType::Q8_K, to_float_fn<BlockTQ1_0, dequantize_tq1_0_ref>,
-       from_float_fn<BlockTQ1_0, quantize_tq1_0_ref>, vec_dot_fn<BlockTQ1_0, vec_dot_tq1_0_q8_K_ref>, "ref", nullptr,
-       validate_tq1_0});
+       from_float_fn<BlockTQ1_0, quantize_tq1_0_ref>, vec_dot_fn<BlockTQ1_0, BlockQ8_K, vec_dot_tq1_0_q8_K_ref>, "ref",
+       nullptr, validate_tq1_0});
   put({DType::TQ2_0, DType::Q8_K, to_float_fn<BlockTQ2_0, dequantize_tq2_0_ref>,
-       from_float_fn<BlockTQ2_0, quantize_tq2_0_ref>, vec_dot_fn<BlockTQ2_0, vec_dot_tq2_0_q8_K_ref>, "ref", nullptr,
-       validate_tq2_0});
+       from_float_fn<BlockTQ2_0, quantize_tq2_0_ref>, vec_dot_fn<BlockTQ2_0, BlockQ8_K, vec_dot_tq2_0_q8_K_ref>, "ref",
+       nullptr, validate_tq2_0});
 }
 
 }  // namespace tachyon::kernels

@@ -147,11 +147,6 @@ struct IQ3S {
   static float db(float d, int s) { return d * (1 + 2 * s); }
 };
 
-template <class W>
-inline const W* row_block(const uint8_t* base, size_t stride, int r, int64_t i) {
-  return reinterpret_cast<const W*>(base + r * stride) + i;
-}
-
 // NR rows x NC tokens. Per pair and super-block the 8 integer lanes (lane k: elements
 // 4k..4k+3 of every chunk, times 2s+1) go into 8 float lanes by one FMA with d_w * d_a,
 // summed and scaled at the end: vec_dot_*_ref's order.
@@ -215,12 +210,8 @@ void dequantize(const void* vx, float* y, int64_t n) {
     for (int j = 0; j < QK_K / 32; ++j, y += 32) {
       const Chunk ch = F::unpack(x[i], j);
       const __m256i q = _mm256_sign_epi8(ch.mag, ch.sgn);
-      const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-      const __m256 d0 = _mm256_set1_ps(F::db(d, ch.s[0])), d1 = _mm256_set1_ps(F::db(d, ch.s[1]));
-      _mm256_storeu_ps(y, _mm256_mul_ps(d0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
-      _mm256_storeu_ps(y + 8, _mm256_mul_ps(d0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
-      _mm256_storeu_ps(y + 16, _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
-      _mm256_storeu_ps(y + 24, _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
+      store16(y, _mm256_castsi256_si128(q), _mm256_set1_ps(F::db(d, ch.s[0])));
+      store16(y + 16, _mm256_extracti128_si256(q, 1), _mm256_set1_ps(F::db(d, ch.s[1])));
     }
   }
 }

@@ -109,30 +109,12 @@ float dot_lanes(int64_t n, const Block* x, const BlockQ8_K* y, float factor) {
       int8_t w[32];
       int s[2];
       Decode(x[i], j, w, s);
-      for (int e = 0; e < 32; ++e) lane[e / 4] += (2 * s[e / 16] + 1) * w[e] * y[i].qs[32 * j + e];
+      for (int e = 0; e < 32; ++e) lane[lane_of(e)] += (2 * s[e / 16] + 1) * w[e] * y[i].qs[32 * j + e];
     }
     const float d = f16_to_f32(x[i].d) * y[i].d;
     for (int k = 0; k < 8; ++k) acc[k] = std::fma(d, static_cast<float>(lane[k]), acc[k]);
   }
   return factor * sum8_avx2_order(acc);
-}
-
-// Grid and sign indices are bit fields as wide as their tables, so only d can be bad.
-template <class Block>
-bool scales_finite(const void* x, int64_t n) {
-  const Block* b = static_cast<const Block*>(x);
-  for (int64_t i = 0; i < n / QK_K; ++i)
-    if ((b[i].d & 0x7C00) == 0x7C00) return false;
-  return true;
-}
-
-template <class Blk, void (*F)(const Blk*, float*, int64_t)>
-void to_float_fn(const void* x, float* y, int64_t n) {
-  F(static_cast<const Blk*>(x), y, n);
-}
-template <class W, float (*F)(int64_t, const W*, const BlockQ8_K*)>
-float vec_dot_fn(int64_t n, const void* w, const void* a) {
-  return F(n, static_cast<const W*>(w), static_cast<const BlockQ8_K*>(a));
 }
 
 }  // namespace
@@ -169,24 +151,25 @@ float vec_dot_iq3_s_q8_K_ref(int64_t n, const BlockIQ3_S* x, const BlockQ8_K* y)
   return dot_lanes<BlockIQ3_S, decode_iq3_s>(n, x, y, 1.0f);
 }
 
-bool validate_iq2_xxs(const void* x, int64_t n) { return scales_finite<BlockIQ2_XXS>(x, n); }
-bool validate_iq2_xs(const void* x, int64_t n) { return scales_finite<BlockIQ2_XS>(x, n); }
-bool validate_iq2_s(const void* x, int64_t n) { return scales_finite<BlockIQ2_S>(x, n); }
-bool validate_iq3_xxs(const void* x, int64_t n) { return scales_finite<BlockIQ3_XXS>(x, n); }
-bool validate_iq3_s(const void* x, int64_t n) { return scales_finite<BlockIQ3_S>(x, n); }
+// Grid and sign indices are bit fields as wide as their tables, so only d can be bad.
+bool validate_iq2_xxs(const void* x, int64_t n) { return scales_finite<BlockIQ2_XXS, QK_K>(x, n); }
+bool validate_iq2_xs(const void* x, int64_t n) { return scales_finite<BlockIQ2_XS, QK_K>(x, n); }
+bool validate_iq2_s(const void* x, int64_t n) { return scales_finite<BlockIQ2_S, QK_K>(x, n); }
+bool validate_iq3_xxs(const void* x, int64_t n) { return scales_finite<BlockIQ3_XXS, QK_K>(x, n); }
+bool validate_iq3_s(const void* x, int64_t n) { return scales_finite<BlockIQ3_S, QK_K>(x, n); }
 
 void install_iq23_ref(TypeTraits* table) {
   auto put = [&](TypeTraits t) { table[static_cast<int>(t.type)] = t; };
   put({DType::IQ2_XXS, DType::Q8_K, to_float_fn<BlockIQ2_XXS, dequantize_iq2_xxs_ref>, nullptr,
-       vec_dot_fn<BlockIQ2_XXS, vec_dot_iq2_xxs_q8_K_ref>, "ref", nullptr, validate_iq2_xxs});
+       vec_dot_fn<BlockIQ2_XXS, BlockQ8_K, vec_dot_iq2_xxs_q8_K_ref>, "ref", nullptr, validate_iq2_xxs});
   put({DType::IQ2_XS, DType::Q8_K, to_float_fn<BlockIQ2_XS, dequantize_iq2_xs_ref>, nullptr,
-       vec_dot_fn<BlockIQ2_XS, vec_dot_iq2_xs_q8_K_ref>, "ref", nullptr, validate_iq2_xs});
+       vec_dot_fn<BlockIQ2_XS, BlockQ8_K, vec_dot_iq2_xs_q8_K_ref>, "ref", nullptr, validate_iq2_xs});
   put({DType::IQ2_S, DType::Q8_K, to_float_fn<BlockIQ2_S, dequantize_iq2_s_ref>, nullptr,
-       vec_dot_fn<BlockIQ2_S, vec_dot_iq2_s_q8_K_ref>, "ref", nullptr, validate_iq2_s});
+       vec_dot_fn<BlockIQ2_S, BlockQ8_K, vec_dot_iq2_s_q8_K_ref>, "ref", nullptr, validate_iq2_s});
   put({DType::IQ3_XXS, DType::Q8_K, to_float_fn<BlockIQ3_XXS, dequantize_iq3_xxs_ref>, nullptr,
-       vec_dot_fn<BlockIQ3_XXS, vec_dot_iq3_xxs_q8_K_ref>, "ref", nullptr, validate_iq3_xxs});
+       vec_dot_fn<BlockIQ3_XXS, BlockQ8_K, vec_dot_iq3_xxs_q8_K_ref>, "ref", nullptr, validate_iq3_xxs});
   put({DType::IQ3_S, DType::Q8_K, to_float_fn<BlockIQ3_S, dequantize_iq3_s_ref>, nullptr,
-       vec_dot_fn<BlockIQ3_S, vec_dot_iq3_s_q8_K_ref>, "ref", nullptr, validate_iq3_s});
+       vec_dot_fn<BlockIQ3_S, BlockQ8_K, vec_dot_iq3_s_q8_K_ref>, "ref", nullptr, validate_iq3_s});
 }
 
 }  // namespace tachyon::kernels

@@ -39,9 +39,10 @@ struct BlockQ3_K {
 };
 static_assert(sizeof(BlockQ3_K) == 110);
 
-// 8 sub-blocks of 32: y = d * (ls_b - 32) * kIq4Values[q], q 4-bit (low nibbles of
-// qs[16b..16b+15] are elements 0..15 of sub-block b, high nibbles 16..31); the 6-bit ls_b:
-// low 4 bits a nibble of scales_l[b / 2], top 2 bits bits 2b..2b+1 of scales_h.
+// 8 sub-blocks of 32: y = d * (ls_b - 32) * kIq4nlValues[q] (IQ4_NL's levels, in
+// quant_legacy.h), q 4-bit (low nibbles of qs[16b..16b+15] are elements 0..15 of sub-block
+// b, high nibbles 16..31); the 6-bit ls_b: low 4 bits a nibble of scales_l[b / 2], top 2
+// bits bits 2b..2b+1 of scales_h.
 struct BlockIQ4_XS {
   f16_t d;
   uint16_t scales_h;
@@ -49,12 +50,6 @@ struct BlockIQ4_XS {
   uint8_t qs[QK_K / 2];
 };
 static_assert(sizeof(BlockIQ4_XS) == 136);
-
-namespace {
-// IQ4_NL / IQ4_XS's 16 non-linear levels (a private copy until the IQ4_NL family's one
-// is shared).
-constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-}  // namespace
 
 void dequantize_q2_K_ref(const BlockQ2_K* x, float* y, int64_t n);
 void dequantize_q3_K_ref(const BlockQ3_K* x, float* y, int64_t n);

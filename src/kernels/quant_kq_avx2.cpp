@@ -24,6 +24,7 @@
 #include "kernels/avx2_common.h"
 #include "kernels/quant_groups.h"
 #include "kernels/quant_kq.h"
+#include "kernels/quant_legacy.h"
 
 namespace tachyon::kernels {
 
@@ -33,26 +34,6 @@ using namespace avx2;
 
 // f16 -> f32 by the F16C instruction: exact, as f16_to_f32, in one instruction instead of a dozen.
 inline float half_to_float(f16_t h) { return _cvtsh_ss(h); }
-
-template <class W>
-inline const W* row_block(const uint8_t* base, size_t stride, int r, int64_t i) {
-  return reinterpret_cast<const W*>(base + r * stride) + i;
-}
-
-// 16 sub-block scales as 16-bit lanes (sub-block s in lane s) -> those of half h
-// (sub-blocks 8h..8h+7) in both 128-bit lanes.
-inline __m256i half_scales(__m256i s16, int h) {
-  // (two literal immediates: unoptimized builds do not fold a ternary into one)
-  return h == 0 ? _mm256_permute4x64_epi64(s16, 0x44) : _mm256_permute4x64_epi64(s16, 0xEE);
-}
-
-// The scales of chunk k of a half (32 weights: sub-block 2k in the low 128-bit lane,
-// 2k + 1 in the high one) from half_scales, for madd.
-inline __m256i chunk_scales(__m256i sh, int k) {
-  const short lo = static_cast<short>(((4 * k + 1) << 8) | (4 * k));
-  const short hi = static_cast<short>(((4 * k + 3) << 8) | (4 * k + 2));
-  return _mm256_shuffle_epi8(sh, _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo)));
-}
 
 // Q2_K's quants times their scales, wq[4h + k] = elements 128h + 32k .. +31 (sub-blocks
 // 8h + 2k and 8h + 2k + 1 in its two 128-bit lanes).
@@ -270,7 +251,7 @@ struct IQ4XS {
   template <int NR, int NC>
   static void run(int64_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out, int64_t ld) {
     const int64_t nb = n / QK_K;
-    const __m256i values = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
+    const __m256i values = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
     __m256 acc[NC][NR];
 #pragma GCC unroll 8
     for (int c = 0; c < NC; ++c)
@@ -328,17 +309,6 @@ struct IQ4XS {
 
 // ---------------------------------------------------------------- dequantize
 
-// 16 signed bytes -> two vectors of 8 floats, each times dl (minus ml).
-inline void store16(float* y, __m128i q, __m256 dl) {
-  _mm256_storeu_ps(y, _mm256_mul_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
-  _mm256_storeu_ps(y + 8, _mm256_mul_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8)))));
-}
-inline void store16(float* y, __m128i q, __m256 dl, __m256 ml) {
-  _mm256_storeu_ps(y, _mm256_sub_ps(_mm256_mul_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))), ml));
-  _mm256_storeu_ps(y + 8,
-                   _mm256_sub_ps(_mm256_mul_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8)))), ml));
-}
-
 void dequantize_q2_K_avx2(const void* vx, float* y, int64_t n) {
   const BlockQ2_K* x = static_cast<const BlockQ2_K*>(vx);
   const __m128i m3 = _mm_set1_epi8(3);
@@ -373,7 +343,7 @@ void dequantize_q3_K_avx2(const void* vx, float* y, int64_t n) {
 
 void dequantize_iq4_xs_avx2(const void* vx, float* y, int64_t n) {
   const BlockIQ4_XS* x = static_cast<const BlockIQ4_XS*>(vx);
-  const __m256i values = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
+  const __m256i values = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
   for (int64_t i = 0; i < n / QK_K; ++i) {
     const float d = half_to_float(x[i].d);
     alignas(16) int16_t sc[8];

@@ -7,15 +7,14 @@
 #include <cstring>
 
 #include "kernels/packed_ref.h"
+#include "kernels/quant_fit.h"
 #include "kernels/quant_groups.h"
 #include "kernels/quant_kq.h"
+#include "kernels/quant_legacy.h"
 
 namespace tachyon::kernels {
 
 namespace {
-
-// The AVX2 lane that element e of a super-block adds its product to.
-constexpr int lane_of(int e) { return (e % 32) / 4; }
 
 // The 2-bit field of element e (Q2_K, and Q3_K's low bits).
 inline int low2(const uint8_t* qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3; }
@@ -66,7 +65,7 @@ void dequantize_q3_K_ref(const BlockQ3_K* x, float* y, int64_t n) {
 void dequantize_iq4_xs_ref(const BlockIQ4_XS* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n / QK_K; ++i) {
     const float d = f16_to_f32(x[i].d);
-    for (int e = 0; e < QK_K; ++e) *y++ = d * iq4xs_scale(x[i], e / 32) * kIq4Values[iq4xs_index(x[i], e)];
+    for (int e = 0; e < QK_K; ++e) *y++ = d * iq4xs_scale(x[i], e / 32) * kIq4nlValues[iq4xs_index(x[i], e)];
   }
 }
 
@@ -108,7 +107,7 @@ float vec_dot_iq4_xs_q8_K_ref(int64_t n, const BlockIQ4_XS* x, const BlockQ8_K* 
     const float d = f16_to_f32(x[i].d) * y[i].d;
     int32_t lanes[8] = {};
     for (int e = 0; e < QK_K; ++e)
-      lanes[lane_of(e)] += iq4xs_scale(x[i], e / 32) * kIq4Values[iq4xs_index(x[i], e)] * y[i].qs[e];
+      lanes[lane_of(e)] += iq4xs_scale(x[i], e / 32) * kIq4nlValues[iq4xs_index(x[i], e)] * y[i].qs[e];
     for (int l = 0; l < 8; ++l) acc[l] = std::fma(d, static_cast<float>(lanes[l]), acc[l]);
   }
   return sum8_avx2_order(acc);
@@ -117,68 +116,6 @@ float vec_dot_iq4_xs_q8_K_ref(int64_t n, const BlockIQ4_XS* x, const BlockQ8_K* 
 // ---------------------------------------------------------------- weights
 
 namespace {
-
-// llama.cpp's make_qkx2_quants as Q2_K calls it: fits 16 values as scale * L + min
-// (min <= 0, L in [0, 3]) minimising the |x|-weighted absolute error, trying the min/max
-// fit and 16 inverse scales around it with a weighted least-squares scale and min each.
-// Writes L, returns the scale and -min.
-float fit_q2_sub_block(const float* x, uint8_t* L, float* neg_min) {
-  constexpr int n = 16, nmax = 3, nstep = 15;
-  constexpr float rmin = -0.5f, rdelta = 0.1f;
-  float w[n];
-  for (int i = 0; i < n; ++i) w[i] = std::fabs(x[i]);
-  float min = x[0], max = x[0];
-  float sum_w = w[0], sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    min = std::min(min, x[i]);
-    max = std::max(max, x[i]);
-    sum_w += w[i];
-    sum_x += w[i] * x[i];
-  }
-  if (min > 0) min = 0;
-  if (max == min) {
-    std::fill(L, L + n, 0);
-    *neg_min = -min;
-    return 0.f;
-  }
-  float iscale = nmax / (max - min);
-  float scale = 1 / iscale;
-  float best_error = 0;
-  for (int i = 0; i < n; ++i) {
-    L[i] = static_cast<uint8_t>(std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax));
-    best_error += w[i] * std::fabs(scale * L[i] + min - x[i]);
-  }
-  uint8_t trial[n];
-  for (int is = 0; is <= nstep; ++is) {
-    iscale = (rmin + rdelta * is + nmax) / (max - min);
-    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax);
-      trial[i] = static_cast<uint8_t>(l);
-      sum_l += w[i] * l;
-      sum_l2 += w[i] * l * l;
-      sum_xl += w[i] * l * x[i];
-    }
-    const float det = sum_w * sum_l2 - sum_l * sum_l;
-    if (!(det > 0)) continue;
-    float this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
-    float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-    if (this_min > 0) {
-      this_min = 0;
-      this_scale = sum_xl / sum_l2;
-    }
-    float error = 0;
-    for (int i = 0; i < n; ++i) error += w[i] * std::fabs(this_scale * trial[i] + this_min - x[i]);
-    if (error < best_error) {
-      std::copy(trial, trial + n, L);
-      best_error = error;
-      scale = this_scale;
-      min = this_min;
-    }
-  }
-  *neg_min = -min;
-  return scale;
-}
 
 // llama.cpp's make_q3_quants (with its rmse search) as Q3_K calls it: a signed scale for
 // 16 values with L in [-4, 3], from the max-magnitude fit refined by up to 5 rounds of
@@ -238,65 +175,17 @@ void pack_low2(const uint8_t* L, uint8_t* qs) {
     }
 }
 
-// Index of the level of kIq4Values nearest to v (ties to the upper one, as llama.cpp).
-int nearest_iq4_level(float v) {
-  if (v <= kIq4Values[0]) return 0;
-  if (v >= kIq4Values[15]) return 15;
-  int lo = 0, hi = 15;
-  while (hi - lo > 1) {
-    const int mid = (lo + hi) / 2;
-    (v < kIq4Values[mid] ? hi : lo) = mid;
-  }
-  return v - kIq4Values[hi - 1] < kIq4Values[hi] - v ? hi - 1 : hi;
-}
-
-// llama.cpp's quantize_row_iq4_nl_impl for one IQ4_XS sub-block of 32 without importance
-// weights: the x^2-weighted least-squares scale, the best over 15 trial inverse scales
-// around -max / -127.
-float fit_iq4_sub_block(const float* x) {
-  constexpr int n = 32, ntry = 7;
-  float amax = 0, max = 0;
-  for (int j = 0; j < n; ++j) {
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
-  if (amax < 1e-15f) return 0.f;
-  // the weighted sums of levels and products for inverse scale id
-  auto sums = [&](float id, float* sumqx, float* sumq2) {
-    *sumqx = *sumq2 = 0;
-    for (int j = 0; j < n; ++j) {
-      const float q = kIq4Values[nearest_iq4_level(id * x[j])];
-      const float w = x[j] * x[j];
-      *sumqx += w * q * x[j];
-      *sumq2 += w * q * q;
-    }
-  };
-  float sumqx, sumq2;
-  sums(1 / (-max / kIq4Values[0]), &sumqx, &sumq2);
-  float d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
-  float best = d * sumqx;
-  for (int t = -ntry; t <= ntry; ++t) {
-    sums((t + kIq4Values[0]) / max, &sumqx, &sumq2);
-    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-      d = sumqx / sumq2;
-      best = d * sumqx;
-    }
-  }
-  return d;
-}
-
 }  // namespace
 
 void quantize_q2_K_ref(const float* x, BlockQ2_K* y, int64_t n) {
   constexpr float q4scale = 15.f;
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
     uint8_t L[QK_K];
-    float scales[QK_K / 16], mins[QK_K / 16];
+    float scales[QK_K / 16], mins[QK_K / 16], w[16];
     float max_scale = 0, max_min = 0;
     for (int s = 0; s < QK_K / 16; ++s) {
-      scales[s] = fit_q2_sub_block(x + 16 * s, L + 16 * s, &mins[s]);
+      for (int l = 0; l < 16; ++l) w[l] = std::fabs(x[16 * s + l]);
+      scales[s] = fit_scale_min(16, 3, x + 16 * s, w, L + 16 * s, &mins[s], -0.5f, 0.1f, 15, true);
       max_scale = std::max(max_scale, scales[s]);
       max_min = std::max(max_min, mins[s]);
     }
@@ -372,7 +261,7 @@ void quantize_iq4_xs_ref(const float* x, BlockIQ4_XS* y, int64_t n) {
     float scales[QK_K / 32];
     float max_scale = 0, amax = 0;  // the scale of largest magnitude, with its sign
     for (int ib = 0; ib < QK_K / 32; ++ib) {
-      scales[ib] = fit_iq4_sub_block(x + 32 * ib);
+      scales[ib] = fit_iq4nl_scale(x + 32 * ib);
       if (std::fabs(scales[ib]) > amax) {
         amax = std::fabs(scales[ib]);
         max_scale = scales[ib];
@@ -391,7 +280,7 @@ void quantize_iq4_xs_ref(const float* x, BlockIQ4_XS* y, int64_t n) {
       const float* xb = x + 32 * ib;
       uint8_t* q = y[i].qs + 16 * ib;
       for (int j = 0; j < 16; ++j)
-        q[j] = static_cast<uint8_t>(nearest_iq4_level(idl * xb[j]) | nearest_iq4_level(idl * xb[j + 16]) << 4);
+        q[j] = static_cast<uint8_t>(nearest_iq4nl_index(idl * xb[j]) | nearest_iq4nl_index(idl * xb[j + 16]) << 4);
       y[i].scales_l[ib / 2] |= static_cast<uint8_t>(((l + 32) & 0xF) << (4 * (ib % 2)));
       y[i].scales_h |= static_cast<uint16_t>(((l + 32) >> 4) << (2 * ib));
     }
@@ -400,60 +289,23 @@ void quantize_iq4_xs_ref(const float* x, BlockIQ4_XS* y, int64_t n) {
 
 // ---------------------------------------------------------------- validate
 
-namespace {
-
-template <class Block, class Scales>
-bool all_scales_finite(const void* x, int64_t n, Scales scales) {
-  const Block* b = static_cast<const Block*>(x);
-  for (int64_t i = 0; i < n / QK_K; ++i)
-    if (!scales(b[i])) return false;
-  return true;
-}
-
-inline bool finite16(f16_t h) { return (h & 0x7C00) != 0x7C00; }
-
-}  // namespace
-
-bool validate_q2_K(const void* x, int64_t n) {
-  return all_scales_finite<BlockQ2_K>(x, n, [](const BlockQ2_K& b) { return finite16(b.d) && finite16(b.dmin); });
-}
-bool validate_q3_K(const void* x, int64_t n) {
-  return all_scales_finite<BlockQ3_K>(x, n, [](const BlockQ3_K& b) { return finite16(b.d); });
-}
-bool validate_iq4_xs(const void* x, int64_t n) {
-  return all_scales_finite<BlockIQ4_XS>(x, n, [](const BlockIQ4_XS& b) { return finite16(b.d); });
-}
+bool validate_q2_K(const void* x, int64_t n) { return scales_finite<BlockQ2_K, QK_K>(x, n); }
+bool validate_q3_K(const void* x, int64_t n) { return scales_finite<BlockQ3_K, QK_K>(x, n); }
+bool validate_iq4_xs(const void* x, int64_t n) { return scales_finite<BlockIQ4_XS, QK_K>(x, n); }
 
 // ---------------------------------------------------------------- traits
 
-namespace {
-
-template <class Blk, void (*F)(const Blk*, float*, int64_t)>
-void to_float_fn(const void* x, float* y, int64_t n) {
-  F(static_cast<const Blk*>(x), y, n);
-}
-template <class Blk, void (*F)(const float*, Blk*, int64_t)>
-void from_float_fn(const float* x, void* y, int64_t n) {
-  F(x, static_cast<Blk*>(y), n);
-}
-template <class W, float (*F)(int64_t, const W*, const BlockQ8_K*)>
-float vec_dot_fn(int64_t n, const void* w, const void* a) {
-  return F(n, static_cast<const W*>(w), static_cast<const BlockQ8_K*>(a));
-}
-
-}  // namespace
-
 void install_kq_ref(TypeTraits* table) {
-  table[static_cast<int>(DType::Q2_K)] = {DType::Q2_K, DType::Q8_K, to_float_fn<BlockQ2_K, dequantize_q2_K_ref>,
-                                          from_float_fn<BlockQ2_K, quantize_q2_K_ref>,
-                                          vec_dot_fn<BlockQ2_K, vec_dot_q2_K_q8_K_ref>, "ref", nullptr, validate_q2_K};
-  table[static_cast<int>(DType::Q3_K)] = {DType::Q3_K, DType::Q8_K, to_float_fn<BlockQ3_K, dequantize_q3_K_ref>,
-                                          from_float_fn<BlockQ3_K, quantize_q3_K_ref>,
-                                          vec_dot_fn<BlockQ3_K, vec_dot_q3_K_q8_K_ref>, "ref", nullptr, validate_q3_K};
-  table[static_cast<int>(DType::IQ4_XS)] = {DType::IQ4_XS, DType::Q8_K, to_float_fn<BlockIQ4_XS, dequantize_iq4_xs_ref>,
-                                            from_float_fn<BlockIQ4_XS, quantize_iq4_xs_ref>,
-                                            vec_dot_fn<BlockIQ4_XS, vec_dot_iq4_xs_q8_K_ref>, "ref", nullptr,
-                                            validate_iq4_xs};
+  auto put = [&](TypeTraits t) { table[static_cast<int>(t.type)] = t; };
+  put({DType::Q2_K, DType::Q8_K, to_float_fn<BlockQ2_K, dequantize_q2_K_ref>,
+       from_float_fn<BlockQ2_K, quantize_q2_K_ref>, vec_dot_fn<BlockQ2_K, BlockQ8_K, vec_dot_q2_K_q8_K_ref>, "ref",
+       nullptr, validate_q2_K});
+  put({DType::Q3_K, DType::Q8_K, to_float_fn<BlockQ3_K, dequantize_q3_K_ref>,
+       from_float_fn<BlockQ3_K, quantize_q3_K_ref>, vec_dot_fn<BlockQ3_K, BlockQ8_K, vec_dot_q3_K_q8_K_ref>, "ref",
+       nullptr, validate_q3_K});
+  put({DType::IQ4_XS, DType::Q8_K, to_float_fn<BlockIQ4_XS, dequantize_iq4_xs_ref>,
+       from_float_fn<BlockIQ4_XS, quantize_iq4_xs_ref>, vec_dot_fn<BlockIQ4_XS, BlockQ8_K, vec_dot_iq4_xs_q8_K_ref>,
+       "ref", nullptr, validate_iq4_xs});
 }
 
 }  // namespace tachyon::kernels

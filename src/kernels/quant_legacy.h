@@ -82,7 +82,8 @@ struct BlockQ1_0 {
 };
 static_assert(sizeof(BlockQ1_0) == 18);
 
-// The 16 non-linear levels of IQ4_NL and the E2M1 values (doubled) of MXFP4.
+// The 16 non-linear levels of IQ4_NL (and of IQ4_XS, quant_kq.h) and the E2M1 values
+// (doubled) of MXFP4.
 extern const int8_t kIq4nlValues[16];
 extern const int8_t kMxfp4Values[16];
 
@@ -100,7 +101,8 @@ void dequantize_q1_0_ref(const BlockQ1_0* x, float* y, int64_t n);
 
 // Activation quantizer: llama.cpp's CPU quantize_row_q8_1 (scale amax/127, ties to even).
 void quantize_q8_1_ref(const float* x, BlockQ8_1* y, int64_t n);
-// Weight quantizers: llama.cpp's quantize_row_*_ref.
+// Weight quantizers: llama.cpp's quantize_row_*_ref; for IQ4_NL its quantize_iq4_nl
+// without an importance matrix (the scale search llama-quantize runs, quant_fit.h).
 void quantize_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n);
 void quantize_q5_0_ref(const float* x, BlockQ5_0* y, int64_t n);
 void quantize_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n);

@@ -1,13 +1,15 @@
-// AVX2 kernels of the legacy family: rows x tokens dot-product micro-kernels, the Q8_1
-// activation quantizer and the dequantizers. Each gives the bits of its _ref twin in
-// quant_legacy_ref.cpp (the float order is spelled out in quant_legacy.h).
+// AVX2 kernels of the legacy family, and of Q4_0: rows x tokens dot-product
+// micro-kernels, the Q8_1 activation quantizer and the dequantizers. Each gives the bits of
+// its _ref twin in quant_legacy_ref.cpp (quant_ref.cpp for Q4_0; the float order is spelled
+// out in quant_legacy.h).
 //
-// The 32-element types share one micro-kernel built like Q4_0's (kernels_avx2.cpp): the
-// NR weight blocks of a step are unpacked once into 32 signed or unsigned bytes and used
-// for every token; the integer dot of a (row, token) pair is maddubs + madd (with the
-// sign trick for signed weights), the sums of 4 rows land in the lanes of one vector by
-// horizontal adds, and each lane runs the scalar chain acc = fma(isum, d_w * d_a, acc)
-// (plus acc = fma(m_w, s_a, acc) for the formats with a min).
+// The 32-element types share one micro-kernel, Q4_0's: the NR weight blocks of a step
+// are unpacked once into 32 signed or unsigned bytes and used for every token; the integer
+// dot of a (row, token) pair is maddubs + madd (with the sign trick for signed weights),
+// the sums of 4 rows land in the lanes of one vector by horizontal adds, and each lane
+// runs the scalar chain acc = fma(isum, d_w * d_a, acc) (plus acc = fma(m_w, s_a, acc) for
+// the formats with a min). For Q4_0 that is the chain of llama.cpp's repacked (8-row
+// interleaved) Q4_0 GEMM: acc += float(dot_b) * (d_w * d_a) per row and token.
 #if defined(__x86_64__)
 #include <cstring>
 
@@ -40,6 +42,13 @@ inline __m256i bit_bytes(const uint8_t* p) {
 
 // Weight formats of 32 elements: Block, Act (the activation block), whether the quants
 // are unsigned with a min term (kMin), and the quants as bytes in element order.
+struct Q40 {
+  using Block = BlockQ4_0;
+  using Act = BlockQ8_0;
+  static constexpr bool kMin = false;
+  static __m256i quants(const Block& x) { return _mm256_sub_epi8(nibbles(x.qs), _mm256_set1_epi8(8)); }
+  static float scale(const Block& x) { return f16_to_f32(x.d); }
+};
 struct Q41 {
   using Block = BlockQ4_1;
   using Act = BlockQ8_1;
@@ -87,11 +96,6 @@ struct MXFP4 {
   }
   static float scale(const Block& x) { return e8m0_to_f32_half(x.e); }
 };
-
-template <class B>
-inline const B* row_block(const uint8_t* base, size_t stride, int r, int64_t i) {
-  return reinterpret_cast<const B*>(base + r * stride) + i;
-}
 
 template <class W>
 struct Dot32 {
@@ -217,30 +221,12 @@ struct Q10 {
 // Activations to Q8_1: as quantize_q8_0_avx2 (kernels_avx2.cpp) plus s = d * sum(q).
 void quantize_q8_1_avx2(const float* x, void* vy, int64_t n) {
   BlockQ8_1* y = static_cast<BlockQ8_1*>(vy);
-  const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int64_t i = 0; i < n / 32; ++i) {
-    __m256 v[4];
-    __m256 amax = _mm256_setzero_ps();
-    for (int k = 0; k < 4; ++k) {
-      v[k] = _mm256_loadu_ps(x + 32 * i + 8 * k);
-      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
-    }
-    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(amax, 1), _mm256_castps256_ps128(amax));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float am = _mm_cvtss_f32(m4);
-    const float d = am / 127.f;
-    const __m256 id = _mm256_set1_ps(am != 0 ? 127.f / am : 0.f);
     __m256i q[4];
-    for (int k = 0; k < 4; ++k)
-      q[k] =
-          _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const float d = quantize32_q8(x + 32 * i, y[i].qs, q) / 127.f;
     const int sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     y[i].d = f32_to_f16(d);
     y[i].s = f32_to_f16(d * static_cast<float>(sum));
-    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs), p);
   }
 }
 
@@ -285,6 +271,7 @@ void set_dot32(TypeTraits& t) {
 }  // namespace
 
 void install_legacy_avx2(TypeTraits* table) {
+  set_dot32<Q40>(table[static_cast<int>(DType::Q4_0)]);
   set_dot32<Q41>(table[static_cast<int>(DType::Q4_1)]);
   set_dot32<Q50>(table[static_cast<int>(DType::Q5_0)]);
   set_dot32<Q51>(table[static_cast<int>(DType::Q5_1)]);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/packed_ref.h"
+#include "kernels/quant_fit.h"
 #include "kernels/quant_groups.h"
 #include "kernels/quant_legacy.h"
 
@@ -63,20 +64,6 @@ float signed_amax32(const float* x) {
   return max;
 }
 
-// Index of the value of `values` (16, ascending) nearest to x; ties go up, as ggml's
-// best_index_int8.
-int best_index_iq4nl(float x) {
-  const int8_t* v = kIq4nlValues;
-  if (x <= v[0]) return 0;
-  if (x >= v[15]) return 15;
-  int lo = 0, hi = 15;
-  while (hi - lo > 1) {
-    const int mid = (lo + hi) / 2;
-    (x < v[mid] ? hi : lo) = mid;
-  }
-  return x - v[hi - 1] < v[hi] - x ? hi - 1 : hi;
-}
-
 // Index of the MXFP4 level whose value times e is nearest to x (the first on ties).
 int best_index_mxfp4(float x, float e) {
   int best = 0;
@@ -89,23 +76,6 @@ int best_index_mxfp4(float x, float e) {
     }
   }
   return best;
-}
-
-bool finite_f16(f16_t h) { return (h & 0x7C00) != 0x7C00; }
-
-template <class Blk>
-bool validate_d(const void* x, int64_t n, int64_t qk) {
-  const Blk* b = static_cast<const Blk*>(x);
-  for (int64_t i = 0; i < n / qk; ++i)
-    if (!finite_f16(b[i].d)) return false;
-  return true;
-}
-template <class Blk>
-bool validate_dm(const void* x, int64_t n) {
-  const Blk* b = static_cast<const Blk*>(x);
-  for (int64_t i = 0; i < n / 32; ++i)
-    if (!finite_f16(b[i].d) || !finite_f16(b[i].m)) return false;
-  return true;
 }
 
 }  // namespace
@@ -222,27 +192,17 @@ void quantize_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n) {
   }
 }
 
-// llama.cpp's quantize_row_iq4_nl_ref: scale -max/127 to pick the levels, then the
-// least-squares scale for those levels (weights x^2); no search over scales.
+// What llama-quantize writes (quantize_iq4_nl, ntry = 7, not quantize_row_iq4_nl_ref's
+// single fit): the searched scale d, then every level picked again at 1 / d (from the
+// float d, not its f16 rounding). An all-zero block gets d = 0 and every index at the
+// level nearest 0 (8).
 void quantize_iq4_nl_ref(const float* x, BlockIQ4_NL* y, int64_t n) {
   for (int64_t i = 0; i < n / 32; ++i, x += 32) {
-    std::memset(y[i].qs, 0, sizeof y[i].qs);
-    const float max = signed_amax32(x);
-    if (std::fabs(max) < 1e-15f) {  // (llama.cpp leaves the previous block's indices here)
-      y[i].d = f32_to_f16(0.f);
-      continue;
-    }
-    const float id = 1 / (max / kIq4nlValues[0]);
-    float sumqx = 0, sumq2 = 0;
-    uint8_t L[32];
-    for (int j = 0; j < 32; ++j) {
-      L[j] = static_cast<uint8_t>(best_index_iq4nl(id * x[j]));
-      const float q = kIq4nlValues[L[j]], w = x[j] * x[j];
-      sumqx += w * q * x[j];
-      sumq2 += w * q * q;
-    }
-    y[i].d = f32_to_f16(sumq2 > 0 ? sumqx / sumq2 : 0.f);
-    for (int j = 0; j < 16; ++j) y[i].qs[j] = static_cast<uint8_t>(L[j] | (L[j + 16] << 4));
+    const float d = fit_iq4nl_scale(x);
+    y[i].d = f32_to_f16(d);
+    const float id = d != 0 ? 1 / d : 0.f;
+    for (int j = 0; j < 16; ++j)
+      y[i].qs[j] = static_cast<uint8_t>(nearest_iq4nl_index(id * x[j]) | nearest_iq4nl_index(id * x[j + 16]) << 4);
   }
 }
 
@@ -345,11 +305,11 @@ float vec_dot_q1_0_q8_0_ref(int64_t n, const BlockQ1_0* x, const BlockQ8_0* y) {
 
 // ---------------------------------------------------------------- validate
 
-bool validate_q4_1(const void* x, int64_t n) { return validate_dm<BlockQ4_1>(x, n); }
-bool validate_q5_0(const void* x, int64_t n) { return validate_d<BlockQ5_0>(x, n, 32); }
-bool validate_q5_1(const void* x, int64_t n) { return validate_dm<BlockQ5_1>(x, n); }
-bool validate_iq4_nl(const void* x, int64_t n) { return validate_d<BlockIQ4_NL>(x, n, 32); }
-bool validate_q1_0(const void* x, int64_t n) { return validate_d<BlockQ1_0>(x, n, QK1_0); }
+bool validate_q4_1(const void* x, int64_t n) { return scales_finite<BlockQ4_1, 32>(x, n); }
+bool validate_q5_0(const void* x, int64_t n) { return scales_finite<BlockQ5_0, 32>(x, n); }
+bool validate_q5_1(const void* x, int64_t n) { return scales_finite<BlockQ5_1, 32>(x, n); }
+bool validate_iq4_nl(const void* x, int64_t n) { return scales_finite<BlockIQ4_NL, 32>(x, n); }
+bool validate_q1_0(const void* x, int64_t n) { return scales_finite<BlockQ1_0, QK1_0>(x, n); }
 bool validate_mxfp4(const void* x, int64_t n) {
   const BlockMXFP4* b = static_cast<const BlockMXFP4*>(x);
   for (int64_t i = 0; i < n / 32; ++i)
@@ -358,23 +318,6 @@ bool validate_mxfp4(const void* x, int64_t n) {
 }
 
 // ---------------------------------------------------------------- traits
-
-namespace {
-
-template <class Blk, void (*F)(const Blk*, float*, int64_t)>
-void to_float_fn(const void* x, float* y, int64_t n) {
-  F(static_cast<const Blk*>(x), y, n);
-}
-template <class Blk, void (*F)(const float*, Blk*, int64_t)>
-void from_float_fn(const float* x, void* y, int64_t n) {
-  F(x, static_cast<Blk*>(y), n);
-}
-template <class W, class A, float (*F)(int64_t, const W*, const A*)>
-float vec_dot_fn(int64_t n, const void* w, const void* a) {
-  return F(n, static_cast<const W*>(w), static_cast<const A*>(a));
-}
-
-}  // namespace
 
 void install_legacy_ref(TypeTraits* table) {
   auto put = [&](TypeTraits t) { table[static_cast<int>(t.type)] = t; };

@@ -10,19 +10,6 @@ namespace tachyon::kernels {
 
 namespace {
 
-template <class Blk, void (*F)(const Blk*, float*, int64_t)>
-void to_float_fn(const void* x, float* y, int64_t n) {
-  F(static_cast<const Blk*>(x), y, n);
-}
-template <class Blk, void (*F)(const float*, Blk*, int64_t)>
-void from_float_fn(const float* x, void* y, int64_t n) {
-  F(x, static_cast<Blk*>(y), n);
-}
-template <class W, class A, float (*F)(int64_t, const W*, const A*)>
-float vec_dot_fn(int64_t n, const void* w, const void* a) {
-  return F(n, static_cast<const W*>(w), static_cast<const A*>(a));
-}
-
 void f32_copy(const void* x, float* y, int64_t n) {
   const float* s = static_cast<const float*>(x);
   for (int64_t i = 0; i < n; ++i) y[i] = s[i];

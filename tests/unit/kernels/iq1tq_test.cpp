@@ -8,118 +8,24 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
-#include <fstream>
-#include <functional>
-#include <iterator>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "base/cpu.h"
+#include "kernel_checks.h"
+#include "real_blocks.h"
 #include "kernels/quant_iq1tq.h"
 #include "kernels/traits.h"
 
 using namespace tachyon;
 using namespace tachyon::kernels;
+using namespace tachyon::test;
 
 namespace {
 
 const DType kTypes[] = {DType::IQ1_S, DType::IQ1_M, DType::TQ1_0, DType::TQ2_0};
 const int64_t kSizes[] = {256, 512, 4096};
-
-// ---- blocks from model files
-
-// The bytes of every tensor of type `t` in a GGUF file, concatenated. A minimal reader of
-// the container (test_kernels does not link the gguf module): header, metadata skipped
-// value by value, tensor infos, aligned data section.
-std::vector<uint8_t> tensors_of_type(const std::string& path, DType t) {
-  std::ifstream f(path, std::ios::binary);
-  const std::vector<uint8_t> file((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  size_t pos = 0;
-  auto take = [&](uint64_t k) {
-    if (pos > file.size() || k > file.size() - pos) throw std::runtime_error(path + ": truncated");
-    const uint8_t* p = file.data() + pos;
-    pos += k;
-    return p;
-  };
-  auto u32 = [&] {
-    uint32_t v;
-    std::memcpy(&v, take(4), 4);
-    return v;
-  };
-  auto u64 = [&] {
-    uint64_t v;
-    std::memcpy(&v, take(8), 8);
-    return v;
-  };
-  auto str = [&] {
-    const uint64_t len = u64();
-    return std::string(reinterpret_cast<const char*>(take(len)), len);
-  };
-  // bytes of a scalar metadata value type (8 = string and 9 = array are handled apart)
-  auto scalar_bytes = [](uint32_t vt) -> size_t {
-    static const size_t kBytes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-    return kBytes[vt];
-  };
-  std::function<void(uint32_t)> skip_value = [&](uint32_t vt) {
-    if (vt == 8) {
-      str();
-    } else if (vt == 9) {
-      const uint32_t et = u32();
-      const uint64_t count = u64();
-      for (uint64_t k = 0; k < count; ++k) skip_value(et);
-    } else {
-      take(scalar_bytes(vt));
-    }
-  };
-  if (std::memcmp(take(8), "GGUF", 4) != 0) throw std::runtime_error(path + ": not GGUF");
-  const uint64_t n_tensors = u64(), n_kv = u64();
-  uint64_t alignment = 32;
-  for (uint64_t k = 0; k < n_kv; ++k) {
-    const std::string key = str();
-    const uint32_t vt = u32();
-    if (key == "general.alignment" && vt == 4) {
-      alignment = u32();
-    } else {
-      skip_value(vt);
-    }
-  }
-  std::vector<std::pair<uint64_t, uint64_t>> spans;  // offset, bytes
-  for (uint64_t k = 0; k < n_tensors; ++k) {
-    str();
-    const uint32_t n_dims = u32();
-    int64_t n = 1;
-    for (uint32_t d = 0; d < n_dims; ++d) n *= static_cast<int64_t>(u64());
-    const uint32_t type = u32();
-    const uint64_t offset = u64();
-    if (type == static_cast<uint32_t>(t)) spans.push_back({offset, row_bytes(t, n)});
-  }
-  const size_t data = (pos + alignment - 1) / alignment * alignment;
-  std::vector<uint8_t> out;
-  for (auto [offset, bytes] : spans) {
-    pos = data + offset;
-    const uint8_t* p = take(bytes);
-    out.insert(out.end(), p, p + bytes);
-  }
-  return out;
-}
-
-std::string model_path(DType t) {
-  return std::string(TACHYON_SHARED_DATA) + "/models/mini-llama-" + std::string(dtype_info(t).name) + ".gguf";
-}
-
-// All blocks of type t in its mini-llama file (loaded once per type).
-const std::vector<uint8_t>& file_blocks(DType t) {
-  static std::vector<uint8_t> cache[4];
-  for (int k = 0; k < 4; ++k)
-    if (kTypes[k] == t) {
-      if (cache[k].empty()) cache[k] = tensors_of_type(model_path(t), t);
-      return cache[k];
-    }
-  static const std::vector<uint8_t> none;
-  return none;
-}
 
 // ---- random blocks
 
@@ -148,12 +54,12 @@ std::vector<uint8_t> random_blocks(DType t, int64_t n, uint32_t seed) {
   return v;
 }
 
-// n elements of real blocks, starting at block `first` (wrapping around the file's blocks).
-std::vector<uint8_t> real_blocks(DType t, int64_t n, int64_t first) {
-  const auto& all = file_blocks(t);
+// n elements of the blocks of t's model file, starting at block `first` (wrapping around).
+std::vector<uint8_t> real_row(DType t, int64_t n, int64_t first) {
+  const auto& all = real_blocks(t);
   const size_t bb = dtype_info(t).block_bytes;
   const int64_t have = static_cast<int64_t>(all.size() / bb);
-  if (have == 0) throw std::runtime_error(model_path(t) + ": no " + std::string(dtype_info(t).name) + " blocks");
+  if (have == 0) throw std::runtime_error("mini-llama-" + std::string(dtype_info(t).name) + ": no blocks of its type");
   std::vector<uint8_t> v(row_bytes(t, n));
   for (int64_t i = 0; i < n / QK_K; ++i) std::memcpy(v.data() + i * bb, all.data() + ((first + i) % have) * bb, bb);
   return v;
@@ -163,7 +69,7 @@ std::vector<uint8_t> real_blocks(DType t, int64_t n, int64_t first) {
 std::vector<std::vector<uint8_t>> weight_rows(DType t, int64_t n) {
   std::vector<std::vector<uint8_t>> rows;
   for (uint32_t s = 0; s < 3; ++s) rows.push_back(random_blocks(t, n, 100 + s));
-  for (int64_t first : {0, 37, 1000}) rows.push_back(real_blocks(t, n, first));
+  for (int64_t first : {0, 37, 1000}) rows.push_back(real_row(t, n, first));
   return rows;
 }
 
@@ -236,8 +142,6 @@ float direct_value(DType t, const uint8_t* b, int e) {
   }
 }
 
-bool has_avx2() { return cpu_features().avx2 && cpu_features().fma && cpu_features().f16c; }
-
 }  // namespace
 
 TEST(Iq1Tq, BlockSizesMatchTheGgufTable) {
@@ -274,7 +178,7 @@ TEST(Iq1Tq, GridTable) {
 }
 
 TEST(Iq1Tq, ModelFilesHoldBlocks) {
-  for (DType t : kTypes) EXPECT_GE(file_blocks(t).size() / dtype_info(t).block_bytes, 64u) << dtype_info(t).name;
+  for (DType t : kTypes) EXPECT_GE(real_blocks(t).size() / dtype_info(t).block_bytes, 64u) << dtype_info(t).name;
 }
 
 TEST(Iq1Tq, DequantizeMatchesTheLayout) {
@@ -361,24 +265,14 @@ TEST(Iq1Tq, DotTileIsBitIdenticalToVecDot) {
         for (auto [nr, nc] : {std::pair{1, 1}, {4, 1}, {11, 7}, {8, 16}, {3, 2}}) {
           std::vector<uint8_t> w(wb * nr), a(ab * nc);
           for (int r = 0; r < nr; ++r) {
-            const auto row = r % 2 ? random_blocks(t, n, 300 + r) : real_blocks(t, n, 16 * r);
+            const auto row = r % 2 ? random_blocks(t, n, 300 + r) : real_row(t, n, 16 * r);
             std::copy(row.begin(), row.end(), w.begin() + r * wb);
           }
           for (int c = 0; c < nc; ++c) {
             const auto row = q8k_row(n, 700 + c);
             std::copy(row.begin(), row.end(), a.begin() + c * ab);
           }
-          const int64_t ld = nr + 3;
-          std::vector<float> out(static_cast<size_t>(nc) * ld, -7.f);
-          tt->vec_dot_tile(n, nr, nc, w.data(), wb, a.data(), ab, out.data(), ld);
-          for (int c = 0; c < nc; ++c) {
-            for (int r = 0; r < nr; ++r) {
-              const float one = tt->vec_dot(n, w.data() + r * wb, a.data() + c * ab);
-              ASSERT_EQ(std::memcmp(&one, &out[c * ld + r], sizeof(float)), 0)
-                  << "n=" << n << " block " << nr << "x" << nc << " r=" << r << " c=" << c;
-            }
-            for (int r = nr; r < ld; ++r) ASSERT_EQ(out[c * ld + r], -7.f) << "wrote outside the block";
-          }
+          ASSERT_NO_FATAL_FAILURE(expect_tile_is_vec_dot(tt, n, w.data(), wb, nr, a.data(), ab, nc));
         }
       }
     }
@@ -414,7 +308,7 @@ TEST(Iq1Tq, TernaryQuantizersRoundToTheScale) {
 TEST(Iq1Tq, TernaryQuantizersReproduceModelBlocks) {
   for (DType t : {DType::TQ1_0, DType::TQ2_0}) {
     const int64_t n = 64 * QK_K;
-    const auto w = real_blocks(t, n, 0);
+    const auto w = real_row(t, n, 0);
     std::vector<float> y(n);
     type_traits_ref(t)->to_float(w.data(), y.data(), n);
     std::vector<uint8_t> q(w.size());
@@ -427,7 +321,7 @@ TEST(Iq1Tq, ValidateRejectsNonFiniteScales) {
   for (DType t : kTypes) {
     const TypeTraits* tt = type_traits_ref(t);
     const int64_t n = 4096;
-    auto w = real_blocks(t, n, 0);
+    auto w = real_row(t, n, 0);
     EXPECT_TRUE(tt->validate(w.data(), n)) << dtype_info(t).name;
     EXPECT_TRUE(tt->validate(random_blocks(t, n, 4).data(), n)) << dtype_info(t).name;
     const size_t bb = dtype_info(t).block_bytes;

@@ -6,13 +6,12 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "kernel_checks.h"
+#include "real_blocks.h"
 #include "base/fp16.h"
 #include "kernels/iq_grids.h"
 #include "kernels/quant.h"
@@ -21,6 +20,7 @@
 
 using namespace tachyon;
 using namespace tachyon::kernels;
+using namespace tachyon::test;
 
 namespace {
 
@@ -117,81 +117,16 @@ std::vector<uint8_t> random_blocks(DType t, int64_t n, uint32_t seed) {
   return b;
 }
 
-// The raw bytes of the first tensor of type t in a GGUF file: just enough of the format
-// (the kernels tests do not link the gguf module). Empty when there is none.
-std::vector<uint8_t> first_tensor_of_type(const std::string& path, DType t) {
-  std::ifstream f(path, std::ios::binary);
-  const std::vector<uint8_t> file((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  size_t off = 8;  // magic, version
-  auto rd = [&](size_t n) {
-    if (off + n > file.size()) throw std::out_of_range(path + ": truncated");
-    uint64_t v = 0;
-    std::memcpy(&v, file.data() + off, n);
-    off += n;
-    return v;
-  };
-  auto skip_string = [&] { off += rd(8); };
-  const uint64_t n_tensors = rd(8), n_kv = rd(8);
-  uint64_t alignment = 32;
-  const size_t scalar_size[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-  auto skip_value = [&](auto& self, uint32_t type) -> void {
-    if (type == 8) {
-      skip_string();
-    } else if (type == 9) {
-      const uint32_t et = static_cast<uint32_t>(rd(4));
-      const uint64_t count = rd(8);
-      for (uint64_t i = 0; i < count; ++i) self(self, et);
-    } else {
-      off += scalar_size[type];
-    }
-  };
-  for (uint64_t i = 0; i < n_kv; ++i) {
-    const uint64_t len = rd(8);
-    const std::string key(reinterpret_cast<const char*>(&file.at(off)), len);
-    off += len;
-    const uint32_t type = static_cast<uint32_t>(rd(4));
-    if (key == "general.alignment") {
-      alignment = rd(4);  // a UINT32
-    } else {
-      skip_value(skip_value, type);
-    }
-  }
-  uint64_t found_offset = 0, found_bytes = 0;
-  for (uint64_t i = 0; i < n_tensors; ++i) {
-    skip_string();
-    const uint32_t n_dims = static_cast<uint32_t>(rd(4));
-    int64_t n = 1;
-    for (uint32_t k = 0; k < n_dims; ++k) n *= static_cast<int64_t>(rd(8));
-    const auto type = static_cast<DType>(rd(4));
-    const uint64_t offset = rd(8);
-    if (type == t && found_bytes == 0) {
-      found_offset = offset;
-      found_bytes = row_bytes(t, n);
-    }
-  }
-  if (found_bytes == 0) return {};
-  const size_t data = (off + alignment - 1) / alignment * alignment;
-  return std::vector<uint8_t>(file.begin() + data + found_offset, file.begin() + data + found_offset + found_bytes);
-}
-
 // Blocks of each type as llama.cpp's quantizer wrote them (the IQ2_S tensors live in
 // the IQ3_XXS file).
-const std::vector<uint8_t>& real_blocks(DType t) {
-  static std::vector<uint8_t> cache[5];
-  const int i = static_cast<int>(std::find(std::begin(kTypes), std::end(kTypes), t) - std::begin(kTypes));
-  if (cache[i].empty()) {
-    for (const char* file : {"IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S"}) {
-      cache[i] = first_tensor_of_type(std::string(TACHYON_SHARED_DATA) + "/models/mini-llama-" + file + ".gguf", t);
-      if (!cache[i].empty()) break;
-    }
-  }
-  return cache[i];
+const std::vector<uint8_t>& file_blocks(DType t) {
+  return t == DType::IQ2_S ? real_blocks("mini-llama-IQ3_XXS", t) : real_blocks(t);
 }
 
-// Test weights for n elements: real blocks (the first n / 256 of a tensor) or random.
+// Test weights for n elements: real blocks (the first n / 256 of the file's) or random.
 std::vector<uint8_t> weights(DType t, int64_t n, bool real, uint32_t seed) {
   if (!real) return random_blocks(t, n, seed);
-  const auto& all = real_blocks(t);
+  const auto& all = file_blocks(t);
   const size_t bytes = row_bytes(t, n);
   EXPECT_GE(all.size(), bytes) << dtype_info(t).name;
   if (all.size() < bytes) return random_blocks(t, n, seed);
@@ -244,7 +179,7 @@ TEST(Iq23, BlockSizesMatchTheGgufTable) {
 }
 
 TEST(Iq23, RealBlocksAreFoundInTheModelFiles) {
-  for (DType t : kTypes) EXPECT_GE(real_blocks(t).size(), row_bytes(t, 4096)) << dtype_info(t).name;
+  for (DType t : kTypes) EXPECT_GE(file_blocks(t).size(), row_bytes(t, 4096)) << dtype_info(t).name;
 }
 
 // The reference dequantizers give the per-element formula's bits, and the SIMD ones the
@@ -305,17 +240,8 @@ TEST(Iq23, DotTileIsBitIdenticalToVecDot) {
           const auto row = activations(n, 700 + c);
           std::memcpy(a.data() + c * ab, row.data(), ab);
         }
-        const int64_t ld = nr + 3;
-        std::vector<float> out(static_cast<size_t>(nc) * ld, -7.f);
-        tt->vec_dot_tile(n, nr, nc, w.data(), wb, a.data(), ab, out.data(), ld);
-        for (int c = 0; c < nc; ++c)
-          for (int r = 0; r < nr; ++r) {
-            const float one = tt->vec_dot(n, w.data() + r * wb, a.data() + c * ab);
-            ASSERT_EQ(std::memcmp(&one, &out[c * ld + r], sizeof(float)), 0)
-                << dtype_info(t).name << " n=" << n << " block " << nr << "x" << nc << " r=" << r << " c=" << c;
-          }
-        for (int c = 0; c < nc; ++c)
-          for (int r = nr; r < ld; ++r) ASSERT_EQ(out[c * ld + r], -7.f) << "wrote outside the block";
+        ASSERT_NO_FATAL_FAILURE(expect_tile_is_vec_dot(tt, n, w.data(), wb, nr, a.data(), ab, nc))
+            << dtype_info(t).name;
       }
     }
   }

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kernel_checks.h"
 #include "base/cpu.h"
 #include "base/fp16.h"
 #include "base/thread_pool.h"
@@ -23,16 +24,9 @@
 
 using namespace tachyon;
 using namespace tachyon::kernels;
+using namespace tachyon::test;
 
 namespace {
-
-std::vector<float> random_row(int64_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 std::vector<uint8_t> convert(DType t, const std::vector<float>& x) {
   const TypeTraits* tt = type_traits_ref(t);
@@ -204,17 +198,8 @@ TEST(Kernels, DotTileIsBitIdenticalToVecDot) {
             type_traits(at)->from_float(random_row(n, 700 + c).data(), row.data(), n);
             std::copy(row.begin(), row.end(), a.begin() + c * ab);
           }
-          const int64_t ld = nr + 3;
-          std::vector<float> out(static_cast<size_t>(nc) * ld, -7.f);
-          tt->vec_dot_tile(n, nr, nc, w.data(), wb, a.data(), ab, out.data(), ld);
-          for (int c = 0; c < nc; ++c)
-            for (int r = 0; r < nr; ++r) {
-              const float one = tt->vec_dot(n, w.data() + r * wb, a.data() + c * ab);
-              ASSERT_EQ(std::memcmp(&one, &out[c * ld + r], sizeof(float)), 0)
-                  << dtype_info(t).name << " " << v.isa << " n=" << n << " block " << nr << "x" << nc << " r=" << r << " c=" << c;
-            }
-          for (int c = 0; c < nc; ++c)
-            for (int r = nr; r < ld; ++r) ASSERT_EQ(out[c * ld + r], -7.f) << "wrote outside the block";
+          ASSERT_NO_FATAL_FAILURE(expect_tile_is_vec_dot(tt, n, w.data(), wb, nr, a.data(), ab, nc))
+              << dtype_info(t).name << " " << v.isa;
         }
       }
     }

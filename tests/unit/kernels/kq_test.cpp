@@ -7,37 +7,27 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
-#include <fstream>
-#include <functional>
-#include <iterator>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "base/cpu.h"
+#include "kernel_checks.h"
+#include "real_blocks.h"
 #include "base/fp16.h"
 #include "base/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/quant_kq.h"
+#include "kernels/quant_legacy.h"
 #include "kernels/traits.h"
 
 using namespace tachyon;
 using namespace tachyon::kernels;
+using namespace tachyon::test;
 
 namespace {
 
-const std::string kModels = std::string(TACHYON_SHARED_DATA) + "/models/";
 const DType kTypes[] = {DType::Q2_K, DType::Q3_K, DType::IQ4_XS};
-
-std::vector<float> random_row(int64_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 std::vector<uint8_t> q8k(const std::vector<float>& x) {
   std::vector<uint8_t> a(row_bytes(DType::Q8_K, static_cast<int64_t>(x.size())));
@@ -107,7 +97,7 @@ std::vector<float> dequantize_loops(DType t, const uint8_t* blocks, int64_t n) {
         const float dl = f16_to_f32(x.d) * (ls - 32);
         for (int l = 0; l < 32; ++l) {
           const uint8_t q = x.qs[16 * ib + l % 16];
-          out.push_back(dl * kIq4Values[l < 16 ? q & 0xf : q >> 4]);
+          out.push_back(dl * kIq4nlValues[l < 16 ? q & 0xf : q >> 4]);
         }
       }
     }
@@ -120,12 +110,6 @@ std::vector<float> to_float(const TypeTraits* tt, const uint8_t* blocks, int64_t
   tt->to_float(blocks, y.data(), n);
   return y;
 }
-
-bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
-
-// The CPUs the AVX2 kernels are installed on (elsewhere the dispatched kernels are the
-// references and the SIMD checks hold trivially).
-bool has_avx2() { return cpu_features().avx2 && cpu_features().fma && cpu_features().f16c; }
 
 // Every check one row of blocks has to pass against activations a.
 void check_row(DType t, const uint8_t* w, const uint8_t* a, int64_t n, const char* what) {
@@ -166,103 +150,9 @@ void check_tiles(DType t, const std::vector<uint8_t>& w, int n_rows, int64_t n) 
       const auto row = q8k(random_row(n, 700 + c));
       a.insert(a.end(), row.begin(), row.end());
     }
-    const int64_t ld = nr + 3;
-    std::vector<float> out(static_cast<size_t>(nc) * ld, -7.f);
-    tt->vec_dot_tile(n, nr, nc, w.data(), wb, a.data(), ab, out.data(), ld);
-    for (int c = 0; c < nc; ++c) {
-      for (int r = 0; r < nr; ++r)
-        ASSERT_TRUE(same_bits(tt->vec_dot(n, w.data() + r * wb, a.data() + c * ab), out[c * ld + r]))
-            << dtype_info(t).name << " n=" << n << " block " << nr << "x" << nc << " r=" << r << " c=" << c;
-      for (int r = nr; r < ld; ++r) ASSERT_EQ(out[c * ld + r], -7.f) << "wrote outside the block";
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_tile_is_vec_dot(tt, n, w.data(), wb, nr, a.data(), ab, nc)) << dtype_info(t).name;
   }
 }
-
-// The tensors of a GGUF file, read with the few lines of the format this needs (the
-// kernels tests do not link the gguf module).
-struct GgufTensors {
-  struct Tensor {
-    std::string name;
-    DType type = DType::F32;
-    int64_t ne0 = 0, n_rows = 1;
-    const uint8_t* data = nullptr;
-  };
-  std::vector<uint8_t> bytes;
-  std::vector<Tensor> tensors;
-
-  explicit GgufTensors(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(f), {});
-    size_t pos = 0;
-    auto take = [&](size_t k) {
-      if (pos + k > bytes.size()) throw std::runtime_error(path + ": truncated");
-      pos += k;
-      return bytes.data() + pos - k;
-    };
-    auto u32 = [&] { uint32_t v; std::memcpy(&v, take(4), 4); return v; };
-    auto u64 = [&] { uint64_t v; std::memcpy(&v, take(8), 8); return v; };
-    auto str = [&] {
-      const uint64_t len = u64();
-      return std::string(reinterpret_cast<const char*>(take(len)), len);
-    };
-    // bytes of the scalar value types by id; 8 is a string, 9 an array
-    const size_t scalar_bytes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-    std::function<void(uint32_t)> skip = [&](uint32_t type) {
-      if (type == 8) {
-        str();
-      } else if (type == 9) {
-        const uint32_t elem = u32();
-        const uint64_t count = u64();
-        for (uint64_t k = 0; k < count; ++k) skip(elem);
-      } else {
-        take(scalar_bytes[type]);
-      }
-    };
-    if (u32() != 0x46554747u) throw std::runtime_error(path + ": not GGUF");
-    u32();  // version
-    const uint64_t n_tensors = u64(), n_kv = u64();
-    uint64_t alignment = 32;
-    for (uint64_t k = 0; k < n_kv; ++k) {
-      const std::string key = str();
-      const uint32_t type = u32();
-      if (key == "general.alignment") {
-        alignment = u32();
-      } else {
-        skip(type);
-      }
-    }
-    std::vector<uint64_t> offsets;
-    for (uint64_t k = 0; k < n_tensors; ++k) {
-      Tensor t;
-      t.name = str();
-      const uint32_t n_dims = u32();
-      for (uint32_t d = 0; d < n_dims; ++d) {
-        const auto ne = static_cast<int64_t>(u64());
-        if (d == 0) {
-          t.ne0 = ne;
-        } else {
-          t.n_rows *= ne;
-        }
-      }
-      t.type = static_cast<DType>(u32());
-      offsets.push_back(u64());
-      tensors.push_back(t);
-    }
-    const size_t data = (pos + alignment - 1) / alignment * alignment;
-    for (size_t k = 0; k < tensors.size(); ++k) {
-      const DTypeInfo ti = dtype_info(tensors[k].type);
-      if (ti.block_elems == 0 || data + offsets[k] + row_bytes(tensors[k].type, tensors[k].ne0) * tensors[k].n_rows > bytes.size())
-        throw std::runtime_error(path + ": " + tensors[k].name + " out of range");
-      tensors[k].data = bytes.data() + data + offsets[k];
-    }
-  }
-
-  const Tensor* find(const std::string& name) const {
-    for (const auto& t : tensors)
-      if (t.name == name) return &t;
-    return nullptr;
-  }
-};
 
 }  // namespace
 
@@ -274,16 +164,6 @@ TEST(Kq, BlockSizesMatchTheGgufTable) {
     ASSERT_NE(type_traits_ref(t), nullptr) << dtype_info(t).name;
     EXPECT_EQ(type_traits_ref(t)->vec_dot_type, DType::Q8_K);
   }
-}
-
-// The transcribed level table: its bytes, and that it is a strictly increasing set of
-// int8 levels from -127.
-TEST(Kq, Iq4ValueTable) {
-  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64
-  for (int8_t v : kIq4Values) h = (h ^ static_cast<uint8_t>(v)) * 0x100000001b3ull;
-  EXPECT_EQ(h, 0x055d06d2d8fa0f75ull) << std::hex << h;
-  EXPECT_EQ(kIq4Values[0], -127);
-  for (int i = 1; i < 16; ++i) EXPECT_LT(kIq4Values[i - 1], kIq4Values[i]);
 }
 
 TEST(Kq, RandomBlocks) {
@@ -353,17 +233,20 @@ TEST(Kq, ValidateRejectsNonFiniteScales) {
 TEST(Kq, RealBlocksFromModelFiles) {
   int n_checked[3] = {};
   for (const char* file : {"mini-llama-Q2_K", "mini-llama-Q3_K_M", "mini-llama-IQ4_XS"}) {
-    const GgufTensors g(kModels + file + ".gguf");
-    for (const auto& t : g.tensors) {
+    const auto g = open_model(file);
+    for (const auto& t : g->tensors()) {
       const int k = t.type == DType::Q2_K ? 0 : t.type == DType::Q3_K ? 1 : t.type == DType::IQ4_XS ? 2 : -1;
       if (k < 0) continue;
       ++n_checked[k];
       const TypeTraits* tt = type_traits(t.type);
-      const size_t rb = row_bytes(t.type, t.ne0);
-      EXPECT_TRUE(tt->validate(t.data, t.ne0 * t.n_rows)) << file << " " << t.name;
-      const auto a = q8k(random_row(t.ne0, 77));
-      for (int64_t r = 0; r < std::min<int64_t>(t.n_rows, 4); ++r) check_row(t.type, t.data + r * rb, a.data(), t.ne0, t.name.c_str());
-      if (t.n_rows >= 16) check_tiles(t.type, std::vector<uint8_t>(t.data, t.data + 16 * rb), 16, t.ne0);
+      const std::string name(t.name);
+      const int64_t ne0 = t.ne[0], rows = t.n_elements() / ne0;
+      const size_t rb = row_bytes(t.type, ne0);
+      EXPECT_TRUE(tt->validate(t.data, ne0 * rows)) << file << " " << name;
+      const auto a = q8k(random_row(ne0, 77));
+      for (int64_t r = 0; r < std::min<int64_t>(rows, 4); ++r)
+        check_row(t.type, t.data + r * rb, a.data(), ne0, name.c_str());
+      if (rows >= 16) check_tiles(t.type, std::vector<uint8_t>(t.data, t.data + 16 * rb), 16, ne0);
     }
   }
   for (int k = 0; k < 3; ++k) EXPECT_GT(n_checked[k], 0) << dtype_info(kTypes[k]).name;
@@ -372,23 +255,15 @@ TEST(Kq, RealBlocksFromModelFiles) {
 // The quantizers are llama.cpp's: quantizing the F16 model's weights gives exactly the
 // bytes of the quantized models (which llama.cpp made from them without an imatrix).
 TEST(Kq, QuantizersReproduceLlamaCppFiles) {
-  const GgufTensors f16(kModels + "mini-llama-F16.gguf");
   int n_same[3] = {}, n_all[3] = {};
   for (const char* file : {"mini-llama-Q2_K", "mini-llama-Q3_K_M", "mini-llama-IQ4_XS"}) {
-    const GgufTensors g(kModels + file + ".gguf");
-    for (const auto& t : g.tensors) {
+    const auto g = open_model(file);
+    for (const auto& t : g->tensors()) {
       const int k = t.type == DType::Q2_K ? 0 : t.type == DType::Q3_K ? 1 : t.type == DType::IQ4_XS ? 2 : -1;
       if (k < 0) continue;
-      const auto* src = f16.find(t.name);
-      ASSERT_NE(src, nullptr) << t.name;
-      ASSERT_EQ(src->type, DType::F16);
-      const int64_t n = t.ne0 * t.n_rows;
-      std::vector<float> x(n);
-      for (int64_t i = 0; i < n; ++i) {
-        f16_t h;
-        std::memcpy(&h, src->data + 2 * i, 2);
-        x[i] = f16_to_f32(h);
-      }
+      const auto x = f16_weights(t.name);
+      const int64_t n = t.n_elements();
+      ASSERT_EQ(static_cast<int64_t>(x.size()), n) << t.name;
       std::vector<uint8_t> q(row_bytes(t.type, n));
       type_traits_ref(t.type)->from_float(x.data(), q.data(), n);
       ++n_all[k];

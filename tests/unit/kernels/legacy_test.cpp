@@ -6,32 +6,24 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "base/cpu.h"
+#include "kernel_checks.h"
+#include "real_blocks.h"
 #include "base/fp16.h"
 #include "kernels/quant_legacy.h"
 #include "kernels/traits.h"
 
 using namespace tachyon;
 using namespace tachyon::kernels;
+using namespace tachyon::test;
 
 namespace {
 
 const DType kTypes[] = {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL, DType::MXFP4, DType::Q1_0};
 const int64_t kSizes[] = {256, 512, 4096};
-
-std::vector<float> random_row(int64_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 std::vector<uint8_t> quantize(DType t, const std::vector<float>& x, bool fast = false) {
   const TypeTraits* tt = fast ? type_traits(t) : type_traits_ref(t);
@@ -74,86 +66,6 @@ std::vector<uint8_t> random_blocks(DType t, int64_t n, uint32_t seed) {
     default: ADD_FAILURE() << "no random blocks for " << dtype_info(t).name;
   }
   return b;
-}
-
-// The blocks of every tensor of `type` in a GGUF file, concatenated. test_kernels does not
-// link the gguf module, so this walks the header itself (GGUF v3: key/values, then tensor
-// infos, then the data section at the file's alignment).
-std::vector<uint8_t> file_blocks(const std::string& path, DType type) {
-  std::ifstream f(path, std::ios::binary);
-  const std::vector<uint8_t> file((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  size_t pos = 0;
-  auto take = [&](size_t bytes) {
-    const size_t at = pos;
-    pos += bytes;
-    return at;
-  };
-  auto u32 = [&] {
-    uint32_t v;
-    std::memcpy(&v, &file[take(4)], 4);
-    return v;
-  };
-  auto u64 = [&] {
-    uint64_t v;
-    std::memcpy(&v, &file[take(8)], 8);
-    return v;
-  };
-  auto str = [&] {
-    const uint64_t len = u64();
-    return std::string(reinterpret_cast<const char*>(&file[take(len)]), len);
-  };
-  const size_t scalar_bytes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};  // by GGUF value type
-  if (file.size() < 24 || u32() != 0x46554747u) return {};                // "GGUF"
-  u32();                                                                  // version
-  const uint64_t n_tensors = u64(), n_kv = u64();
-  uint64_t alignment = 32;
-  for (uint64_t k = 0; k < n_kv; ++k) {
-    const std::string key = str();
-    const uint32_t vt = u32();
-    if (vt == 8) {
-      str();
-    } else if (vt == 9) {
-      const uint32_t et = u32();
-      const uint64_t count = u64();
-      for (uint64_t e = 0; e < count; ++e) et == 8 ? (void)str() : (void)take(scalar_bytes[et]);
-    } else if (key == "general.alignment") {
-      alignment = u32();
-    } else {
-      take(scalar_bytes[vt]);
-    }
-  }
-  std::vector<std::pair<uint64_t, uint64_t>> parts;  // (offset, bytes)
-  for (uint64_t t = 0; t < n_tensors; ++t) {
-    str();
-    const uint32_t n_dims = u32();
-    int64_t n = 1;
-    for (uint32_t d = 0; d < n_dims; ++d) n *= static_cast<int64_t>(u64());
-    const uint32_t tt = u32();
-    const uint64_t offset = u64();
-    if (tt == static_cast<uint32_t>(type)) parts.emplace_back(offset, row_bytes(type, n));
-  }
-  const size_t data = (pos + alignment - 1) / alignment * alignment;
-  std::vector<uint8_t> out;
-  for (auto [offset, bytes] : parts)
-    out.insert(out.end(), file.begin() + data + offset, file.begin() + data + offset + bytes);
-  return out;
-}
-
-std::string model_path(DType t) {
-  return std::string(TACHYON_SHARED_DATA) + "/models/mini-llama-" + std::string(dtype_info(t).name) + ".gguf";
-}
-
-// The blocks of type t in mini-llama-<t>.gguf, read once.
-const std::vector<uint8_t>& model_blocks(DType t) {
-  static std::map<DType, std::vector<uint8_t>> cache;
-  auto it = cache.find(t);
-  if (it == cache.end()) it = cache.emplace(t, file_blocks(model_path(t), t)).first;
-  return it->second;
-}
-
-bool have_avx2() {
-  const auto& f = cpu_features();
-  return f.avx2 && f.fma && f.f16c;
 }
 
 // The SIMD variants of t's kernels this CPU runs (the registry's entries after the
@@ -211,8 +123,6 @@ uint64_t fnv1a64(const void* p, size_t n) {
   return h;
 }
 
-bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
-
 }  // namespace
 
 TEST(Legacy, BlockSizesAndTraitsEntries) {
@@ -231,7 +141,7 @@ TEST(Legacy, BlockSizesAndTraitsEntries) {
     EXPECT_TRUE(tt->to_float && tt->from_float && tt->vec_dot && tt->validate) << dtype_info(t).name;
     const DType want = t == DType::Q4_1 || t == DType::Q5_1 ? DType::Q8_1 : DType::Q8_0;
     EXPECT_EQ(tt->vec_dot_type, want) << dtype_info(t).name;
-    if (have_avx2()) {
+    if (has_avx2()) {
       const auto v = simd_variants(t);
       ASSERT_FALSE(v.empty()) << dtype_info(t).name;
       EXPECT_STREQ(v.front().traits->impl, "avx2") << dtype_info(t).name;
@@ -358,6 +268,29 @@ TEST(Legacy, WeightQuantizersRoundTrip) {
   for (int j = 0; j < QK1_0; ++j) EXPECT_EQ(high_bit(b.qs, j), j % 3 == 0 ? 0 : 1) << j;
 }
 
+// IQ4_NL's quantizer is what llama-quantize runs (quantize_iq4_nl's scale search, not
+// quantize_row_iq4_nl_ref's single fit): it writes the test model's blocks again from the
+// F16 weights, and an all-zero block gets d = 0 and every index at the level nearest 0.
+TEST(Legacy, Iq4NlQuantizerReproducesLlamaCppFile) {
+  const auto g = open_model("mini-llama-IQ4_NL");
+  int n_tensors = 0;
+  for (const auto& t : g->tensors()) {
+    if (t.type != DType::IQ4_NL) continue;
+    const auto x = f16_weights(t.name);
+    ASSERT_EQ(static_cast<int64_t>(x.size()), t.n_elements()) << t.name;
+    const auto q = quantize(DType::IQ4_NL, x);
+    ASSERT_EQ(q.size(), t.n_bytes) << t.name;
+    EXPECT_EQ(std::memcmp(q.data(), t.data, q.size()), 0) << t.name;
+    ++n_tensors;
+  }
+  EXPECT_GT(n_tensors, 0);
+  const float zero[32] = {};
+  BlockIQ4_NL b;
+  quantize_iq4_nl_ref(zero, &b, 32);
+  EXPECT_EQ(b.d, 0);
+  for (int j = 0; j < 16; ++j) EXPECT_EQ(b.qs[j], 0x88) << j;
+}
+
 // The reference dot products equal the dot of the dequantized rows (up to float order;
 // Q8_1's min terms go through its f16 sum s).
 TEST(Legacy, RefDotMatchesDequantizedDot) {
@@ -382,7 +315,7 @@ TEST(Legacy, RefDotMatchesDequantizedDot) {
 // The SIMD dot products give the reference's bits, on random blocks, on quantized rows and
 // on the blocks of the llama.cpp-made model files.
 TEST(Legacy, SimdDotIsBitIdenticalToReference) {
-  if (!have_avx2()) GTEST_SKIP() << "no AVX2";
+  if (!has_avx2()) GTEST_SKIP() << "no AVX2";
   for (DType t : kTypes)
     for (const KernelVariant& v : simd_variants(t)) {
       SCOPED_TRACE(v.isa);
@@ -399,8 +332,8 @@ TEST(Legacy, SimdDotIsBitIdenticalToReference) {
         }
       }
       if (t == DType::MXFP4) continue;  // no model file
-      const auto& real = model_blocks(t);
-      ASSERT_GE(real.size(), row_bytes(t, 4096) * 8) << model_path(t);
+      const auto& real = real_blocks(t);
+      ASSERT_GE(real.size(), row_bytes(t, 4096) * 8) << dtype_info(t).name;
       for (int64_t n : kSizes) {
         const size_t rb = row_bytes(t, n);
         for (size_t off = 0, k = 0; off + rb <= real.size() && k < 64; off += rb, ++k) {
@@ -439,17 +372,8 @@ TEST(Legacy, DotTileIsBitIdenticalToVecDot) {
             const auto row = quantize(at, random_row(n, 700 + c), true);
             std::copy(row.begin(), row.end(), a.begin() + c * ab);
           }
-          const int64_t ld = nr + 3;
-          std::vector<float> out(static_cast<size_t>(nc) * ld, -7.f);
-          tt->vec_dot_tile(n, nr, nc, w.data(), wb, a.data(), ab, out.data(), ld);
-          for (int c = 0; c < nc; ++c)
-            for (int r = 0; r < nr; ++r) {
-              const float one = tt->vec_dot(n, w.data() + r * wb, a.data() + c * ab);
-              ASSERT_TRUE(same_bits(one, out[c * ld + r]))
-                  << dtype_info(t).name << " n=" << n << " block " << nr << "x" << nc << " r=" << r << " c=" << c;
-            }
-          for (int c = 0; c < nc; ++c)
-            for (int r = nr; r < ld; ++r) ASSERT_EQ(out[c * ld + r], -7.f) << "wrote outside the block";
+          ASSERT_NO_FATAL_FAILURE(expect_tile_is_vec_dot(tt, n, w.data(), wb, nr, a.data(), ab, nc))
+              << dtype_info(t).name;
         }
       }
     }
@@ -478,7 +402,7 @@ TEST(Legacy, Q81QuantizerIsBitIdenticalToReference) {
     EXPECT_EQ(q.qs[3], -127);
     EXPECT_EQ(f16_to_f32(q.s), 5.f);  // 127 + 2 - 4 - 127 + 7
   }
-  if (!have_avx2()) GTEST_SKIP() << "no AVX2";
+  if (!has_avx2()) GTEST_SKIP() << "no AVX2";
   const auto variants = simd_variants(DType::Q8_1);
   ASSERT_FALSE(variants.empty());
   std::vector<std::vector<float>> cases;
@@ -532,8 +456,8 @@ TEST(Legacy, ValidateRejectsNonFiniteScalesAndAcceptsRealBlocks) {
         EXPECT_FALSE(tt->validate(b.data(), n)) << dtype_info(t).name << " min " << bad;
       }
     }
-    const auto& real = model_blocks(t);
-    ASSERT_FALSE(real.empty()) << model_path(t);
+    const auto& real = real_blocks(t);
+    ASSERT_FALSE(real.empty()) << dtype_info(t).name;
     const int64_t n_real = static_cast<int64_t>(real.size() / dtype_info(t).block_bytes * dtype_info(t).block_elems);
     EXPECT_TRUE(tt->validate(real.data(), n_real)) << dtype_info(t).name;
   }

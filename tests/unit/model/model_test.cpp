@@ -109,23 +109,36 @@ TEST(Model, ClearLoadErrors) {
     EXPECT_NE(m.status().message().find("blk.0.ffn_gate.weight': shape [256, 768], expected [256, 512]"), std::string::npos)
         << m.status().message();
   }
-  {  // a weight type without kernels
+  {  // a weight of a type with no kernels, then a weight whose block scale is NaN
     auto src = gguf::File::open(kLlama);
-    gguf::Writer w;
-    for (const auto& kv : src.value()->metadata()) w.copy_kv(std::string(kv.key), kv.value);
-    for (const auto& t : src.value()->tensors()) {
-      std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
-      if (t.name == "blk.0.attn_q.weight") {
-        std::vector<uint8_t> q41(row_bytes(DType::Q4_1, ne[0]) * ne[1], 0);
-        ASSERT_TRUE(w.add_tensor(std::string(t.name), DType::Q4_1, ne, q41.data(), q41.size()).is_ok());
-      } else {
-        ASSERT_TRUE(w.add_tensor(std::string(t.name), t.type, ne, t.data, t.n_bytes).is_ok());
+    auto with_attn_q = [&](DType type, const std::vector<uint8_t>& data, const std::string& path) {
+      gguf::Writer w;
+      for (const auto& kv : src.value()->metadata()) w.copy_kv(std::string(kv.key), kv.value);
+      for (const auto& t : src.value()->tensors()) {
+        std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
+        if (t.name == "blk.0.attn_q.weight") {
+          ASSERT_TRUE(w.add_tensor(std::string(t.name), type, ne, data.data(), data.size()).is_ok());
+        } else {
+          ASSERT_TRUE(w.add_tensor(std::string(t.name), t.type, ne, t.data, t.n_bytes).is_ok());
+        }
       }
-    }
-    ASSERT_TRUE(w.write(tmp_path("q41.gguf")).is_ok());
-    auto m = model::Model::load(tmp_path("q41.gguf"));
+      ASSERT_TRUE(w.write(path).is_ok());
+    };
+    const auto* q = src.value()->tensor("blk.0.attn_q.weight");
+    with_attn_q(DType::I8, std::vector<uint8_t>(q->ne[0] * q->ne[1], 0), tmp_path("i8.gguf"));
+    auto m = model::Model::load(tmp_path("i8.gguf"));
     ASSERT_FALSE(m.is_ok());
-    EXPECT_NE(m.status().message().find("weight type Q4_1 is not supported"), std::string::npos) << m.status().message();
+    EXPECT_NE(m.status().message().find("weight type I8 is not supported (F32, F16, Q4_0"), std::string::npos)
+        << m.status().message();
+    std::vector<uint8_t> q41(row_bytes(DType::Q4_1, q->ne[0]) * q->ne[1], 0);
+    q41[20 * 7] = 0x00;
+    q41[20 * 7 + 1] = 0x7E;  // block 7's f16 scale: NaN
+    with_attn_q(DType::Q4_1, q41, tmp_path("q41nan.gguf"));
+    m = model::Model::load(tmp_path("q41nan.gguf"));
+    ASSERT_FALSE(m.is_ok());
+    EXPECT_EQ(m.status().code(), ErrorCode::kCorrupt);
+    EXPECT_NE(m.status().message().find("'blk.0.attn_q.weight': type Q4_1 data holds an invalid block"), std::string::npos)
+        << m.status().message();
   }
 }
 
