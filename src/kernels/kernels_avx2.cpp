@@ -64,7 +64,7 @@ struct F16 {
 #pragma GCC unroll 8
       for (int r = 0; r < NR; ++r) {
         float s = hsum(_mm256_add_ps(acc0[c][r], acc1[c][r]));
-        for (int64_t k = i; k < n; ++k) s += f16_to_f32(x[r][k]) * f16_to_f32(y[c][k]);
+        for (int64_t k = i; k < n; ++k) s += half_to_float(x[r][k]) * half_to_float(y[c][k]);
         out[c * ld + r] = s;
       }
   }
@@ -106,13 +106,13 @@ struct Q80 {
         _mm_prefetch(reinterpret_cast<const char*>(x + 12), _MM_HINT_T0);
         qx[r] = load256(x->qs);
         ax[r] = _mm256_sign_epi8(qx[r], qx[r]);
-        dx[r] = f16_to_f32(x->d);
+        dx[r] = half_to_float(x->d);
       }
 #pragma GCC unroll 8
       for (int c = 0; c < NC; ++c) {
         const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(a + c * as) + i;
         const __m256i qy = load256(y->qs);
-        const float dy = f16_to_f32(y->d);
+        const float dy = half_to_float(y->d);
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
           const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax[r], _mm256_sign_epi8(qy, qx[r])), ones);
@@ -149,13 +149,13 @@ void dequantize_f16_avx2(const void* vx, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
-  for (; i < n; ++i) y[i] = f16_to_f32(x[i]);
+  for (; i < n; ++i) y[i] = half_to_float(x[i]);
 }
 
 void dequantize_q8_0_avx2(const void* vx, float* y, int64_t n) {
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
   for (int64_t i = 0; i < n / QK8_0; ++i, y += QK8_0) {
-    const __m256 d = _mm256_set1_ps(f16_to_f32(x[i].d));
+    const __m256 d = _mm256_set1_ps(half_to_float(x[i].d));
     for (int k = 0; k < 4; ++k)
       _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
                                                     reinterpret_cast<const __m128i*>(x[i].qs + 8 * k)))),

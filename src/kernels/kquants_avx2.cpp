@@ -85,8 +85,8 @@ struct Q4K {
         k4_scales(x[r]->scales, sc, mn);
         scl[r] = scales16x2(sc);
         mns[r] = mins16(mn);
-        dx[r] = f16_to_f32(x[r]->d);
-        dmx[r] = f16_to_f32(x[r]->dmin);
+        dx[r] = half_to_float(x[r]->d);
+        dmx[r] = half_to_float(x[r]->dmin);
       }
 #pragma GCC unroll 8
       for (int c = 0; c < NC; ++c) y[c] = row_block<BlockQ8_K>(a, as, c, i);
@@ -215,7 +215,7 @@ struct Q5K {
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
           const int sm = hsum_i32(_mm_madd_epi16(mns[r], q8s));
-          const float dmin = -y[c]->d * f16_to_f32(x[r]->dmin);
+          const float dmin = -y[c]->d * half_to_float(x[r]->dmin);
           // llama.cpp's `summs += dmin * sm` (contracted to one FMA by the compiler)
           summs[c][r] = fmaf1(dmin, static_cast<float>(sm), summs[c][r]);
         }
@@ -254,7 +254,7 @@ struct Q5K {
       for (int c = 0; c < NC; ++c)
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
-          const __m256 d = _mm256_set1_ps(y[c]->d * f16_to_f32(x[r]->d));
+          const __m256 d = _mm256_set1_ps(y[c]->d * half_to_float(x[r]->d));
           acc[c][r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[c][r]), acc[c][r]);
         }
     }
@@ -325,7 +325,7 @@ struct Q6K {
       for (int c = 0; c < NC; ++c)
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
-          const __m256 d = _mm256_set1_ps(y[c]->d * f16_to_f32(x[r]->d));
+          const __m256 d = _mm256_set1_ps(y[c]->d * half_to_float(x[r]->d));
           acc[c][r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[c][r]), acc[c][r]);
         }
     }
@@ -394,7 +394,7 @@ void dequantize_q4_K_avx2(const void* vx, float* y, int64_t n) {
   const BlockQ4_K* x = static_cast<const BlockQ4_K*>(vx);
   const __m128i m4 = _mm_set1_epi8(0xF);
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    const float d = f16_to_f32(x[i].d), dmin = f16_to_f32(x[i].dmin);
+    const float d = half_to_float(x[i].d), dmin = half_to_float(x[i].dmin);
     uint32_t sc32[2], mn32[2];
     k4_scales(x[i].scales, sc32, mn32);
     uint8_t sc[8], mn[8];
@@ -420,7 +420,7 @@ void dequantize_q5_K_avx2(const void* vx, float* y, int64_t n) {
   const BlockQ5_K* x = static_cast<const BlockQ5_K*>(vx);
   const __m128i m4 = _mm_set1_epi8(0xF), one = _mm_set1_epi8(1);
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    const float d = f16_to_f32(x[i].d), dmin = f16_to_f32(x[i].dmin);
+    const float d = half_to_float(x[i].d), dmin = half_to_float(x[i].dmin);
     uint32_t sc32[2], mn32[2];
     k4_scales(x[i].scales, sc32, mn32);
     uint8_t sc[8], mn[8];
@@ -449,7 +449,7 @@ void dequantize_q6_K_avx2(const void* vx, float* y, int64_t n) {
   const BlockQ6_K* x = static_cast<const BlockQ6_K*>(vx);
   const __m128i m4 = _mm_set1_epi8(0xF), m3 = _mm_set1_epi8(3), off = _mm_set1_epi8(32);
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    const float d = f16_to_f32(x[i].d);
+    const float d = half_to_float(x[i].d);
     for (int half = 0; half < 2; ++half) {
       const uint8_t* ql = x[i].ql + 64 * half;
       const uint8_t* qh = x[i].qh + 32 * half;

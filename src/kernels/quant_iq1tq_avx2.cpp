@@ -70,7 +70,7 @@ struct IQ1S {
       for (int c = 0; c < NC; ++c)
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
-          const float d = y[c]->d * f16_to_f32(x[r]->d);
+          const float d = y[c]->d * half_to_float(x[r]->d);
           acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum[c][r]), acc[c][r]);
           acc_delta[c][r] = fmaf1(d, static_cast<float>(iq1s_delta_sum(*x[r], *y[c])), acc_delta[c][r]);
         }
@@ -131,7 +131,7 @@ struct IQ1M {
       for (int c = 0; c < NC; ++c)
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
-          const __m256 d = _mm256_set1_ps(y[c]->d * f16_to_f32(iq1m_scale(*x[r])));
+          const __m256 d = _mm256_set1_ps(y[c]->d * half_to_float(iq1m_scale(*x[r])));
           acc[c][r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[c][r]), acc[c][r]);
           acc_delta[c][r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum_delta[c][r]), acc_delta[c][r]);
         }
@@ -231,7 +231,7 @@ struct TernaryKernel {
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
           const __m256i lanes = _mm256_madd_epi16(_mm256_sub_epi16(s16[c][r], bs), ones16);
-          const __m256 d = _mm256_set1_ps(y[c]->d * f16_to_f32(x[r]->d));
+          const __m256 d = _mm256_set1_ps(y[c]->d * half_to_float(x[r]->d));
           acc[c][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), d, acc[c][r]);
         }
       }

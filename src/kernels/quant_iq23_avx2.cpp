@@ -190,7 +190,7 @@ struct IqDot {
       for (int c = 0; c < NC; ++c)
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
-          const __m256 d = _mm256_set1_ps(f16_to_f32(x[r]->d) * y[c]->d);
+          const __m256 d = _mm256_set1_ps(half_to_float(x[r]->d) * y[c]->d);
           acc[c][r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[c][r]), acc[c][r]);
         }
     }
@@ -206,7 +206,7 @@ template <class F>
 void dequantize(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const typename F::Block*>(vx);
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    const float d = f16_to_f32(x[i].d);
+    const float d = half_to_float(x[i].d);
     for (int j = 0; j < QK_K / 32; ++j, y += 32) {
       const Chunk ch = F::unpack(x[i], j);
       const __m256i q = _mm256_sign_epi8(ch.mag, ch.sgn);

@@ -47,15 +47,15 @@ struct Q40 {
   using Act = BlockQ8_0;
   static constexpr bool kMin = false;
   static __m256i quants(const Block& x) { return _mm256_sub_epi8(nibbles(x.qs), _mm256_set1_epi8(8)); }
-  static float scale(const Block& x) { return f16_to_f32(x.d); }
+  static float scale(const Block& x) { return half_to_float(x.d); }
 };
 struct Q41 {
   using Block = BlockQ4_1;
   using Act = BlockQ8_1;
   static constexpr bool kMin = true;
   static __m256i quants(const Block& x) { return nibbles(x.qs); }
-  static float scale(const Block& x) { return f16_to_f32(x.d); }
-  static float min(const Block& x) { return f16_to_f32(x.m); }
+  static float scale(const Block& x) { return half_to_float(x.d); }
+  static float min(const Block& x) { return half_to_float(x.m); }
 };
 struct Q50 {
   using Block = BlockQ5_0;
@@ -66,7 +66,7 @@ struct Q50 {
     return _mm256_or_si256(nibbles(x.qs),
                            _mm256_andnot_si256(bit_bytes(x.qh), _mm256_set1_epi8(static_cast<char>(0xF0))));
   }
-  static float scale(const Block& x) { return f16_to_f32(x.d); }
+  static float scale(const Block& x) { return half_to_float(x.d); }
 };
 struct Q51 {
   using Block = BlockQ5_1;
@@ -75,8 +75,8 @@ struct Q51 {
   static __m256i quants(const Block& x) {
     return _mm256_or_si256(nibbles(x.qs), _mm256_and_si256(bit_bytes(x.qh), _mm256_set1_epi8(0x10)));
   }
-  static float scale(const Block& x) { return f16_to_f32(x.d); }
-  static float min(const Block& x) { return f16_to_f32(x.m); }
+  static float scale(const Block& x) { return half_to_float(x.d); }
+  static float min(const Block& x) { return half_to_float(x.m); }
 };
 struct IQ4NL {
   using Block = BlockIQ4_NL;
@@ -85,7 +85,7 @@ struct IQ4NL {
   static __m256i quants(const Block& x) {
     return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(load128(kIq4nlValues)), nibbles(x.qs));
   }
-  static float scale(const Block& x) { return f16_to_f32(x.d); }
+  static float scale(const Block& x) { return half_to_float(x.d); }
 };
 struct MXFP4 {
   using Block = BlockMXFP4;
@@ -129,7 +129,7 @@ struct Dot32 {
       for (int c = 0; c < NC; ++c) {
         const Act& y = *row_block<Act>(a, as, c, i);
         const __m256i qy = load256(y.qs);
-        const float dy = f16_to_f32(y.d);
+        const float dy = half_to_float(y.d);
         __m256i p[NR];
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r)
@@ -137,7 +137,7 @@ struct Dot32 {
         if constexpr (NR == 1) {
           __m128 s =
               _mm_fmadd_ss(_mm_cvtepi32_ps(_mm_cvtsi32_si128(hsum_i32(p[0]))), _mm_set_ss(dx[0] * dy), acc[c][0]);
-          if constexpr (W::kMin) s = _mm_fmadd_ss(_mm_set_ss(mx[0]), _mm_set_ss(f16_to_f32(y.s)), s);
+          if constexpr (W::kMin) s = _mm_fmadd_ss(_mm_set_ss(mx[0]), _mm_set_ss(half_to_float(y.s)), s);
           acc[c][0] = s;
         } else {
 #pragma GCC unroll 4
@@ -148,7 +148,7 @@ struct Dot32 {
             const __m128i si = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
             const __m128 d = _mm_mul_ps(_mm_load_ps(dx + 4 * g), _mm_set1_ps(dy));
             __m128 s = _mm_fmadd_ps(_mm_cvtepi32_ps(si), d, acc[c][g]);
-            if constexpr (W::kMin) s = _mm_fmadd_ps(_mm_load_ps(mx + 4 * g), _mm_set1_ps(f16_to_f32(y.s)), s);
+            if constexpr (W::kMin) s = _mm_fmadd_ps(_mm_load_ps(mx + 4 * g), _mm_set1_ps(half_to_float(y.s)), s);
             acc[c][g] = s;
           }
         }
@@ -188,7 +188,7 @@ struct Q10 {
       for (int r = 0; r < NR; ++r) {
         const BlockQ1_0& x = *row_block<BlockQ1_0>(w, ws, r, i);
         for (int k = 0; k < 4; ++k) bx[r][k] = _mm256_and_si256(bit_bytes(x.qs + 4 * k), one8);
-        dx[r] = f16_to_f32(x.d);
+        dx[r] = half_to_float(x.d);
       }
 #pragma GCC unroll 8
       for (int c = 0; c < NC; ++c) {
@@ -198,7 +198,7 @@ struct Q10 {
         for (int k = 0; k < 4; ++k) {
           qy[k] = load256(y[k].qs);
           sy[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, qy[k]), one16);
-          dy[k] = _mm256_set1_ps(f16_to_f32(y[k].d));
+          dy[k] = _mm256_set1_ps(half_to_float(y[k].d));
         }
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
@@ -251,7 +251,7 @@ void dequantize_q1_0_avx2(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const BlockQ1_0*>(vx);
   const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   for (int64_t i = 0; i < n / QK1_0; ++i) {
-    const __m256 d = _mm256_set1_ps(f16_to_f32(x[i].d));
+    const __m256 d = _mm256_set1_ps(half_to_float(x[i].d));
     const __m256 nd = _mm256_xor_ps(d, _mm256_set1_ps(-0.0f));
     for (int b = 0; b < QK1_0 / 8; ++b, y += 8) {
       const __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(x[i].qs[b]), bit), bit);
