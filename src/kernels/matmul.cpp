@@ -209,13 +209,19 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
   };
   std::vector<Part> parts;
   parts.reserve(n_jobs);
+  // The products not wholly packed, run after the packed ones: their matmul may remake
+  // acts' shared aux for another kernel while an earlier part still points at it.
+  std::vector<const MatmulJob*> plain;
+  auto run_plain = [&] {
+    for (const MatmulJob* jb : plain) matmul(*jb->w, *jb->acts, jb->y, jb->ld_y, pool);
+  };
   int64_t n_chunks = 0, n_groups_all = 0;
   double bytes = 0, macs = 0;
   for (int j = 0; j < n_jobs; ++j) {
     const MatmulJob& jb = jobs[j];
     const PackedKernels* pk = jb.w->packed && jb.w->packed_rows == jb.w->n_rows ? packed_kernels(jb.w->type) : nullptr;
     if (!pk) {
-      matmul(*jb.w, *jb.acts, jb.y, jb.ld_y, pool);
+      plain.push_back(&jb);
       continue;
     }
     Part p{&jb, pk, nullptr, {}, 0, jb.w->packed_rows / pk->rows, 1, pk->group_bytes(jb.w->n_cols), n_chunks,
@@ -242,7 +248,7 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
     macs += static_cast<double>(jb.w->packed_rows) * jb.w->n_cols * n_tok;
     parts.push_back(std::move(p));
   }
-  if (parts.empty()) return;
+  if (parts.empty()) return run_plain();
   const bool scalar = scalar_kernels_forced();
   auto run_chunk = [&](int64_t c) {
     size_t i = 0;
@@ -256,7 +262,7 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
   };
   if (pool.n_threads() == 1 || n_chunks == 1 || (macs < kMinParallelMacs && bytes < kMinParallelBytes)) {
     for (int64_t c = 0; c < n_chunks; ++c) run_chunk(c);
-    return;
+    return run_plain();
   }
   // Each thread walks one contiguous range of the list's groups in chunk-sized runs
   // (handing chunks out from a shared counter interleaves the threads' addresses and the
@@ -279,6 +285,7 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, ThreadPool& pool) {
       }
     }
   });
+  run_plain();
 }
 
 void matmul(const MatView& w, const float* x, int64_t n_tok, float* y, int64_t ld_y, ThreadPool& pool,

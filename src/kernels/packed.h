@@ -15,6 +15,7 @@
 //          qs[64c + 4r + b] = row r's qs[4c + b], 288 bytes.
 //  Q4_0x8: per block { f16 d[8]; u8 qs[128] }, qs[32c + 4r + b] = row r's qs[4c + b]
 //          (low nibble element 4c+b, high nibble element 16+4c+b), 144 bytes.
+//  Q4_1x8, Q5_0x8, Q5_1x8, IQ4_NLx8: Q4_0x8 plus the mins and fifth bits (packed_legacy.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -66,6 +67,11 @@ void install_packed_vnni(PackedKernels* table);
 // kernel) and its AVX2 kernel (packed_q5k_avx2.cpp: sets gemm and impl on that entry).
 void install_packed_q5k_ref(PackedKernels* q5k_entry);
 void install_packed_q5k_avx2(PackedKernels* q5k_entry);
+// The 8-row layouts of Q4_1, Q5_0, Q5_1 and IQ4_NL (packed_legacy.h): the layout and
+// scalar kernel of each into its entry of a table (packed_legacy.cpp), and their AVX2
+// kernels (packed_legacy_avx2.cpp, called by install_packed_avx2).
+void install_packed_legacy_ref(PackedKernels* table);
+void install_packed_legacy_avx2(PackedKernels* table);
 // The AVX2 kernels over the 16-row Q8_0/Q6_K layouts (packed_x16_avx2.cpp), called by
 // install_packed_avx2.
 void install_packed_x16_avx2(PackedKernels* table);

@@ -423,6 +423,11 @@ struct PackedTables {
     install_packed_q5k_ref(&ref[static_cast<int>(DType::Q5_K)]);
     best[static_cast<int>(DType::Q5_K)] = ref[static_cast<int>(DType::Q5_K)];
     has_ref[static_cast<int>(DType::Q5_K)] = true;
+    install_packed_legacy_ref(ref);  // Q4_1, Q5_0, Q5_1, IQ4_NL
+    for (DType t : {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL}) {
+      best[static_cast<int>(t)] = ref[static_cast<int>(t)];
+      has_ref[static_cast<int>(t)] = true;
+    }
 #if defined(__x86_64__)
     const auto& f = cpu_features();
     // snapshot of best after an install: the entries that install changed

@@ -52,7 +52,8 @@ Packed pack(const PackedKernels* pk, const std::vector<uint8_t>& w, DType t, int
   return p;
 }
 
-const DType kPackedTypes[] = {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K, DType::Q5_K};
+const DType kPackedTypes[] = {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K, DType::Q5_K,
+                              DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL};
 
 }  // namespace
 
@@ -120,9 +121,13 @@ TEST(Packed, MatmulManyEqualsSeparateMatmuls) {
   const int64_t n_cols = 1024;
   const Spec specs[] = {{DType::Q4_0, 512, true}, {DType::Q4_0, 64, true}, {DType::Q6_K, 96, true},
                         {DType::Q4_K, 40, true},  {DType::Q8_0, 48, false}, {DType::Q4_0, 37, true},
-                        {DType::Q8_0, 32, true},  {DType::Q5_K, 40, true}};
+                        {DType::Q8_0, 32, true},  {DType::Q5_K, 40, true},  {DType::Q5_0, 48, true},
+                        {DType::IQ4_NL, 40, true}, {DType::Q4_1, 56, true}, {DType::Q5_1, 24, true},
+                        {DType::Q5_0, 19, true}};
   // share: products with the same activation type read one QuantActs (as q, k and v do),
-  // whose cached aux integers differ between the Q4_0 and Q8_0 kernels.
+  // whose cached aux integers differ between the Q4_0 and Q8_0 kernels. The partly packed
+  // Q5_0 (19 rows) remakes that aux for its own kernel in matmul(): it must not run before
+  // the Q4_0 parts that read acts' copy (it once did).
   for (bool share : {false, true})
   for (int n_tok : {1, 3, 8}) {
     std::mt19937 rng(n_tok);
