@@ -16,10 +16,10 @@ for f in ../shared/data/models/mini-qwen3-Q4_0.gguf ../shared/data/tokenizer/ggm
   [ -f "$f" ] && head -c 200000 "$f" > "$corpus/$(basename "$f").head"
 done
 ./build-fuzz/fuzz/fuzz_gguf "$corpus" -max_total_time="$secs" -max_len=262144 -rss_limit_mb=2048 \
-  -timeout=10 -print_final_stats=1 -artifact_prefix=build-fuzz/ 2>&1 | tail -n 15
+  -timeout=10 -print_final_stats=1 -artifact_prefix=build-fuzz/ 2>&1 | tail -n 60
 echo "fuzz: gguf parser ran ${secs}s without a finding"
 # Block decoders of every weight type (first byte: the type), from an empty corpus.
 mkdir -p build-fuzz/corpus-blocks
 ./build-fuzz/fuzz/fuzz_blocks build-fuzz/corpus-blocks -max_total_time="$secs" -max_len=8192 -rss_limit_mb=2048 \
-  -timeout=10 -print_final_stats=1 -artifact_prefix=build-fuzz/ 2>&1 | tail -n 15
+  -timeout=10 -print_final_stats=1 -artifact_prefix=build-fuzz/ 2>&1 | tail -n 60
 echo "fuzz: block decoders ran ${secs}s without a finding"

@@ -440,8 +440,10 @@ TEST(Legacy, ValidateRejectsNonFiniteScalesAndAcceptsRealBlocks) {
     const size_t last = q.size() - dtype_info(t).block_bytes;  // the last block's scale
     if (t == DType::MXFP4) {
       auto b = q;
-      b[last] = 254;
+      b[last] = 252;  // the largest exponent whose levels all stay finite
       EXPECT_TRUE(tt->validate(b.data(), n));
+      b[last] = 253;  // 12 * 2^125 overflows float
+      EXPECT_FALSE(tt->validate(b.data(), n));
       b[last] = 0xFF;  // E8M0 NaN
       EXPECT_FALSE(tt->validate(b.data(), n));
       continue;  // no model file
