@@ -6,6 +6,7 @@
 namespace tachyon::apps {
 
 int cmd_inspect(int argc, char** argv);
+int cmd_gguf_split(int argc, char** argv);
 int cmd_chat_template(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_serve(int argc, char** argv);

@@ -24,6 +24,7 @@ const Command kCommands[] = {
     {"gen-model", tachyon::apps::cmd_gen_model, "write a random-weight GGUF model at a real model's shape"},
     {"quantize", tachyon::apps::cmd_quantize, "convert a GGUF model's weights to another type"},
     {"inspect", tachyon::apps::cmd_inspect, "print a GGUF file's metadata and tensor table"},
+    {"gguf-split", tachyon::apps::cmd_gguf_split, "split a GGUF model into parts or merge them (llama-gguf-split's layout)"},
     {"chat-template", tachyon::apps::cmd_chat_template, "render a chat prompt from JSON messages with a chat template"},
     {"tokenize", tachyon::apps::cmd_tokenize, "print the token ids of a text"},
     {"detokenize", tachyon::apps::cmd_detokenize, "print the text of a token id sequence"},

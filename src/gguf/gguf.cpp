@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace tachyon::gguf {
@@ -234,7 +235,28 @@ Status read_value(Cursor& c, ValueType t, Value* v, int depth, const std::string
 
 }  // namespace
 
+std::string split_path(const std::string& prefix, int split_no, int n_split) {
+  char tail[48];
+  std::snprintf(tail, sizeof tail, "-%05d-of-%05d.gguf", split_no + 1, n_split);
+  return prefix + tail;
+}
+
+std::string split_prefix(const std::string& path, int split_no, int n_split) {
+  const std::string tail = split_path("", split_no, n_split);
+  if (path.size() <= tail.size() || path.compare(path.size() - tail.size(), tail.size(), tail) != 0) return "";
+  return path.substr(0, path.size() - tail.size());
+}
+
 Result<std::unique_ptr<File>> File::open(const std::string& path) {
+  auto f = open_one(path);
+  if (!f) return f.status();
+  std::unique_ptr<File> file = std::move(f.value());
+  Status st = file->open_parts();
+  if (!st) return st;
+  return file;
+}
+
+Result<std::unique_ptr<File>> File::open_one(const std::string& path) {
   auto m = MappedFile::open(path);
   if (!m) return m.status();
   std::unique_ptr<File> f(new File());
@@ -354,6 +376,70 @@ Status File::parse_all() {
         return corrupt(p + "tensor '" + quote(order[k]->name) + "': data overlaps tensor '" + quote(order[k - 1]->name) + "'");
     }
   }
+  return Status::ok();
+}
+
+Status File::open_parts() {
+  if (!find(kKeySplitCount)) return Status::ok();
+  const std::string p = path_ + ": ";
+  const auto count = get_int(kKeySplitCount);
+  if (!count || *count < 0 || *count > 65535)
+    return corrupt(p + "key 'split.count': " + (count ? std::to_string(*count) : std::string("not an integer")) +
+                   " (must be 0..65535)");
+  if (*count <= 1) return Status::ok();  // merged files keep 'split.count' = 0
+  const int n = static_cast<int>(*count);
+  const std::string of_n = " of " + std::to_string(n);
+  const auto no = get_int(kKeySplitNo);
+  if (!no || *no < 0 || *no >= n)
+    return corrupt(p + "key 'split.no': " + (no ? std::to_string(*no) : std::string("missing or not an integer")) +
+                   " (must be 0.." + std::to_string(n - 1) + " for split.count " + std::to_string(n) + ")");
+  if (*no != 0) {
+    const std::string pre = split_prefix(path_, static_cast<int>(*no), n);
+    return invalid_argument(p + "split part " + std::to_string(*no + 1) + of_n + ": open part 1" +
+                            (pre.empty() ? std::string() : " (" + split_path(pre, 0, n) + ")") + " to load the model");
+  }
+  const auto n_total = get_int(kKeySplitTensorsCount);
+  if (!n_total || *n_total < 0)
+    return corrupt(p + "key 'split.tensors.count': missing or not a non-negative integer (split.count is " +
+                   std::to_string(n) + ")");
+  const std::string prefix = split_prefix(path_, 0, n);
+  if (prefix.empty())
+    return invalid_argument(p + "split part 1" + of_n + ": the file name does not end in " + split_path("", 0, n) +
+                            ", so the other parts cannot be found");
+
+  // Tensor name -> part holding it.
+  std::unordered_map<std::string_view, int> owner;
+  for (const auto& t : tensors_) owner.emplace(t.name, 0);
+  for (int k = 1; k < n; ++k) {
+    const std::string pp = split_path(prefix, k, n);
+    const std::string part = "split part " + std::to_string(k + 1) + of_n;
+    auto r = open_one(pp);
+    if (!r) {
+      if (r.status().code() == ErrorCode::kNotFound) return not_found(pp + ": " + part + ": missing (needed by " + path_ + ")");
+      return Status(r.status().code(), r.status().message() + " (" + part + " of " + path_ + ")");
+    }
+    const File& f = *r.value();
+    const auto c = f.get_int(kKeySplitCount), i = f.get_int(kKeySplitNo);
+    if (!c || *c != n)
+      return corrupt(pp + ": " + part + ": key 'split.count' is " + (c ? std::to_string(*c) : std::string("missing")) +
+                     ", expected " + std::to_string(n) + " (a part of another split?)");
+    if (!i || *i != k)
+      return corrupt(pp + ": " + part + ": key 'split.no' is " + (i ? std::to_string(*i) : std::string("missing")) +
+                     ", expected " + std::to_string(k) + " (a part of another split?)");
+    for (TensorInfo ti : f.tensors_) {
+      const auto [it, fresh] = owner.emplace(ti.name, k);
+      if (!fresh)
+        return corrupt(pp + ": tensor '" + quote(ti.name) + "': duplicate, also in split part " +
+                       std::to_string(it->second + 1) + " (" + split_path(prefix, it->second, n) + ")");
+      ti.part = static_cast<uint32_t>(k);
+      tensors_.push_back(ti);
+    }
+    size_ += f.size_;
+    parts_.push_back(std::move(r.value()));
+  }
+  if (tensors_.size() != static_cast<uint64_t>(*n_total))
+    return corrupt(p + "key 'split.tensors.count': " + std::to_string(*n_total) + " tensors expected, " +
+                   std::to_string(tensors_.size()) + " found in the " + std::to_string(n) + " parts");
   return Status::ok();
 }
 

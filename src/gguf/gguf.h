@@ -6,6 +6,9 @@
 // tensor's bytes lie inside the data section without overlap. After a successful open()
 // all views (strings, arrays, tensor data) point into the mapping and stay valid for the
 // File's lifetime. Errors name the file, the key or tensor, and the problem.
+//
+// Split models (llama-gguf-split's PREFIX-00001-of-0000N.gguf): open() on part 1 opens
+// and validates every other part by name and merges their tensors; see File::open.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -95,27 +98,51 @@ struct TensorInfo {
   uint32_t n_dims = 0;
   int64_t ne[4] = {1, 1, 1, 1};  // ne[0] is the innermost (contiguous) dimension
   DType type = DType::F32;
-  uint64_t offset = 0;     // relative to the data section
+  uint64_t offset = 0;     // relative to the data section of its part
   uint64_t n_bytes = 0;
-  const uint8_t* data = nullptr;  // into the mapping
+  const uint8_t* data = nullptr;  // into the mapping of its part
+  uint32_t part = 0;              // 0-based split part holding the data (0 for single files)
 
   int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   std::string shape_string() const;
 };
 
+// Keys llama-gguf-split writes into every part.
+inline constexpr std::string_view kKeySplitNo = "split.no";                    // u16, 0-based
+inline constexpr std::string_view kKeySplitCount = "split.count";              // u16
+inline constexpr std::string_view kKeySplitTensorsCount = "split.tensors.count";  // i32, over all parts
+
+// Name of split part `split_no` (0-based) of `n_split`: "<prefix>-%05d-of-%05d.gguf".
+std::string split_path(const std::string& prefix, int split_no, int n_split);
+// The prefix of `path` when it is named as part `split_no` of `n_split`, else "".
+std::string split_prefix(const std::string& path, int split_no, int n_split);
+
 class File {
  public:
   // Maps and validates a file. On failure the Status message reads
   // "<path>: <key or tensor>: <problem>".
+  //
+  // A file whose 'split.count' is above 1 must be part 1 ('split.no' 0) and be named
+  // PREFIX-00001-of-NNNNN.gguf; the other parts PREFIX-0000k-of-NNNNN.gguf are then
+  // mapped and validated the same way, must carry the same 'split.count' and their own
+  // 'split.no', and their tensors are appended to tensors() in part order (names unique
+  // over all parts, total equal to part 1's 'split.tensors.count'). Metadata comes from
+  // part 1 only; the parts stay mapped for the File's lifetime. Cost: one mmap per part.
   static Result<std::unique_ptr<File>> open(const std::string& path);
   // Validates an in-memory buffer (used by the fuzzer); `name` stands in for the path.
+  // Single-buffer only: split keys are not followed, so a buffer declaring
+  // 'split.count' > 1 parses as that one part with its own tensors.
   static Result<std::unique_ptr<File>> parse(const uint8_t* data, size_t size, std::string name);
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  // part 1 for split models
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
-  uint64_t data_offset() const { return data_offset_; }
-  uint64_t file_size() const { return size_; }
+  uint64_t data_offset() const { return data_offset_; }  // of part 1
+  uint64_t file_size() const { return size_; }           // sum over all parts
+
+  // Split parts: 1 for single files. part_path(0) == path().
+  int n_parts() const { return 1 + static_cast<int>(parts_.size()); }
+  const std::string& part_path(int i) const { return i == 0 ? path_ : parts_[i - 1]->path_; }
 
   const std::vector<KeyValue>& metadata() const { return kvs_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
@@ -135,7 +162,10 @@ class File {
 
  private:
   File() = default;
+  static Result<std::unique_ptr<File>> open_one(const std::string& path);
   Status parse_all();
+  Status open_parts();
+
 
   MappedFile map_;
   const uint8_t* base_ = nullptr;
@@ -146,6 +176,7 @@ class File {
   uint64_t data_offset_ = 0;
   std::vector<KeyValue> kvs_;
   std::vector<TensorInfo> tensors_;
+  std::vector<std::unique_ptr<File>> parts_;  // split parts 2..N, kept mapped
 };
 
 }  // namespace tachyon::gguf
