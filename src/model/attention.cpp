@@ -14,6 +14,9 @@
 //    in blocks of 16 at absolute positions with one online-softmax update per block
 //    (polynomial exp), an f32 V accumulator. attention_f32acc.h vectorizes it with query
 //    rows as lanes (no horizontal sums, each K/V element widened once per GQA group).
+// With a sliding window each row also has a first visible key: the short-batch numerics
+// skip the keys before it; the tiled and f32 ones mask them like the keys past the end,
+// in the same tiles/blocks at absolute positions, starting at the one that holds it.
 // All are exact attention; they differ only in rounding. This scalar version is the
 // reference; attention_avx2.cpp performs the same float operations in the same order
 // with AVX2 (same bits, checked by tests/unit/model/attention_simd_test.cpp) and is
@@ -103,15 +106,16 @@ inline float dot_f16_avx2(int n, const f16_t* x, const f16_t* y) {
   return static_cast<float>(sum);
 }
 
-// One query row (one token, one head), short-batch numerics.
+// One query row (one token, one head) over keys [begin, n_ctx), short-batch numerics.
+// Keys before begin are skipped, as llama.cpp skips -inf-masked keys (same bits).
 void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
-                       const float* q, int32_t n_ctx, float* out, AttnScratch& sc) {
+                       const float* q, int32_t begin, int32_t n_ctx, float* out, AttnScratch& sc) {
   const int ps = kv.page_size();
   sc.q16.resize(hd);
   sc.acc16.assign(hd, 0);
   for (int d = 0; d < hd; ++d) sc.q16[d] = f32_to_f16(q[d]);
   float M = -INFINITY, S = 0.f;
-  for (int32_t j = 0; j < n_ctx; ++j) {
+  for (int32_t j = begin; j < n_ctx; ++j) {
     const int32_t page = pt.pages[j / ps];
     const size_t off = static_cast<size_t>(j % ps) * hd;
     const float s = dot_f16_avx2(hd, kv.k(page, layer, hk) + off, sc.q16.data()) * scale;
@@ -132,19 +136,21 @@ void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
   for (int d = 0; d < hd; ++d) out[d] = f16_to_f32(sc.acc16[d]) * inv;
 }
 
-// One query row, prefill (tiled) numerics.
+// One query row over keys [begin, n_ctx), prefill (tiled) numerics: tiles at positions
+// 0, 64, 128, ..., keys outside [begin, n_ctx) masked (score -inf, no V update).
 void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
-                      const float* q, int32_t n_ctx, float* out, AttnScratch& sc) {
+                      const float* q, int32_t begin, int32_t n_ctx, float* out, AttnScratch& sc) {
   const int ps = kv.page_size();
   sc.acc.assign(hd, 0.f);
   sc.p.resize(kTile);
   float M = -INFINITY, S = 0.f;
-  for (int32_t c = 0; c < n_ctx; c += kTile) {
-    const int n_vis = std::min<int32_t>(kTile, n_ctx - c);  // visible keys in this tile
+  for (int32_t c = begin / kTile * kTile; c < n_ctx; c += kTile) {
+    const int n_vis = std::min<int32_t>(kTile, n_ctx - c);  // visible keys in this tile: [lo, n_vis)
+    const int lo = std::max<int32_t>(0, begin - c);
     float* p = sc.p.data();
     float tile_max = -INFINITY;
     for (int tk = 0; tk < kTile; ++tk) {
-      if (tk >= n_vis) {
+      if (tk < lo || tk >= n_vis) {
         p[tk] = -INFINITY;
         continue;
       }
@@ -169,7 +175,7 @@ void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, 
       sum += reduce8(p + g);
     }
     S = static_cast<float>(S + sum);
-    for (int tk = 0; tk < n_vis; ++tk) {
+    for (int tk = lo; tk < n_vis; ++tk) {
       const int32_t j = c + tk;
       const f16_t* vr = kv.v(pt.pages[j / ps], layer, hk) + static_cast<size_t>(j % ps) * hd;
       for (int d = 0; d < hd; ++d) sc.acc[d] = std::fma(f16_to_f32(vr[d]), p[tk], sc.acc[d]);
@@ -197,10 +203,11 @@ void kv_row_f32(const kv::KvPool& kv, bool is_k, int32_t page, int layer, int hk
   for (int d = 0; d < hd; ++d) out[d] = f16_to_f32(r[d]);
 }
 
-// One query row, f32 decode numerics; attention_f32acc.h performs the same operations
-// with query rows as vector lanes.
+// One query row over keys [begin, n_ctx), f32 decode numerics (blocks at absolute
+// positions from the one holding begin; keys outside the range masked: score -inf, no V
+// update); attention_f32acc.h performs the same operations with query rows as lanes.
 void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
-                       const float* q, int32_t n_ctx, float* out, AttnScratch& sc) {
+                       const float* q, int32_t begin, int32_t n_ctx, float* out, AttnScratch& sc) {
   constexpr int B = detail::kAttnF32Block;
   const int ps = kv.page_size();
   sc.qt.resize(hd);
@@ -209,13 +216,14 @@ void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
   sc.acc.assign(hd, 0.f);
   sc.p.resize(B);
   float M = -INFINITY, S = 0.f;
-  for (int32_t j0 = 0; j0 < n_ctx; j0 += B) {
-    const int nk = std::min<int32_t>(B, n_ctx - j0);
+  for (int32_t j0 = begin / B * B; j0 < n_ctx; j0 += B) {
+    const int nk = std::min<int32_t>(B, n_ctx - j0);  // visible keys of the block: [k0, nk)
+    const int k0 = std::max<int32_t>(0, begin - j0);
     float s[B];
     float mx = -INFINITY;
     for (int k = 0; k < B; ++k) {
       s[k] = -INFINITY;
-      if (k < nk) {
+      if (k >= k0 && k < nk) {
         const int32_t j = j0 + k;
         float a = 0.f;
         kv_row_f32(kv, true, pt.pages[j / ps], layer, hk, j % ps, hd, sc.kt.data());
@@ -236,11 +244,11 @@ void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
     S = S + t;
     M = m_new;
     sc.vt.resize(static_cast<size_t>(B) * hd);
-    for (int k = 0; k < nk; ++k)
+    for (int k = k0; k < nk; ++k)
       kv_row_f32(kv, false, pt.pages[(j0 + k) / ps], layer, hk, (j0 + k) % ps, hd, sc.vt.data() + k * hd);
     for (int d = 0; d < hd; ++d) {
       float a = sc.acc[d] * alpha;
-      for (int k = 0; k < nk; ++k) a = std::fma(sc.vt[k * hd + d], sc.p[k], a);
+      for (int k = k0; k < nk; ++k) a = std::fma(sc.vt[k * hd + d], sc.p[k], a);
       sc.acc[d] = a;
     }
   }
@@ -282,17 +290,17 @@ namespace detail {
 
 void attend_rows_f16acc_ref(const AttnRows& r, AttnScratch& sc) {
   for (int i = 0; i < r.n_rows; ++i)
-    attend_row_f16acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], r.n_ctx[i], r.out[i], sc);
+    attend_row_f16acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], row_begin(r, i), r.n_ctx[i], r.out[i], sc);
 }
 
 void attend_rows_f32acc_ref(const AttnRows& r, AttnScratch& sc) {
   for (int i = 0; i < r.n_rows; ++i)
-    attend_row_f32acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], r.n_ctx[i], r.out[i], sc);
+    attend_row_f32acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], row_begin(r, i), r.n_ctx[i], r.out[i], sc);
 }
 
 void attend_rows_tiled_ref(const AttnRows& r, AttnScratch& sc) {
   for (int i = 0; i < r.n_rows; ++i)
-    attend_row_tiled(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], r.n_ctx[i], r.out[i], sc);
+    attend_row_tiled(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], row_begin(r, i), r.n_ctx[i], r.out[i], sc);
 }
 
 #if defined(__x86_64__)
@@ -364,7 +372,10 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
     const bool tl = batch.seq_tiled_until.empty() ? n_q[sq] >= kTiledMinQueries : batch.pos[t] < batch.seq_tiled_until[sq];
     if (kv.type() == kv::KvType::kQ8_0) return kF32acc;  // the only numerics over a Q8_0 cache
     if (tl) return kTiled;
-    const bool f32 = s.decode == DecodeNumerics::kF32 || (s.decode == DecodeNumerics::kAuto && batch.pos[t] >= kAutoF32FromPos);
+    // kAuto counts the keys a query sees: a sliding-window layer keeps llama.cpp's bits at
+    // every position (its f16 chain stays as short as the window)
+    const int32_t seen = s.window > 0 ? std::min(batch.pos[t], s.window - 1) : batch.pos[t];
+    const bool f32 = s.decode == DecodeNumerics::kF32 || (s.decode == DecodeNumerics::kAuto && seen >= kAutoF32FromPos);
     return f32 ? kF32acc : kF16acc;
   };
   // Work items: runs of up to kBlockTokens consecutive tokens of one sequence with the
@@ -386,14 +397,16 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
     blocks.push_back({t, t + 1, k});
   }
   const int64_t n_items = static_cast<int64_t>(blocks.size()) * s.n_head_kv;
-  double n_macs = 0;  // (q.k and p.v) multiply-adds of the whole step
-  for (int64_t t = 0; t < n_tok; ++t) n_macs += 2.0 * (batch.pos[t] + 1) * hd * s.n_head;
+  // First visible key of token t's queries.
+  auto begin_of = [&](int64_t t) -> int32_t { return s.window > 0 ? std::max<int32_t>(0, batch.pos[t] - s.window + 1) : 0; };
+  double n_macs = 0;  // (q.k and p.v) multiply-adds of the whole step, visible keys only
+  for (int64_t t = 0; t < n_tok; ++t) n_macs += 2.0 * (batch.pos[t] + 1 - begin_of(t)) * hd * s.n_head;
   std::atomic<int64_t> next{0};
   auto work = [&](int, int) {
     AttnScratch sc;
     std::vector<const float*> qs;
     std::vector<float*> outs;
-    std::vector<int32_t> n_ctx;
+    std::vector<int32_t> n_ctx, ctx_begin;
     // later tokens see longer contexts: hand out the heaviest items first
     for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
       const int64_t item = n_items - 1 - i;
@@ -402,11 +415,13 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
       qs.clear();
       outs.clear();
       n_ctx.clear();
+      ctx_begin.clear();
       for (int64_t t = b.t0; t < b.t1; ++t) {
         for (int h = hk * group; h < (hk + 1) * group; ++h) {
           qs.push_back(q + (t * s.n_head + h) * hd);
           outs.push_back(out + (t * s.n_head + h) * hd);
           n_ctx.push_back(batch.pos[t] + 1);
+          if (s.window > 0) ctx_begin.push_back(begin_of(t));
         }
       }
       AttnRows r;
@@ -419,6 +434,7 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
       r.n_rows = static_cast<int>(qs.size());
       r.q = qs.data();
       r.n_ctx = n_ctx.data();
+      r.ctx_begin = s.window > 0 ? ctx_begin.data() : nullptr;
       r.out = outs.data();
       (b.kind == kTiled ? rk.tiled : b.kind == kF32acc ? rk.f32acc : rk.f16acc)(r, sc);
     }

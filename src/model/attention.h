@@ -16,7 +16,8 @@ namespace tachyon::model {
 // and differs from llama.cpp only in rounding. kAuto (the default): kLlama for query
 // positions below kAutoF32FromPos, kF32 from there on — llama.cpp's bits where they are
 // cheap, speed where its f16 chain would dominate the step. The choice depends only on
-// the position, so results stay independent of batching.
+// the position (and the layer's window: a query that sees fewer than kAutoF32FromPos keys
+// keeps kLlama), so results stay independent of batching.
 enum class DecodeNumerics { kAuto, kLlama, kF32 };
 constexpr int32_t kAutoF32FromPos = 128;
 
@@ -31,10 +32,16 @@ struct AttentionShape {
   int layer = 0;
   float scale = 1.f;  // 1/sqrt(head_dim)
   DecodeNumerics decode = DecodeNumerics::kAuto;
+  // Sliding window (Gemma 2/3 local layers; llama.cpp's LLAMA_SWA_TYPE_STANDARD): > 0, a
+  // query at position p sees the keys at positions [max(0, p - window + 1), p], i.e. key k
+  // is masked when p - k >= window; <= 0, every key up to p (full causal attention).
+  int window = 0;
 };
 
-// out[t][h*head_dim..] = softmax(q_t,h . K[0..pos_t]) V[0..pos_t] for every token t of
-// the batch and head h, reading K/V of t's sequence through its page table.
+// out[t][h*head_dim..] = softmax(q_t,h . K[b_t..pos_t]) V[b_t..pos_t] for every token t of
+// the batch and head h, reading K/V of t's sequence through its page table; b_t is 0, or
+// max(0, pos_t - window + 1) with a window. Keys before b_t are skipped (llama.cpp's CPU
+// flash attention skips masked keys the same way, so the kLlama numerics keep its bits).
 // q: [n_tok][n_head*head_dim] f32. Parallel over (block of tokens of one sequence, KV
 // head) work items.
 void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv, const float* q, float* out,

@@ -8,6 +8,9 @@
 //    the head dimension in order (K tiles transposed once per call and shared by all its
 //    rows); the exp is the same polynomial lane-wise; V is accumulated with lanes = head
 //    dims, each lane the FMA chain over keys in order.
+// With a sliding window (AttnRows::ctx_begin) both start at the smallest first visible
+// key of the call's rows and, per row, skip (short path) or mask (tiled) the keys before
+// the row's own; the block/tile level handles it, the per-key loops are unchanged.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -96,7 +99,7 @@ void attend_rows_f16acc_avx2_generic(const AttnRows& r, AttnScratch& sc) {
     for (int d = hd8; d < hd; ++d) qf[d] = f16_to_f32(sc.q16[d] = f32_to_f16(q[d]));
     std::fill(sc.acc16.begin(), sc.acc16.end(), f16_t{0});
     float M = -INFINITY, S = 0.f;
-    for (int32_t j = 0; j < r.n_ctx[row]; ++j) {
+    for (int32_t j = row_begin(r, row); j < r.n_ctx[row]; ++j) {
       const int32_t page = r.pt->pages[j / ps];
       const size_t off = static_cast<size_t>(j % ps) * hd;
       const float s = dot_f16(hd, kv.k(page, r.layer, r.hk) + off, qf) * r.scale;
@@ -131,8 +134,9 @@ namespace {
 inline __m256 round_f16(__m256 v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
 
 // The short path for head dims 8*NV: keys in blocks of up to 16 (within a page) shared by
-// all rows of the call (the query heads of a GQA group stay on one K/V read in L1). Per
-// row and block: the scores, a scan for the running max, the block's exps 8 at a time
+// all rows of the call (the query heads of a GQA group stay on one K/V read in L1), from
+// the smallest first visible key on. Per row and block, over the row's visible keys
+// [k0, nk) of it: the scores, a scan for the running max, the block's exps 8 at a time
 // with the libm-identical vector exp, then the V updates with the f16-rounded
 // accumulator held in registers. Operation for operation the scalar reference.
 template <int NV>
@@ -155,7 +159,7 @@ void f16acc_blocks(const AttnRows& r, AttnScratch& sc) {
     for (int d = 0; d < hd; d += 8) _mm256_storeu_ps(sc.kt.data() + row * hd + d, round_f16(_mm256_loadu_ps(r.q[row] + d)));
   }
   alignas(32) float s[kBlk], as[kBlk], am[kBlk], vs[kBlk], ms[kBlk];
-  for (int32_t j0 = 0; j0 < max_ctx;) {
+  for (int32_t j0 = min_begin(r); j0 < max_ctx;) {
     const int32_t page = r.pt->pages[j0 / ps];
     const int off0 = j0 % ps;
     const int blk = std::min<int32_t>({kBlk, max_ctx - j0, ps - off0});
@@ -170,11 +174,13 @@ void f16acc_blocks(const AttnRows& r, AttnScratch& sc) {
     }
     for (int row = 0; row < n; ++row) {
       const int nk = std::min<int32_t>(blk, r.n_ctx[row] - j0);
-      if (nk <= 0) continue;
+      const int k0 = r.ctx_begin ? std::max<int32_t>(0, r.ctx_begin[row] - j0) : 0;
+      if (nk <= k0) continue;
       const float* qf = sc.kt.data() + row * hd;
       float M = sc.m[row];
       unsigned newmax = 0;
-      for (int k = 0; k < nk; ++k) {
+      for (int k = 0; k < k0; ++k) as[k] = am[k] = 0.f;
+      for (int k = k0; k < nk; ++k) {
         s[k] = dot_f32x(hd, kb + k * hd, qf) * r.scale;
         if (s[k] > M) {
           am[k] = M - s[k];
@@ -198,7 +204,7 @@ void f16acc_blocks(const AttnRows& r, AttnScratch& sc) {
 #pragma GCC unroll 16
       for (int e = 0; e < NV; ++e) acc[e] = _mm256_loadu_ps(accp + 8 * e);
       float S = sc.s[row];
-      for (int k = 0; k < nk; ++k) {
+      for (int k = k0; k < nk; ++k) {
         float msk = 1.f;
         if (newmax >> k & 1) {
           msk = ms[k];
@@ -249,28 +255,31 @@ void attend_rows_tiled_avx2(const AttnRows& r, AttnScratch& sc) {
   const int n = r.n_rows;
   int32_t max_ctx = 0;
   for (int i = 0; i < n; ++i) max_ctx = std::max(max_ctx, r.n_ctx[i]);
+  const int32_t jb = min_begin(r);  // keys before it are read by no row
   sc.acc.assign(static_cast<size_t>(n) * hd, 0.f);  // [n][hd] running V sums
   sc.m.assign(n, -INFINITY);                          // [n] running max
   sc.s.assign(n, 0.f);                                // [n] running softmax denominators
   sc.kt.resize(static_cast<size_t>(hd) * T);          // [hd][T] K tile, transposed, f32
   sc.vt.resize(static_cast<size_t>(T) * hd);          // [T][hd] V tile, f32
   sc.p.resize(T);
-  sc.q16.assign(static_cast<size_t>(hd), 0);          // a zero K row for keys past the context
+  sc.q16.assign(static_cast<size_t>(hd), 0);          // a zero K row for keys outside [jb, max_ctx)
   float* kt = sc.kt.data();
   float* vt = sc.vt.data();
   float* p = sc.p.data();
-  for (int32_t c = 0; c < max_ctx; c += T) {
+  for (int32_t c = jb / T * T; c < max_ctx; c += T) {
     const int n_keys = std::min<int32_t>(T, max_ctx - c);
+    const int k_lo = std::max<int32_t>(0, jb - c);  // the tile's keys read: [k_lo, n_keys)
     // Widen (and for K transpose) the tile once for all rows.
     for (int g = 0; g < T; g += 8) {
-      if (g >= n_keys) {
+      if (g >= n_keys || g + 8 <= k_lo) {
         for (int d = 0; d < hd; ++d) _mm256_storeu_ps(kt + d * T + g, _mm256_setzero_ps());
         continue;
       }
       const f16_t* kr[8];
       for (int l = 0; l < 8; ++l) {
         const int32_t j = c + g + l;
-        kr[l] = g + l < n_keys ? kv.k(r.pt->pages[j / ps], r.layer, r.hk) + static_cast<size_t>(j % ps) * hd : sc.q16.data();
+        const bool read = g + l >= k_lo && g + l < n_keys;
+        kr[l] = read ? kv.k(r.pt->pages[j / ps], r.layer, r.hk) + static_cast<size_t>(j % ps) * hd : sc.q16.data();
       }
       for (int d = 0; d < hd8; d += 8) {
         __m128i in[8], tr[8];
@@ -283,7 +292,7 @@ void attend_rows_tiled_avx2(const AttnRows& r, AttnScratch& sc) {
       for (int d = hd8; d < hd; ++d)
         for (int l = 0; l < 8; ++l) kt[d * T + g + l] = f16_to_f32(kr[l][d]);
     }
-    for (int tk = 0; tk < n_keys; ++tk) {
+    for (int tk = k_lo; tk < n_keys; ++tk) {
       const int32_t j = c + tk;
       const f16_t* vr = kv.v(r.pt->pages[j / ps], r.layer, r.hk) + static_cast<size_t>(j % ps) * hd;
       float* vo = vt + static_cast<size_t>(tk) * hd;
@@ -293,7 +302,9 @@ void attend_rows_tiled_avx2(const AttnRows& r, AttnScratch& sc) {
 
     for (int i = 0; i < n; ++i) {
       if (c >= r.n_ctx[i]) continue;
-      const int n_vis = std::min<int32_t>(T, r.n_ctx[i] - c);  // visible keys in this tile
+      const int n_vis = std::min<int32_t>(T, r.n_ctx[i] - c);  // visible keys in this tile: [lo, n_vis)
+      const int lo = r.ctx_begin ? std::max<int32_t>(0, r.ctx_begin[i] - c) : 0;
+      if (lo >= n_vis) continue;  // the whole tile before the row's window (the reference skips it)
       const float* q = r.q[i];
       // scores: lanes = keys, the FMA chain over d in order
       __m256 s[T / 8];
@@ -311,11 +322,22 @@ void attend_rows_tiled_avx2(const AttnRows& r, AttnScratch& sc) {
       // matter: there are no NaNs, and where +0 and -0 tie either gives the same bits
       // below (x - m, exp(x - m) and the comparisons treat them alike).
       __m256 mx = _mm256_set1_ps(-INFINITY);
+      if (lo == 0) {
 #pragma GCC unroll 8
-      for (int g = 0; g < T / 8; ++g) {
-        const __m256 vis = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n_vis - 8 * g), lane));
-        s[g] = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_mul_ps(s[g], scale), vis);
-        mx = _mm256_max_ps(mx, s[g]);
+        for (int g = 0; g < T / 8; ++g) {
+          const __m256 vis = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n_vis - 8 * g), lane));
+          s[g] = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_mul_ps(s[g], scale), vis);
+          mx = _mm256_max_ps(mx, s[g]);
+        }
+      } else {  // the tile holds the row's first visible key: keys before it masked too
+#pragma GCC unroll 8
+        for (int g = 0; g < T / 8; ++g) {
+          const __m256i end = _mm256_cmpgt_epi32(_mm256_set1_epi32(n_vis - 8 * g), lane);
+          const __m256i before = _mm256_cmpgt_epi32(_mm256_set1_epi32(lo - 8 * g), lane);
+          const __m256 vis = _mm256_castsi256_ps(_mm256_andnot_si256(before, end));
+          s[g] = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_mul_ps(s[g], scale), vis);
+          mx = _mm256_max_ps(mx, s[g]);
+        }
       }
       __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
       m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
@@ -342,23 +364,25 @@ void attend_rows_tiled_avx2(const AttnRows& r, AttnScratch& sc) {
         sum += reduce8(e);
       }
       S = static_cast<float>(S + sum);
-      // V: lanes = head dims, the FMA chain over keys in order; 64 dims at a time
+      // V: lanes = head dims, the FMA chain over the visible keys in order; 64 dims at a time
+      const float* pl = p + lo;
+      const int nv = n_vis - lo;
       for (int d0 = 0; d0 < hd8; d0 += 64) {
         float* a = acc + d0;
-        const float* v0 = vt + d0;
+        const float* v0 = vt + static_cast<size_t>(lo) * hd + d0;
         switch (std::min(64, hd8 - d0) / 8) {
-          case 1: v_accum<1>(a, v0, hd, p, n_vis); break;
-          case 2: v_accum<2>(a, v0, hd, p, n_vis); break;
-          case 3: v_accum<3>(a, v0, hd, p, n_vis); break;
-          case 4: v_accum<4>(a, v0, hd, p, n_vis); break;
-          case 5: v_accum<5>(a, v0, hd, p, n_vis); break;
-          case 6: v_accum<6>(a, v0, hd, p, n_vis); break;
-          case 7: v_accum<7>(a, v0, hd, p, n_vis); break;
-          default: v_accum<8>(a, v0, hd, p, n_vis); break;
+          case 1: v_accum<1>(a, v0, hd, pl, nv); break;
+          case 2: v_accum<2>(a, v0, hd, pl, nv); break;
+          case 3: v_accum<3>(a, v0, hd, pl, nv); break;
+          case 4: v_accum<4>(a, v0, hd, pl, nv); break;
+          case 5: v_accum<5>(a, v0, hd, pl, nv); break;
+          case 6: v_accum<6>(a, v0, hd, pl, nv); break;
+          case 7: v_accum<7>(a, v0, hd, pl, nv); break;
+          default: v_accum<8>(a, v0, hd, pl, nv); break;
         }
       }
       for (int d = hd8; d < hd; ++d)
-        for (int tk = 0; tk < n_vis; ++tk) acc[d] = fma1(vt[static_cast<size_t>(tk) * hd + d], p[tk], acc[d]);
+        for (int tk = lo; tk < n_vis; ++tk) acc[d] = fma1(vt[static_cast<size_t>(tk) * hd + d], p[tk], acc[d]);
     }
   }
   for (int i = 0; i < n; ++i) {

@@ -26,20 +26,23 @@ inline __m512 round_f16(__m512 v) { return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _M
 
 constexpr int kBlk = 16;
 
-// Scores, running max and exps of one row over one block of keys (see the AVX2 form).
+// Scores, running max and exps of one row over its visible keys [k0, nk) of one block
+// of keys (see the AVX2 form).
 struct RowBlock {
   alignas(64) float vs[kBlk];
   alignas(64) float ms[kBlk];
   unsigned newmax = 0;
+  int k0 = 0;
   int nk = 0;
 };
 
-inline void score_block(int hd, const float* kb, int nk, const float* qf, float scale, float* M, RowBlock* rb,
+inline void score_block(int hd, const float* kb, int k0, int nk, const float* qf, float scale, float* M, RowBlock* rb,
                         const long long* tab) {
   alignas(32) float s[kBlk], as[kBlk], am[kBlk];
   float m = *M;
   unsigned newmax = 0;
-  for (int k = 0; k < nk; ++k) {
+  for (int k = 0; k < k0; ++k) as[k] = am[k] = 0.f;
+  for (int k = k0; k < nk; ++k) {
     s[k] = dot_f32x(hd, kb + k * hd, qf) * scale;
     if (s[k] > m) {
       am[k] = m - s[k];
@@ -59,6 +62,7 @@ inline void score_block(int hd, const float* kb, int nk, const float* qf, float 
     _mm256_store_ps(rb->ms + 8, kernels::avx2::expf_libm8(_mm256_load_ps(am + 8), tab));
   }
   rb->newmax = newmax;
+  rb->k0 = k0;
   rb->nk = nk;
   *M = m;
 }
@@ -76,15 +80,19 @@ inline void accumulate_rows(const int* rows, int nr, const RowBlock* rb, const f
     for (int e = 0; e < NV; ++e) acc[j][e] = _mm512_loadu_ps(acc_all + rows[j] * hd + 16 * e);
     S[j] = s_all[rows[j]];
   }
-  int nk_max = 0;
-  for (int j = 0; j < nr; ++j) nk_max = std::max(nk_max, rb[j].nk);
-  for (int k = 0; k < nk_max; ++k) {
+  int k_min = kBlk, nk_max = 0;
+  for (int j = 0; j < nr; ++j) {
+    k_min = std::min(k_min, rb[j].k0);
+    nk_max = std::max(nk_max, rb[j].nk);
+  }
+  for (int k = k_min; k < nk_max; ++k) {
     __m512 v[NV];
 #pragma GCC unroll 8
     for (int e = 0; e < NV; ++e) v[e] = _mm512_loadu_ps(vb + k * hd + 16 * e);
 #pragma GCC unroll 4
     for (int j = 0; j < R; ++j) {
-      if (j >= nr || k >= rb[j].nk) continue;
+      // one test for k outside [k0, nk)
+      if (j >= nr || static_cast<unsigned>(k - rb[j].k0) >= static_cast<unsigned>(rb[j].nk - rb[j].k0)) continue;
       float msk = 1.f;
       if (rb[j].newmax >> k & 1) {
         msk = rb[j].ms[k];
@@ -128,7 +136,7 @@ void f16acc_rows512(const AttnRows& r, AttnScratch& sc) {
   }
   RowBlock rb[R];
   int rows[R];
-  for (int32_t j0 = 0; j0 < max_ctx;) {
+  for (int32_t j0 = min_begin(r); j0 < max_ctx;) {
     const int32_t page = r.pt->pages[j0 / ps];
     const int off0 = j0 % ps;
     const int blk = std::min<int32_t>({kBlk, max_ctx - j0, ps - off0});
@@ -145,8 +153,9 @@ void f16acc_rows512(const AttnRows& r, AttnScratch& sc) {
       int nr = 0;
       for (; row0 < n && nr < R; ++row0) {
         const int nk = std::min<int32_t>(blk, r.n_ctx[row0] - j0);
-        if (nk <= 0) continue;
-        score_block(hd, kb, nk, sc.kt.data() + row0 * hd, r.scale, &sc.m[row0], &rb[nr], tab);
+        const int k0 = r.ctx_begin ? std::max<int32_t>(0, r.ctx_begin[row0] - j0) : 0;
+        if (nk <= k0) continue;
+        score_block(hd, kb, k0, nk, sc.kt.data() + row0 * hd, r.scale, &sc.m[row0], &rb[nr], tab);
         rows[nr++] = row0;
       }
       if (nr > 0) accumulate_rows<NV, R>(rows, nr, rb, vb, sc.acc.data(), sc.s.data());
@@ -195,19 +204,21 @@ inline void widen_q8_512(const uint8_t* x, int n_blocks, float* y) {
 }
 
 // V accumulation of a chunk's rows with 512-bit lanes over the head dim, R rows at a time
-// sharing each V load (R * HD/16 accumulators); rows whose visible key counts differ from
-// their group's go one at a time. Same per-lane FMA chains as pv_row_ymm.
+// sharing each V load (R * HD/16 accumulators); rows whose visible key ranges [k0i, nki)
+// differ from their group's go one at a time. Same per-lane FMA chains as pv_row_ymm.
 template <int HD>
-void pv_chunk_512(float* acc_c, int hd, int n_lanes, const int* nki, const float* vb, const float* pb, const float* al) {
+void pv_chunk_512(float* acc_c, int hd, int n_lanes, const int* k0i, const int* nki, const float* vb, const float* pb,
+                  const float* al) {
   constexpr int NV = HD / 16;
   constexpr int R = 16 / NV;
   int i0 = 0;
   for (; i0 + R <= n_lanes; i0 += R) {
-    bool same = nki[i0] > 0;
-    for (int j = 1; j < R; ++j) same = same && nki[i0 + j] == nki[i0];
+    bool same = nki[i0] > k0i[i0];
+    for (int j = 1; j < R; ++j) same = same && nki[i0 + j] == nki[i0] && k0i[i0 + j] == k0i[i0];
     if (!same) {
       for (int j = 0; j < R; ++j)
-        if (nki[i0 + j] > 0) pv_row_ymm<HD>(acc_c + (i0 + j) * HD, HD, vb, pb + i0 + j, nki[i0 + j], al[i0 + j]);
+        if (nki[i0 + j] > k0i[i0 + j])
+          pv_row_ymm<HD>(acc_c + (i0 + j) * HD, HD, vb, pb + i0 + j, k0i[i0 + j], nki[i0 + j], al[i0 + j]);
       continue;
     }
     __m512 a[R][NV];
@@ -218,7 +229,7 @@ void pv_chunk_512(float* acc_c, int hd, int n_lanes, const int* nki, const float
       for (int e = 0; e < NV; ++e) a[j][e] = _mm512_mul_ps(_mm512_loadu_ps(acc_c + (i0 + j) * HD + 16 * e), alv);
     }
     const int nk = nki[i0];
-    for (int k = 0; k < nk; ++k) {
+    for (int k = k0i[i0]; k < nk; ++k) {
       __m512 v[NV];
 #pragma GCC unroll 8
       for (int e = 0; e < NV; ++e) v[e] = _mm512_loadu_ps(vb + k * HD + 16 * e);
@@ -235,7 +246,7 @@ void pv_chunk_512(float* acc_c, int hd, int n_lanes, const int* nki, const float
       for (int e = 0; e < NV; ++e) _mm512_storeu_ps(acc_c + (i0 + j) * HD + 16 * e, a[j][e]);
   }
   for (; i0 < n_lanes; ++i0)
-    if (nki[i0] > 0) pv_row_ymm<HD>(acc_c + i0 * HD, HD, vb, pb + i0, nki[i0], al[i0]);
+    if (nki[i0] > k0i[i0]) pv_row_ymm<HD>(acc_c + i0 * HD, HD, vb, pb + i0, k0i[i0], nki[i0], al[i0]);
 }
 
 }  // namespace

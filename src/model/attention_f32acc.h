@@ -10,7 +10,10 @@
 //  - keys come in blocks of 16 aligned to absolute positions (independent of the page
 //    size), widened to f32 once per block for all row chunks; per block one online-softmax
 //    update per row (block max, polynomial exp), then V accumulated in f32 with lanes =
-//    head dims, each lane the FMA chain over the block's keys in order.
+//    head dims, each lane the FMA chain over the block's keys in order;
+//  - with a sliding window (AttnRows::ctx_begin) the blocks start at the one holding the
+//    smallest first visible key; a lane's keys before its own are masked like those past
+//    its end (score -inf, no V update), and blocks before its first leave its state as is.
 #pragma once
 #include <immintrin.h>
 
@@ -25,10 +28,10 @@ namespace {
 
 constexpr int kF32Blk = kAttnF32Block;
 
-// V accumulation of one row: acc = acc * al + sum over keys k < nk of p[8k] * v[k], keys
-// in order (p points at the row's lane of the [key][8] probabilities).
+// V accumulation of one row: acc = acc * al + sum over keys k0 <= k < nk of p[8k] * v[k],
+// keys in order (p points at the row's lane of the [key][8] probabilities).
 template <int HD>
-inline void pv_row_ymm(float* acc, int hd_rt, const float* vb, const float* p, int nk, float al) {
+inline void pv_row_ymm(float* acc, int hd_rt, const float* vb, const float* p, int k0, int nk, float al) {
   const int hd = HD ? HD : hd_rt;
   const int hd8 = hd & ~7;
   const __m256 alv = _mm256_set1_ps(al);
@@ -37,7 +40,7 @@ inline void pv_row_ymm(float* acc, int hd_rt, const float* vb, const float* p, i
     __m256 a[8];
 #pragma GCC unroll 8
     for (int e = 0; e < 8; ++e) a[e] = _mm256_mul_ps(_mm256_loadu_ps(acc + d + 8 * e), alv);
-    for (int k = 0; k < nk; ++k) {
+    for (int k = k0; k < nk; ++k) {
       const __m256 pk = _mm256_broadcast_ss(p + k * 8);
       const float* vr = vb + k * hd + d;
 #pragma GCC unroll 8
@@ -48,23 +51,24 @@ inline void pv_row_ymm(float* acc, int hd_rt, const float* vb, const float* p, i
   }
   for (; d < hd8; d += 8) {
     __m256 a = _mm256_mul_ps(_mm256_loadu_ps(acc + d), alv);
-    for (int k = 0; k < nk; ++k) a = _mm256_fmadd_ps(_mm256_loadu_ps(vb + k * hd + d), _mm256_broadcast_ss(p + k * 8), a);
+    for (int k = k0; k < nk; ++k) a = _mm256_fmadd_ps(_mm256_loadu_ps(vb + k * hd + d), _mm256_broadcast_ss(p + k * 8), a);
     _mm256_storeu_ps(acc + d, a);
   }
   for (; d < hd; ++d) {
     float a = acc[d] * al;
-    for (int k = 0; k < nk; ++k) a = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(vb[k * hd + d]), _mm_set_ss(p[k * 8]), _mm_set_ss(a)));
+    for (int k = k0; k < nk; ++k) a = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(vb[k * hd + d]), _mm_set_ss(p[k * 8]), _mm_set_ss(a)));
     acc[d] = a;
   }
 }
 
 // V accumulation of the rows of one chunk, one at a time: acc_c holds the chunk's rows
-// (row-major, hd floats each), nki[i] the visible keys of lane i, al[i] its alpha.
+// (row-major, hd floats each), [k0i[i], nki[i]) the visible keys of lane i in the block,
+// al[i] its alpha.
 template <int HD>
-inline void pv_chunk_ymm(float* acc_c, int hd, int n_lanes, const int* nki, const float* vb, const float* pb,
-                         const float* al) {
+inline void pv_chunk_ymm(float* acc_c, int hd, int n_lanes, const int* k0i, const int* nki, const float* vb,
+                         const float* pb, const float* al) {
   for (int i = 0; i < n_lanes; ++i)
-    if (nki[i] > 0) pv_row_ymm<HD>(acc_c + static_cast<size_t>(i) * hd, hd, vb, pb + i, nki[i], al[i]);
+    if (nki[i] > k0i[i]) pv_row_ymm<HD>(acc_c + static_cast<size_t>(i) * hd, hd, vb, pb + i, k0i[i], nki[i], al[i]);
 }
 
 // Scores of one 8-row chunk against a block of keys, s[k] = the 8 lanes' FMA chains over
@@ -107,7 +111,9 @@ void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 w
   const int nch = (n + 7) / 8;
   // Transposed pre-scaled queries: chunk c, dim d -> 8 lanes (rows 8c..8c+7; padding 0).
   sc.qt.assign(static_cast<size_t>(nch) * hd * 8, 0.f);
-  sc.nctx.assign(static_cast<size_t>(nch) * 8, 0);
+  const bool windowed = r.ctx_begin != nullptr;
+  sc.nctx.assign(static_cast<size_t>(nch) * 8, 0);                // [nch * 8] lane's end of context (padding: 0)
+  if (windowed) sc.cbeg.assign(static_cast<size_t>(nch) * 8, 0);  // [nch * 8] lane's first visible key
   int32_t max_ctx = 0;
   // Full chunks of 8 rows as 8x8 transposes of the scaled rows (the same products as the
   // scalar loop below, which takes a last partial chunk): measured 1% of a batch-8 step at
@@ -151,8 +157,10 @@ void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 w
       for (int d = 0; d < hd; ++d) qt[d * 8] = r.q[row][d] * r.scale;
     }
     sc.nctx[row] = r.n_ctx[row];
+    if (windowed) sc.cbeg[row] = r.ctx_begin[row];
     max_ctx = std::max(max_ctx, r.n_ctx[row]);
   }
+  const int32_t jb = min_begin(r);  // keys before it are read by no row
   scores.init(sc.qt.data(), nch, hd);
   sc.acc.assign(static_cast<size_t>(n) * hd, 0.f);
   sc.m.assign(static_cast<size_t>(nch) * 8, -INFINITY);
@@ -164,10 +172,12 @@ void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 w
   float* vb = sc.vt.data();
   float* pb = sc.p.data();  // [key][lane] probabilities, then [8] the block's alpha
   const __m256 ninf = _mm256_set1_ps(-INFINITY);
-  for (int32_t j0 = 0; j0 < max_ctx; j0 += kF32Blk) {
+  for (int32_t j0 = jb / kF32Blk * kF32Blk; j0 < max_ctx; j0 += kF32Blk) {
     const int nk = std::min<int32_t>(kF32Blk, max_ctx - j0);
     if (j0 + 2 * kF32Blk < max_ctx) prefetch_kv(r, j0 + 2 * kF32Blk, std::min<int32_t>(max_ctx, j0 + 3 * kF32Blk));
-    for (int k = 0; k < nk;) {  // one run per page the block touches
+    const int k_lo = std::max<int32_t>(0, jb - j0);  // the block's keys read: [k_lo, nk)
+    std::fill(kb, kb + k_lo * hd, 0.f);
+    for (int k = k_lo; k < nk;) {  // one run per page the block touches
       const int32_t j = j0 + k;
       const int32_t page = r.pt->pages[j / ps];
       const int o = j % ps;
@@ -185,17 +195,37 @@ void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 w
     scores.block(kb, hd);
     for (int c = 0; c < nch; ++c) {
       const __m256i nc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc.nctx.data() + c * 8));
-      if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(nc, _mm256_set1_epi32(j0)))) == 0) continue;
+      __m256i live = _mm256_cmpgt_epi32(nc, _mm256_set1_epi32(j0));  // lanes with a visible key in the block
+      __m256i bc = _mm256_setzero_si256();
+      int starts = 0;  // lanes whose first visible key is past j0
+      if (windowed) {
+        bc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc.cbeg.data() + c * 8));
+        live = _mm256_and_si256(live, _mm256_cmpgt_epi32(_mm256_set1_epi32(j0 + nk), bc));
+        starts = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(bc, _mm256_set1_epi32(j0))));
+      }
+      if (_mm256_movemask_ps(_mm256_castsi256_ps(live)) == 0) continue;
       const float* qt = sc.qt.data() + static_cast<size_t>(c) * hd * 8;
       __m256 s[kF32Blk];
       scores.chunk(c, qt, kb, hd, s);
-      // keys at or past a lane's context are masked; block max per lane
+      // keys at or past a lane's context (and before its first visible key) are masked;
+      // block max per lane
       __m256 mx = ninf;
+      if (starts == 0) {
 #pragma GCC unroll 16
-      for (int k = 0; k < kF32Blk; ++k) {
-        const __m256 vis = _mm256_castsi256_ps(_mm256_cmpgt_epi32(nc, _mm256_set1_epi32(j0 + k)));
-        s[k] = _mm256_blendv_ps(ninf, s[k], vis);
-        mx = _mm256_max_ps(mx, s[k]);
+        for (int k = 0; k < kF32Blk; ++k) {
+          const __m256 vis = _mm256_castsi256_ps(_mm256_cmpgt_epi32(nc, _mm256_set1_epi32(j0 + k)));
+          s[k] = _mm256_blendv_ps(ninf, s[k], vis);
+          mx = _mm256_max_ps(mx, s[k]);
+        }
+      } else {
+#pragma GCC unroll 16
+        for (int k = 0; k < kF32Blk; ++k) {
+          const __m256i jk = _mm256_set1_epi32(j0 + k);
+          const __m256i vis_i = _mm256_andnot_si256(_mm256_cmpgt_epi32(bc, jk), _mm256_cmpgt_epi32(nc, jk));
+          const __m256 vis = _mm256_castsi256_ps(vis_i);
+          s[k] = _mm256_blendv_ps(ninf, s[k], vis);
+          mx = _mm256_max_ps(mx, s[k]);
+        }
       }
       const __m256 M = _mm256_loadu_ps(sc.m.data() + c * 8);
       const __m256 m_new = _mm256_max_ps(M, mx);
@@ -214,9 +244,12 @@ void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 w
       _mm256_storeu_ps(pb + kF32Blk * 8, alpha);
       // V: per row, acc = acc * alpha + sum over its visible keys of p * v, in key order
       const int n_lanes = std::min(8, n - c * 8);
-      int nki[8];
-      for (int i = 0; i < n_lanes; ++i) nki[i] = std::min<int32_t>(nk, sc.nctx[c * 8 + i] - j0);
-      pv_chunk(sc.acc.data() + static_cast<size_t>(c) * 8 * hd, hd, n_lanes, nki, vb, pb, pb + kF32Blk * 8);
+      int k0i[8], nki[8];
+      for (int i = 0; i < n_lanes; ++i) {
+        k0i[i] = windowed ? std::max<int32_t>(0, sc.cbeg[c * 8 + i] - j0) : 0;
+        nki[i] = std::min<int32_t>(nk, sc.nctx[c * 8 + i] - j0);
+      }
+      pv_chunk(sc.acc.data() + static_cast<size_t>(c) * 8 * hd, hd, n_lanes, k0i, nki, vb, pb, pb + kF32Blk * 8);
     }
   }
   for (int row = 0; row < n; ++row) {

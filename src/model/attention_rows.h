@@ -23,15 +23,26 @@ struct AttnRows {
   float scale = 1.f;
   int n_rows = 0;
   const float* const* q = nullptr;  // [n_rows] -> q row [hd] f32
-  const int32_t* n_ctx = nullptr;   // [n_rows] visible keys (positions 0..n_ctx-1)
+  const int32_t* n_ctx = nullptr;   // [n_rows] end of the visible keys (positions < n_ctx)
+  // [n_rows] first visible key position (sliding window), each in [0, n_ctx - 1]; nullptr:
+  // 0 for every row. A row sees the keys [ctx_begin, n_ctx).
+  const int32_t* ctx_begin = nullptr;
   float* const* out = nullptr;      // [n_rows] -> out row [hd] f32
 };
+
+// First visible key position of row i.
+inline int32_t row_begin(const AttnRows& r, int i) { return r.ctx_begin ? r.ctx_begin[i] : 0; }
+// The smallest first visible key over the rows: keys before it are never read.
+inline int32_t min_begin(const AttnRows& r) {
+  if (!r.ctx_begin || r.n_rows == 0) return 0;
+  return *std::min_element(r.ctx_begin, r.ctx_begin + r.n_rows);
+}
 
 // Per-thread scratch, reused across calls.
 struct AttnScratch {
   std::vector<f16_t> q16, acc16;
   std::vector<float> acc, p, kt, vt, m, s, qt;
-  std::vector<int32_t> nctx;
+  std::vector<int32_t> nctx, cbeg;
 };
 
 // Short-batch numerics (f16 Q, f16 dot, f16 V accumulator) and prefill numerics (f32 Q,
