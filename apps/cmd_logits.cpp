@@ -12,6 +12,7 @@
 #include "kernels/ops.h"
 #include "kernels/traits.h"
 #include "model/model.h"
+#include "model/session.h"
 
 namespace tachyon::apps {
 
@@ -54,37 +55,28 @@ int cmd_logits(int argc, char** argv) {
       return fail(invalid_argument("--tokens: id " + std::to_string(id) + " out of range [0, " + std::to_string(n_vocab) + ")"));
 
   const int n = static_cast<int>(ids->size());
-  const int page = 16;
-  kv::KvType kv_type = kv::KvType::kF16;
-  kv::parse_kv_type(kv_type_name, &kv_type);
-  auto pool_kv = kv::KvPool::create(model.kv_config((n + page - 1) / page, page, kv_type));
-  if (!pool_kv) return fail(pool_kv.status());
+  model::Session::Options sopt;
+  sopt.n_ctx = n;
+  sopt.ubatch = ubatch;
+  kv::parse_kv_type(kv_type_name, &sopt.kv_type);
   ThreadPool pool(threads);
-  kv::PageTable pt;
-  pt.reserve(pool_kv.value(), n);
+  auto session = model::Session::create(model, pool, sopt);
+  if (!session) return fail(session.status());
 
   nlohmann::json positions = nlohmann::json::array();
   std::vector<float> logits;
+  if (Status st = session.value()->append_all(*ids, &logits); !st) return fail(st);
   std::vector<int32_t> order(n_vocab);
   const int k = std::min(top_k, n_vocab);
-  for (int start = 0; start < n; start += ubatch) {
-    model::Batch batch;
-    batch.seqs.push_back(&pt);
-    const int end = std::min(n, start + ubatch);
-    for (int i = start; i < end; ++i) batch.add((*ids)[i], i, 0, true);
-    Status st = model.forward(batch, pool_kv.value(), pool, &logits);
-    if (!st) return fail(st);
-    pt.n_tokens = end;
-    for (int i = 0; i < end - start; ++i) {
-      const float* row = logits.data() + static_cast<size_t>(i) * n_vocab;
-      std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
-        return row[a] > row[b] || (row[a] == row[b] && a < b);
-      });
-      nlohmann::json top = nlohmann::json::array();
-      for (int j = 0; j < k; ++j) top.push_back({order[j], row[order[j]]});
-      positions.push_back({{"top", top}, {"logsumexp", kernels::log_sum_exp(row, n_vocab)}});
-    }
+  for (int i = 0; i < n; ++i) {
+    const float* row = logits.data() + static_cast<size_t>(i) * n_vocab;
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+      return row[a] > row[b] || (row[a] == row[b] && a < b);
+    });
+    nlohmann::json top = nlohmann::json::array();
+    for (int j = 0; j < k; ++j) top.push_back({order[j], row[order[j]]});
+    positions.push_back({{"top", top}, {"logsumexp", kernels::log_sum_exp(row, n_vocab)}});
   }
   nlohmann::json out = {{"model", path}, {"n_vocab", n_vocab}, {"tokens", *ids}, {"positions", positions}};
   std::printf("%s\n", out.dump().c_str());

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "kernels/traits.h"
 #include "model/model.h"
+#include "model/session.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -102,14 +103,15 @@ int cmd_run(int argc, char** argv) {
     return fail(invalid_argument("prompt: " + std::to_string(prompt_ids.size()) + " tokens + " + std::to_string(n_predict) +
                                  " to generate exceed the context length " + std::to_string(n_ctx) + " (see --ctx)"));
 
-  const int page = 16;
-  kv::KvType kv_type = kv::KvType::kF16;
-  kv::parse_kv_type(kv_type_name, &kv_type);
-  auto kv = kv::KvPool::create(model.kv_config((n_total + page - 1) / page, page, kv_type));
-  if (!kv) return fail(kv.status());
-  kv::PageTable pt;
-  if (!pt.reserve(kv.value(), n_total)) return fail(Status(ErrorCode::kInternal, "kv: page reservation failed"));
+  model::Session::Options sopt;
+  sopt.n_ctx = n_total;
+  sopt.ubatch = ubatch;
+  kv::parse_kv_type(kv_type_name, &sopt.kv_type);
   ThreadPool pool(threads);
+  auto session = model::Session::create(model, pool, sopt);
+  if (!session) return fail(session.status());
+  model::Session& sess = *session.value();
+  model.set_context_size(n_ctx);  // the configured context, not just this prompt's (LongRoPE)
   sampling::Sampler sampler(sp);
   tok::StreamDecoder::Options dopt;
   dopt.leading = tok::LeadingSpace::kKeep;
@@ -119,14 +121,7 @@ int cmd_run(int argc, char** argv) {
   std::vector<float> logits;
   const double t_prompt = now_ms();
   const int n_prompt = static_cast<int>(prompt_ids.size());
-  for (int s = 0; s < n_prompt; s += ubatch) {
-    model::Batch b;
-    b.seqs.push_back(&pt);
-    const int e = std::min(n_prompt, s + ubatch);
-    for (int i = s; i < e; ++i) b.add(prompt_ids[i], i, 0, i == n_prompt - 1);
-    if (Status st = model.forward(b, kv.value(), pool, &logits); !st) return fail(st);
-    pt.n_tokens = e;
-  }
+  if (Status st = sess.append_last(prompt_ids, &logits); !st) return fail(st);
   const double prompt_ms = now_ms() - t_prompt;
 
   std::vector<int32_t> out_ids;
@@ -149,11 +144,7 @@ int cmd_run(int argc, char** argv) {
       std::fflush(stdout);
     }
     if (i + 1 == n_predict) break;  // the last token needs no forward pass
-    model::Batch b;
-    b.seqs.push_back(&pt);
-    b.add(r.token, pt.n_tokens, 0, true);
-    if (Status st = model.forward(b, kv.value(), pool, &logits); !st) return fail(st);
-    pt.n_tokens += 1;
+    if (Status st = sess.append(&r.token, 1, 0, 1, &logits); !st) return fail(st);
   }
   const std::string tail = decoder.flush();
   text += tail;

@@ -110,6 +110,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
       cfg.max_queue < 0)
     return invalid_argument("engine: page size, batch budget and limits must be positive");
   impl->n_ctx = cfg.n_ctx > 0 ? cfg.n_ctx : std::min(impl->model->hparams().n_ctx_train, 8192);
+  impl->model->set_context_size(impl->n_ctx);
   const int ps = cfg.page_size;
   const int pages_per_ctx = (impl->n_ctx + ps - 1) / ps + 1;
   int n_pages = cfg.kv_pages;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <vector>
 
 #include "base/cpu.h"
 
@@ -90,8 +91,8 @@ void rope_cache(const RopeParams& p, int32_t pos, float* cs) {
   for (int i = 0; i < p.n_rot / 2; ++i) {
     const float ff = p.freq_factors ? p.freq_factors[i] : 1.0f;
     const float t = p.freq_scale * (theta / ff);
-    cs[2 * i] = std::cos(t);
-    cs[2 * i + 1] = std::sin(t);
+    cs[2 * i] = std::cos(t) * p.attn_factor;
+    cs[2 * i + 1] = std::sin(t) * p.attn_factor;
     theta *= theta_scale;
   }
 }
@@ -184,6 +185,35 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     out[i] = g / (1.0f + expf_poly(-g)) * up[i];
+  }
+}
+
+float gelu_tanh_f32(float x) {
+  constexpr float kA = 0.044715f;
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kA * x * x)));
+}
+
+namespace {
+// gelu of every f16 value, rounded to f16 and widened back.
+const float* gelu_f16_table() {
+  static const std::vector<float> t = [] {
+    std::vector<float> v(65536);
+    for (uint32_t i = 0; i < 65536; ++i)
+      v[i] = f16_to_f32(f32_to_f16(gelu_tanh_f32(f16_to_f32(static_cast<f16_t>(i)))));
+    return v;
+  }();
+  return t.data();
+}
+}  // namespace
+
+void geglu(const float* gate, const float* up, int64_t n, float* out) {
+  const float* tab = gelu_f16_table();
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = gate[i];
+    if (x <= -10.0f) out[i] = 0.0f;
+    else if (x >= 10.0f) out[i] = x * up[i];
+    else out[i] = tab[f32_to_f16(x)] * up[i];
   }
 }
 

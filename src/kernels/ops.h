@@ -29,6 +29,7 @@ struct RopeParams {
   float freq_base = 10000.f;
   float freq_scale = 1.f;    // linear position scaling (1 / factor)
   const float* freq_factors = nullptr;  // [n_rot/2] divisors of the frequencies (rope_freqs), or null
+  float attn_factor = 1.f;   // cos/sin multiplied by it (rope.scaling.attn_factor, LongRoPE)
 };
 
 // Precomputes cos/sin for one position: cs[2*i] = cos(theta_i), cs[2*i+1] = sin(theta_i),
@@ -70,6 +71,13 @@ void exp_shifted_avx2(const float* x, int64_t n, float c, float* y);
 
 // x[i] = silu(gate[i]) * up[i]
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
+
+// out[i] = gelu(gate[i]) * up[i], GELU's tanh approximation as ggml computes it on CPUs:
+// through a table of f16 results indexed by the f16-rounded input (0 below -10, the input
+// itself from 10 on). out may alias gate or up.
+void geglu(const float* gate, const float* up, int64_t n, float* out);
+// The tanh-approximated GELU in f32 (the table's entries before rounding to f16).
+float gelu_tanh_f32(float x);
 
 // In-place softmax over n; returns the log-sum-exp.
 float softmax(float* x, int64_t n);

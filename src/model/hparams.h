@@ -1,19 +1,20 @@
-// Hyper-parameters of the llama-family architectures (llama, qwen2, qwen3), read from
-// GGUF metadata and checked for consistency.
+// Hyper-parameters of a model, read from GGUF metadata and checked for consistency: the
+// sizes every family shares, and the family's layer configs (model/arch.h).
 #pragma once
 #include <string>
 
 #include "base/status.h"
 #include "gguf/gguf.h"
 #include "kernels/ops.h"
+#include "model/arch.h"
 
 namespace tachyon::model {
 
-enum class Arch { kLlama, kQwen2, kQwen3 };
+// The most rotary dims a layer may have (the forward pass's cos/sin buffer).
+constexpr int kMaxRopeDims = 1024;
 
 struct Hparams {
-  Arch arch = Arch::kLlama;
-  std::string arch_name;
+  std::string arch_name;  // general.architecture
   int n_vocab = 0;
   int n_ctx_train = 0;
   int n_embd = 0;
@@ -24,9 +25,9 @@ struct Hparams {
   int head_dim_k = 0;  // attention.key_length, else n_embd / n_head
   int head_dim_v = 0;
   float rms_eps = 1e-5f;
-  kernels::RopeParams rope;  // freq_factors filled in by the model when rope_freqs exists
-  bool qkv_bias = false;     // qwen2
-  bool qk_norm = false;      // qwen3
+  int n_ctx_orig = 0;        // rope.scaling.original_context_length (else n_ctx_train)
+  kernels::RopeParams rope;  // the model's rotary; layers may differ (arch.layers[l].rope)
+  ArchConfig arch;           // per-layer configs of the family
 
   std::string summary() const;
 };

@@ -3,6 +3,7 @@
 // writes it through the batch's page tables.
 #pragma once
 #include <cstdlib>
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,8 +19,10 @@
 
 namespace tachyon::model {
 
+// The tensors of one layer; which ones are bound follows its LayerConfig (model/arch.h).
 struct LayerWeights {
   const float* attn_norm = nullptr;  // [n_embd]
+  kernels::MatView wqkv;             // [q; k; v] rows x [n_embd] when qkv_fused (wq/wk/wv empty)
   kernels::MatView wq;               // [n_head*head_dim] x [n_embd]
   kernels::MatView wk;               // [n_head_kv*head_dim] x [n_embd]
   kernels::MatView wv;               // [n_head_kv*head_dim] x [n_embd]
@@ -29,10 +32,16 @@ struct LayerWeights {
   const float* bv = nullptr;         // [n_head_kv*head_dim]
   const float* q_norm = nullptr;     // [head_dim] (qwen3)
   const float* k_norm = nullptr;     // [head_dim]
+  const float* attn_post_norm = nullptr;  // [n_embd] (gemma)
   const float* ffn_norm = nullptr;   // [n_embd]
-  kernels::MatView gate;             // [n_ff] x [n_embd]
-  kernels::MatView up;               // [n_ff] x [n_embd]
+  kernels::MatView gate;             // [n_ff] x [n_embd] (empty when gate_up_fused)
+  kernels::MatView up;               // [n_ff] x [n_embd], or [gate; up] 2*n_ff rows when fused
   kernels::MatView down;             // [n_embd] x [n_ff]
+  const float* ffn_post_norm = nullptr;  // [n_embd] (gemma)
+
+  // Every weight matrix of the layer (empty views included), for passes over all of them.
+  std::array<kernels::MatView*, 8> mats() { return {&wqkv, &wq, &wk, &wv, &wo, &gate, &up, &down}; }
+  std::array<const kernels::MatView*, 8> mats() const { return {&wqkv, &wq, &wk, &wv, &wo, &gate, &up, &down}; }
 };
 
 struct ModelWeights {
@@ -40,7 +49,9 @@ struct ModelWeights {
   const float* output_norm = nullptr;  // [n_embd]
   kernels::MatView output;           // [n_vocab] x [n_embd] (tok_embd when tied)
   bool tied_output = false;
-  const float* rope_freqs = nullptr;   // [n_rot/2] or null
+  const float* rope_freqs = nullptr;   // [n_rot/2] or null (Llama-3 scaling)
+  const float* rope_short = nullptr;   // [n_rot/2] or null (LongRoPE, contexts up to n_ctx_orig)
+  const float* rope_long = nullptr;    // [n_rot/2] or null (LongRoPE, longer contexts)
   std::vector<LayerWeights> layers;
 };
 
@@ -81,6 +92,11 @@ class Model {
 
   kv::KvConfig kv_config(int n_pages, int page_size = 16, kv::KvType type = kv::KvType::kF16) const;
 
+  // The context size the model will run with: selects LongRoPE's long frequency factors
+  // above the original training context (as llama.cpp does per context); no-op for
+  // models without them. Call before the first forward().
+  void set_context_size(int n_ctx);
+
   // Runs one step. Writes logits for the tokens with want_logits (in batch order) to
   // *logits as [n_out][n_vocab]. Writes K/V of every batch token into its sequence's
   // pages. Fails (without side effects on other sequences) on invalid token ids,
@@ -107,7 +123,7 @@ class Model {
 
   // Workspace reused across steps (the model is driven by one thread).
   struct Workspace {
-    std::vector<float> x, xn, q, k, v, attn, tmp, gate, up, out_x;
+    std::vector<float> x, xn, q, k, v, qkv, attn, tmp, gate, up, out_x;
     std::vector<int64_t> out_tok;  // the tokens that want logits, in order
     kernels::QuantActs acts, acts2, acts3;
   } ws_;

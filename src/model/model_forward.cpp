@@ -1,5 +1,6 @@
-// The llama-family forward pass (llama, qwen2, qwen3) over a flat multi-sequence batch.
-// Every weight matrix is streamed once per step for all tokens of the batch.
+// The forward pass over a flat multi-sequence batch, composed from the layers' configs
+// (model/arch.h): llama, qwen2, qwen3, gemma3, phi3. Every weight matrix is streamed once
+// per step for all tokens of the batch.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -110,7 +111,8 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
     return invalid_argument("kv: cache shape does not match the model");
 
   const int64_t E = h.n_embd, HD = h.head_dim_k;
-  const int64_t nq = h.n_head * HD, nkv = h.n_head_kv * HD, F = h.n_ff;
+  const int64_t nq = h.n_head * HD, nkv = h.n_head_kv * HD, F = h.n_ff, nqkv = nq + 2 * nkv;
+  const ArchConfig& arch = h.arch;
   Workspace& ws = ws_;
   ws.x.resize(n * E);      // [n][n_embd] residual stream
   ws.xn.resize(n * E);     // [n][n_embd] normed input of a block
@@ -120,58 +122,87 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
   ws.attn.resize(n * nq);  // [n][n_head*head_dim]
   ws.tmp.resize(n * E);    // [n][n_embd]
   ws.gate.resize(n * F);   // [n][n_ff]
-  ws.up.resize(n * F);     // [n][n_ff]
+  ws.up.resize(n * 2 * F);  // [n][n_ff], or [n][2*n_ff] for a fused gate/up
 
   PhaseClock clock(phases_);
-  for (int64_t t = 0; t < n; ++t) kernels::get_row(w_.tok_embd, batch.token[t], ws.x.data() + t * E);
+  for (int64_t t = 0; t < n; ++t) {
+    float* xt = ws.x.data() + t * E;
+    kernels::get_row(w_.tok_embd, batch.token[t], xt);
+    if (arch.embd_scale > 0)
+      for (int64_t i = 0; i < E; ++i) xt[i] *= arch.embd_scale;
+  }
 
   const auto vdt = [](const kernels::MatView& m) { return kernels::type_traits(m.type)->vec_dot_type; };
   AttentionShape as;
   as.n_head = h.n_head;
   as.n_head_kv = h.n_head_kv;
   as.head_dim = static_cast<int>(HD);
-  as.scale = 1.0f / std::sqrt(static_cast<float>(HD));
   as.decode = decode_numerics_;
+
+  // The block output in ws.tmp joins the residual stream (after its post-norm, where the
+  // layer has one), inside the pass that norms the next block's input: one pass over the
+  // pool instead of a serial add while the other threads wait.
+  const auto add_block_out = [&](int64_t t, const float* post_norm) {
+    float* y = ws.tmp.data() + t * E;
+    if (post_norm) kernels::rms_norm(y, post_norm, E, h.rms_eps, y);
+    add_row(ws.x.data() + t * E, y, E);
+  };
 
   for (int l = 0; l < h.n_layer; ++l) {
     const LayerWeights& L = w_.layers[l];
-    // The previous layer's FFN output (ws.tmp) joins the residual stream here, each token
-    // next to its norm: one pass over the pool instead of a serial add while the other
-    // threads wait.
+    const LayerConfig& C = arch.layers[l];
+    const bool fused_qkv = L.wqkv.data != nullptr;
+    const kernels::MatView& wq = fused_qkv ? L.wqkv : L.wq;
+    // The previous layer's FFN output joins the residual stream next to this layer's norm.
     // The normed rows are quantized for q (and k, v when their types agree) in the same
     // pass: each pass over the pool is a barrier, and a batch-8 decode step ran ~17 of
     // them per layer, waiting ~4 ms of its ~26 in all.
-    const bool add_ffn = l > 0;
-    kernels::begin_acts(&ws.acts, n, E, vdt(L.wq), &L.wq);
+    const float* prev_post = l > 0 ? w_.layers[l - 1].ffn_post_norm : nullptr;
+    kernels::begin_acts(&ws.acts, n, E, vdt(wq), &wq);
     for_token_ranges(pool, n, [&](int64_t b, int64_t e) {
-      if (add_ffn)
-        for (int64_t t = b; t < e; ++t) add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);
+      if (l > 0)
+        for (int64_t t = b; t < e; ++t) add_block_out(t, prev_post);
       kernels::rms_norm_rows(ws.x.data() + b * E, E, L.attn_norm, E, h.rms_eps, ws.xn.data() + b * E, E, e - b);
       for (int64_t t = b; t < e; ++t) kernels::act_row(&ws.acts, t, ws.xn.data() + t * E);
     });
     clock.mark(StepPhases::kNormQ);
-    const kernels::QuantActs* k_acts = &ws.acts;
-    if (vdt(L.wk) != ws.acts.type) {
-      kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.wk), &ws.acts2, pool);
-      k_acts = &ws.acts2;
+    if (fused_qkv) {
+      ws.qkv.resize(n * nqkv);
+      kernels::matmul(L.wqkv, ws.acts, ws.qkv.data(), nqkv, pool);
+    } else {
+      const kernels::QuantActs* k_acts = &ws.acts;
+      if (vdt(L.wk) != ws.acts.type) {
+        kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.wk), &ws.acts2, pool);
+        k_acts = &ws.acts2;
+      }
+      const kernels::QuantActs* v_acts =
+          vdt(L.wv) == ws.acts.type ? &ws.acts : vdt(L.wv) == k_acts->type ? k_acts : nullptr;
+      if (!v_acts) {
+        kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.wv), &ws.acts3, pool);
+        v_acts = &ws.acts3;
+      }
+      const kernels::MatmulJob qkv[3] = {{&L.wq, &ws.acts, ws.q.data(), nq},
+                                         {&L.wk, k_acts, ws.k.data(), nkv},
+                                         {&L.wv, v_acts, ws.v.data(), nkv}};
+      kernels::matmul_many(qkv, 3, pool);
     }
-    const kernels::QuantActs* v_acts = vdt(L.wv) == ws.acts.type ? &ws.acts : vdt(L.wv) == k_acts->type ? k_acts : nullptr;
-    if (!v_acts) {
-      kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.wv), &ws.acts3, pool);
-      v_acts = &ws.acts3;
-    }
-    const kernels::MatmulJob qkv[3] = {{&L.wq, &ws.acts, ws.q.data(), nq},
-                                       {&L.wk, k_acts, ws.k.data(), nkv},
-                                       {&L.wv, v_acts, ws.v.data(), nkv}};
-    kernels::matmul_many(qkv, 3, pool);
 
     clock.mark(StepPhases::kQkv);
     as.layer = l;
-    // biases, q/k norms, rope and the KV store, token by token in one pass
+    as.window = C.window;
+    // q pre-scaled (gemma, phi3) leaves attention unscaled, as llama.cpp's graphs do
+    as.scale = C.q_scale > 0 ? 1.0f : 1.0f / std::sqrt(static_cast<float>(HD));
+    // biases, q/k norms, rope, q scaling and the KV store, token by token in one pass
     for_tokens(pool, n, [&](int64_t t) {
       float* qt = ws.q.data() + t * nq;
       float* kt = ws.k.data() + t * nkv;
       float* vt = ws.v.data() + t * nkv;
+      if (fused_qkv) {
+        const float* r = ws.qkv.data() + t * nqkv;
+        std::memcpy(qt, r, nq * sizeof(float));
+        std::memcpy(kt, r + nq, nkv * sizeof(float));
+        std::memcpy(vt, r + nq + nkv, nkv * sizeof(float));
+      }
       add_bias(qt, L.bq, 1, nq);
       add_bias(kt, L.bk, 1, nkv);
       add_bias(vt, L.bv, 1, nkv);
@@ -179,10 +210,12 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
         for (int hh = 0; hh < h.n_head; ++hh) kernels::rms_norm(qt + hh * HD, L.q_norm, HD, h.rms_eps, qt + hh * HD);
         for (int hh = 0; hh < h.n_head_kv; ++hh) kernels::rms_norm(kt + hh * HD, L.k_norm, HD, h.rms_eps, kt + hh * HD);
       }
-      float cs[1024];
-      kernels::rope_cache(h.rope, batch.pos[t], cs);
-      for (int hh = 0; hh < h.n_head; ++hh) kernels::rope_apply(h.rope, cs, qt + hh * HD);
-      for (int hh = 0; hh < h.n_head_kv; ++hh) kernels::rope_apply(h.rope, cs, kt + hh * HD);
+      float cs[kMaxRopeDims];
+      kernels::rope_cache(C.rope, batch.pos[t], cs);
+      for (int hh = 0; hh < h.n_head; ++hh) kernels::rope_apply(C.rope, cs, qt + hh * HD);
+      for (int hh = 0; hh < h.n_head_kv; ++hh) kernels::rope_apply(C.rope, cs, kt + hh * HD);
+      if (C.q_scale > 0)
+        for (int64_t i = 0; i < nq; ++i) qt[i] *= C.q_scale;
       store_kv_token(as, batch, t, kv, kt, vt);
     });
 
@@ -196,25 +229,38 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
     kernels::matmul(L.wo, ws.acts, ws.tmp.data(), E, pool);
 
     clock.mark(StepPhases::kWo);
-    kernels::begin_acts(&ws.acts, n, E, vdt(L.gate), &L.gate);
+    const kernels::MatView& w_in = C.gate_up_fused ? L.up : L.gate;
+    kernels::begin_acts(&ws.acts, n, E, vdt(w_in), &w_in);
     for_token_ranges(pool, n, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);  // the attention output
+      for (int64_t t = b; t < e; ++t) add_block_out(t, L.attn_post_norm);  // the attention output
       kernels::rms_norm_rows(ws.x.data() + b * E, E, L.ffn_norm, E, h.rms_eps, ws.xn.data() + b * E, E, e - b);
       for (int64_t t = b; t < e; ++t) kernels::act_row(&ws.acts, t, ws.xn.data() + t * E);
     });
     clock.mark(StepPhases::kNormFfn);
-    const kernels::QuantActs* up_acts = &ws.acts;
-    if (vdt(L.up) != ws.acts.type) {
-      kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.up), &ws.acts2, pool);
-      up_acts = &ws.acts2;
+    // gate of token t at gate_of(t), up at up_of(t) (halves of one row when fused)
+    const float* gate_base = C.gate_up_fused ? ws.up.data() : ws.gate.data();
+    const float* up_base = C.gate_up_fused ? ws.up.data() + F : ws.up.data();
+    const int64_t ld_gu = C.gate_up_fused ? 2 * F : F;
+    if (C.gate_up_fused) {
+      kernels::matmul(L.up, ws.acts, ws.up.data(), 2 * F, pool);
+    } else {
+      const kernels::QuantActs* up_acts = &ws.acts;
+      if (vdt(L.up) != ws.acts.type) {
+        kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.up), &ws.acts2, pool);
+        up_acts = &ws.acts2;
+      }
+      const kernels::MatmulJob gate_up[2] = {{&L.gate, &ws.acts, ws.gate.data(), F}, {&L.up, up_acts, ws.up.data(), F}};
+      kernels::matmul_many(gate_up, 2, pool);
     }
-    const kernels::MatmulJob gate_up[2] = {{&L.gate, &ws.acts, ws.gate.data(), F}, {&L.up, up_acts, ws.up.data(), F}};
-    kernels::matmul_many(gate_up, 2, pool);
     clock.mark(StepPhases::kGateUp);
     kernels::begin_acts(&ws.acts, n, F, vdt(L.down), &L.down);
     for_tokens(pool, n, [&](int64_t t) {
-      kernels::swiglu(ws.gate.data() + t * F, ws.up.data() + t * F, F, ws.gate.data() + t * F);
-      kernels::act_row(&ws.acts, t, ws.gate.data() + t * F);
+      float* y = ws.gate.data() + t * F;  // in place when not fused
+      if (C.act == FfnAct::kGeluTanh)
+        kernels::geglu(gate_base + t * ld_gu, up_base + t * ld_gu, F, y);
+      else
+        kernels::swiglu(gate_base + t * ld_gu, up_base + t * ld_gu, F, y);
+      kernels::act_row(&ws.acts, t, y);
     });
     clock.mark(StepPhases::kSwiglu);
     kernels::matmul(L.down, ws.acts, ws.tmp.data(), E, pool);  // added next layer
@@ -230,15 +276,21 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
   logits->resize(static_cast<size_t>(n_out) * h.n_vocab);
   if (phases_) ++phases_->steps;
   if (n_out == 0) return Status::ok();
+  const float* last_post = h.n_layer > 0 ? w_.layers[h.n_layer - 1].ffn_post_norm : nullptr;
   kernels::begin_acts(&ws.acts, n_out, E, vdt(w_.output), &w_.output);
   for_tokens(pool, n_out, [&](int64_t o) {
     const int64_t t = ws.out_tok[o];
-    if (h.n_layer > 0) add_row(ws.x.data() + t * E, ws.tmp.data() + t * E, E);  // the last FFN output
+    if (h.n_layer > 0) add_block_out(t, last_post);  // the last FFN output
     kernels::rms_norm(ws.x.data() + t * E, w_.output_norm, E, h.rms_eps, ws.out_x.data() + o * E);
     kernels::act_row(&ws.acts, o, ws.out_x.data() + o * E);
   });
   clock.mark(StepPhases::kFinalNorm);
   kernels::matmul(w_.output, ws.acts, logits->data(), h.n_vocab, pool);
+  if (arch.final_softcap > 0) {
+    // ggml's order: scale by 1/cap, tanh, scale by cap
+    const float inv = 1.0f / arch.final_softcap, cap = arch.final_softcap;
+    for (float& z : *logits) z = std::tanh(z * inv) * cap;
+  }
   clock.mark(StepPhases::kOutput);
   return Status::ok();
 }

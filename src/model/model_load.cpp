@@ -46,7 +46,8 @@ void Model::pack_weights() {
   if (const char* e = std::getenv("TACHYON_NO_REPACK"); e && *e && std::string(e) != "0") return;
   std::vector<kernels::MatView*> mats;
   for (auto& L : w_.layers)
-    for (kernels::MatView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) mats.push_back(m);
+    for (kernels::MatView* m : L.mats())
+      if (m->data) mats.push_back(m);
   if (!w_.tied_output) mats.push_back(&w_.output);
   // One arena for every packed matrix, 2 MiB-aligned and advised as huge pages: decode
   // streams every byte once per token, and 4 KiB pages cost a TLB miss every 4 KiB.
@@ -170,32 +171,67 @@ Status Model::bind_weights() {
     w_.tied_output = true;
   }
   TACHYON_RETURN_IF_ERROR(vec("rope_freqs.weight", h.rope.n_rot / 2, false, &w_.rope_freqs));
-  hp_.rope.freq_factors = w_.rope_freqs;
+  // LongRoPE factors: llama.cpp names them per layer and keeps layer 0's (the converters
+  // write one pair for the model).
+  for (const char* base : {"rope_factors_short.weight", "rope_factors_long.weight"}) {
+    const float** dst = base[13] == 's' ? &w_.rope_short : &w_.rope_long;
+    const std::string n = f.tensor(base) ? std::string(base) : "blk.0." + std::string(base);
+    TACHYON_RETURN_IF_ERROR(vec(n, h.rope.n_rot / 2, false, dst));
+  }
+  if ((w_.rope_short != nullptr) != (w_.rope_long != nullptr))
+    return corrupt(p + "tensors 'rope_factors_short' / 'rope_factors_long': one without the other");
+  if (w_.rope_freqs && w_.rope_short)
+    return corrupt(p + "tensor 'rope_freqs.weight': present together with LongRoPE factors");
+  for (auto& L : hp_.arch.layers) {
+    if (L.rope.n_rot != h.rope.n_rot && (w_.rope_freqs || w_.rope_short))
+      return unsupported(p + "rope frequency factors with per-layer rotary dims");
+    L.rope.freq_factors = w_.rope_freqs ? w_.rope_freqs : w_.rope_short;
+  }
+  hp_.rope.freq_factors = w_.rope_freqs ? w_.rope_freqs : w_.rope_short;
 
   w_.layers.resize(h.n_layer);
   for (int l = 0; l < h.n_layer; ++l) {
     auto& L = w_.layers[l];
+    const LayerConfig& c = h.arch.layers[l];
     const std::string b = "blk." + std::to_string(l) + ".";
+    const int64_t nq = int64_t{h.n_head} * HD, nk = int64_t{h.n_head_kv} * HD, nv = int64_t{h.n_head_kv} * h.head_dim_v;
     TACHYON_RETURN_IF_ERROR(vec(b + "attn_norm.weight", E, true, &L.attn_norm));
-    TACHYON_RETURN_IF_ERROR(mat(b + "attn_q.weight", E, h.n_head * HD, &L.wq));
-    TACHYON_RETURN_IF_ERROR(mat(b + "attn_k.weight", E, h.n_head_kv * HD, &L.wk));
-    TACHYON_RETURN_IF_ERROR(mat(b + "attn_v.weight", E, h.n_head_kv * h.head_dim_v, &L.wv));
+    // A fused family may still ship separate q/k/v (llama.cpp accepts either).
+    if (c.qkv_fused && f.tensor(b + "attn_qkv.weight")) {
+      TACHYON_RETURN_IF_ERROR(mat(b + "attn_qkv.weight", E, nq + nk + nv, &L.wqkv));
+    } else {
+      TACHYON_RETURN_IF_ERROR(mat(b + "attn_q.weight", E, nq, &L.wq));
+      TACHYON_RETURN_IF_ERROR(mat(b + "attn_k.weight", E, nk, &L.wk));
+      TACHYON_RETURN_IF_ERROR(mat(b + "attn_v.weight", E, nv, &L.wv));
+    }
     TACHYON_RETURN_IF_ERROR(mat(b + "attn_output.weight", h.n_head * h.head_dim_v, E, &L.wo));
-    // Biases: required for qwen2, accepted wherever present.
-    TACHYON_RETURN_IF_ERROR(vec(b + "attn_q.bias", h.n_head * HD, h.qkv_bias, &L.bq));
-    TACHYON_RETURN_IF_ERROR(vec(b + "attn_k.bias", h.n_head_kv * HD, h.qkv_bias, &L.bk));
-    TACHYON_RETURN_IF_ERROR(vec(b + "attn_v.bias", h.n_head_kv * h.head_dim_v, h.qkv_bias, &L.bv));
-    TACHYON_RETURN_IF_ERROR(vec(b + "attn_q_norm.weight", HD, h.qk_norm, &L.q_norm));
-    TACHYON_RETURN_IF_ERROR(vec(b + "attn_k_norm.weight", HD, h.qk_norm, &L.k_norm));
+    // Biases: required where the family has them, accepted wherever present (separate q/k/v).
+    if (!L.wqkv.data) {
+      TACHYON_RETURN_IF_ERROR(vec(b + "attn_q.bias", nq, c.qkv_bias, &L.bq));
+      TACHYON_RETURN_IF_ERROR(vec(b + "attn_k.bias", nk, c.qkv_bias, &L.bk));
+      TACHYON_RETURN_IF_ERROR(vec(b + "attn_v.bias", nv, c.qkv_bias, &L.bv));
+    } else if (f.tensor(b + "attn_qkv.bias")) {
+      return unsupported(p + "tensor '" + b + "attn_qkv.bias': fused q/k/v biases are not supported");
+    }
+    TACHYON_RETURN_IF_ERROR(vec(b + "attn_q_norm.weight", HD, c.qk_norm, &L.q_norm));
+    TACHYON_RETURN_IF_ERROR(vec(b + "attn_k_norm.weight", HD, c.qk_norm, &L.k_norm));
+    if (c.qk_norm != (L.q_norm != nullptr) || (L.q_norm != nullptr) != (L.k_norm != nullptr))
+      return corrupt(p + "tensors '" + b + "attn_q_norm' / 'attn_k_norm': one without the other");
+    if (c.attn_post_norm) TACHYON_RETURN_IF_ERROR(vec(b + "post_attention_norm.weight", E, true, &L.attn_post_norm));
     TACHYON_RETURN_IF_ERROR(vec(b + "ffn_norm.weight", E, true, &L.ffn_norm));
-    TACHYON_RETURN_IF_ERROR(mat(b + "ffn_gate.weight", E, F, &L.gate));
-    TACHYON_RETURN_IF_ERROR(mat(b + "ffn_up.weight", E, F, &L.up));
+    if (c.gate_up_fused) {
+      TACHYON_RETURN_IF_ERROR(mat(b + "ffn_up.weight", E, 2 * F, &L.up));
+    } else {
+      TACHYON_RETURN_IF_ERROR(mat(b + "ffn_gate.weight", E, F, &L.gate));
+      TACHYON_RETURN_IF_ERROR(mat(b + "ffn_up.weight", E, F, &L.up));
+    }
     TACHYON_RETURN_IF_ERROR(mat(b + "ffn_down.weight", F, E, &L.down));
+    if (c.ffn_post_norm) TACHYON_RETURN_IF_ERROR(vec(b + "post_ffw_norm.weight", E, true, &L.ffn_post_norm));
   }
 
   size_t bytes = w_.output.row_bytes * w_.output.n_rows;
   for (const auto& L : w_.layers)
-    for (const auto* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) bytes += m->row_bytes * m->n_rows;
+    for (const auto* m : L.mats()) bytes += m->row_bytes * m->n_rows;
   weight_bytes_ = bytes;
   return Status::ok();
 }
@@ -211,6 +247,13 @@ std::string Model::weight_type() const {
       best = k;
     }
   return best;
+}
+
+void Model::set_context_size(int n_ctx) {
+  if (!w_.rope_long) return;
+  const float* ff = n_ctx > hp_.n_ctx_orig ? w_.rope_long : w_.rope_short;
+  hp_.rope.freq_factors = ff;
+  for (auto& L : hp_.arch.layers) L.rope.freq_factors = ff;
 }
 
 kv::KvConfig Model::kv_config(int n_pages, int page_size, kv::KvType type) const {

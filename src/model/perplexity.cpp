@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "model/batch.h"
+#include "model/session.h"
 
 namespace tachyon::model {
 
@@ -32,36 +32,22 @@ Status run_perplexity_chunks(Model& model, const std::vector<int32_t>& tokens, c
     if (t < 0 || t >= n_vocab) return invalid_argument("perplexity: token id " + std::to_string(t) + " out of range");
   const int n_chunks = perplexity_chunk_count(static_cast<int64_t>(tokens.size()), cfg);
   const int first = n_ctx / 2;
-  const int page = 16;
-  auto kv = kv::KvPool::create(model.kv_config((n_ctx + page - 1) / page, page));
-  if (!kv) return kv.status();
-  const int ubatch = std::max(1, cfg.ubatch);
-  std::vector<float> step_logits, scored(static_cast<size_t>(n_ctx - 1 - first) * n_vocab);
+  Session::Options opt;
+  opt.n_ctx = n_ctx;
+  opt.ubatch = std::max(1, cfg.ubatch);
+  auto session = Session::create(model, pool, opt);
+  if (!session) return session.status();
+  Session& sess = *session.value();
+  std::vector<float> scored;
+  std::vector<int32_t> chunk_ids(n_ctx);
   for (int c = 0; c < n_chunks; ++c) {
     const int32_t* chunk = tokens.data() + static_cast<int64_t>(c) * n_ctx;
-    kv::PageTable pt;
-    if (!pt.reserve(kv.value(), n_ctx)) return Status(ErrorCode::kInternal, "perplexity: KV pool exhausted");
-    int n_scored = 0;
-    for (int start = 0; start < n_ctx; start += ubatch) {
-      const int end = std::min(n_ctx, start + ubatch);
-      Batch batch;
-      batch.seqs.push_back(&pt);
-      for (int i = start; i < end; ++i) {
-        const int32_t tok = (i == 0 && cfg.bos >= 0) ? cfg.bos : chunk[i];
-        batch.add(tok, i, 0, i >= first && i < n_ctx - 1);
-      }
-      Status st = model.forward(batch, kv.value(), pool, &step_logits);
-      if (!st) {
-        pt.clear(kv.value());
-        return st;
-      }
-      pt.n_tokens = end;
-      const int64_t got = batch.n_logits();
-      std::copy(step_logits.begin(), step_logits.begin() + got * n_vocab,
-                scored.begin() + static_cast<int64_t>(n_scored) * n_vocab);
-      n_scored += static_cast<int>(got);
-    }
-    pt.clear(kv.value());
+    chunk_ids.assign(chunk, chunk + n_ctx);
+    if (cfg.bos >= 0) chunk_ids[0] = cfg.bos;
+    sess.rewind(0);
+    // logits of positions [first, n_ctx - 1): each scores the next token
+    TACHYON_RETURN_IF_ERROR(sess.append(chunk_ids.data(), n_ctx, first, n_ctx - 1, &scored));
+    const int n_scored = static_cast<int>(scored.size() / n_vocab);
     Status st = on_chunk(c, scored.data(), chunk + first + 1, n_scored);
     if (!st) return st;
   }

@@ -89,6 +89,10 @@ const std::vector<Preset>& presets() {
       {"qwen2.5-0.5b", "qwen2", 151936, 896, 24, 14, 2, 64, 4864, 32768, 1000000.f, 1e-6f, true, 0},
       {"qwen3-0.6b", "qwen3", 151936, 1024, 28, 16, 8, 128, 3072, 40960, 1000000.f, 1e-6f, true, 0},
       {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.f, 1e-5f, true, 0},
+      {"gemma3-270m", "gemma3", 262144, 640, 18, 4, 1, 256, 2048, 32768, 1000000.f, 1e-6f, true, 0, 0, 512, 6, 10000.f},
+      {"gemma3-1b", "gemma3", 262144, 1152, 26, 4, 1, 256, 6912, 32768, 1000000.f, 1e-6f, true, 0, 0, 512, 6, 10000.f},
+      {"phi-4-mini", "phi3", 200064, 3072, 32, 24, 8, 128, 8192, 131072, 10000.f, 1e-5f, true, 0, 96, 0, 0, 0, 4096},
+      {"phi-3.5-mini", "phi3", 32064, 3072, 32, 32, 32, 96, 8192, 131072, 10000.f, 1e-5f, false, 0, 0, 0, 0, 0, 4096},
   };
   return p;
 }
@@ -153,10 +157,30 @@ Status generate_model(const std::string& preset_name, const std::string& vocab_p
   w.set_u32(a + "attention.head_count_kv", P.n_head_kv);
   w.set_u32(a + "attention.key_length", P.head_dim);
   w.set_u32(a + "attention.value_length", P.head_dim);
-  w.set_u32(a + "rope.dimension_count", P.head_dim);
+  w.set_u32(a + "rope.dimension_count", P.n_rot > 0 ? P.n_rot : P.head_dim);
   w.set_f32(a + "rope.freq_base", P.rope_base);
   w.set_f32(a + "attention.layer_norm_rms_epsilon", P.rms_eps);
   w.set_u32(a + "vocab_size", n_vocab);
+  if (P.window > 0) {
+    w.set_u32(a + "attention.sliding_window", P.window);
+    w.set_u32(a + "attention.sliding_window_pattern", P.swa_pattern);
+    w.set_f32(a + "rope.freq_base_swa", P.rope_base_swa);
+  }
+  if (P.n_ctx_orig > 0) {
+    w.set_u32(a + "rope.scaling.original_context_length", P.n_ctx_orig);
+    w.set_f32(a + "rope.scaling.attn_factor",
+              static_cast<float>(std::sqrt(1.0 + std::log(double(P.n_ctx) / P.n_ctx_orig) / std::log(double(P.n_ctx_orig)))));
+  }
+  if (P.window > 0) {
+    w.set_u32(a + "attention.sliding_window", P.window);
+    w.set_u32(a + "attention.sliding_window_pattern", P.swa_pattern);
+    w.set_f32(a + "rope.freq_base_swa", P.rope_base_swa);
+  }
+  if (P.n_ctx_orig > 0) {
+    w.set_u32(a + "rope.scaling.original_context_length", P.n_ctx_orig);
+    w.set_f32(a + "rope.scaling.attn_factor",
+              static_cast<float>(std::sqrt(1.0 + std::log(double(P.n_ctx) / P.n_ctx_orig) / std::log(double(P.n_ctx_orig)))));
+  }
   w.set_u32("general.quantization_version", 2);
   w.set_u32("general.file_type", target.file_type);
 
@@ -200,25 +224,49 @@ Status generate_model(const std::string& preset_name, const std::string& vocab_p
     }
     TACHYON_RETURN_IF_ERROR(w.add_tensor("rope_freqs.weight", DType::F32, {P.head_dim / 2}, ff.data(), ff.size() * 4));
   }
+  const bool gemma = P.arch == "gemma3", phi3 = P.arch == "phi3";
+  if (P.n_ctx_orig > 0) {
+    // LongRoPE-like factors: 1 for the fast dims rising to the context ratio for the slow ones
+    const int half = (P.n_rot > 0 ? P.n_rot : P.head_dim) / 2;
+    std::vector<float> fs(half), fl(half);
+    for (int i = 0; i < half; ++i) {
+      fs[i] = 1.0f + 0.05f * i / half;
+      fl[i] = 1.0f + (static_cast<float>(P.n_ctx) / P.n_ctx_orig - 1.0f) * i / half;
+    }
+    TACHYON_RETURN_IF_ERROR(w.add_tensor("rope_factors_short.weight", DType::F32, {half}, fs.data(), fs.size() * 4));
+    TACHYON_RETURN_IF_ERROR(w.add_tensor("rope_factors_long.weight", DType::F32, {half}, fl.data(), fl.size() * 4));
+  }
   for (int l = 0; l < P.n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     TACHYON_RETURN_IF_ERROR(vector(b + "attn_norm.weight", E, 1.0f, 0.02f));
     TACHYON_RETURN_IF_ERROR(vector(b + "ffn_norm.weight", E, 1.0f, 0.02f));
-    TACHYON_RETURN_IF_ERROR(matrix(b + "attn_q.weight", E, Q, 1.f / std::sqrt(float(E))));
-    TACHYON_RETURN_IF_ERROR(matrix(b + "attn_k.weight", E, KV, 1.f / std::sqrt(float(E))));
-    TACHYON_RETURN_IF_ERROR(matrix(b + "attn_v.weight", E, KV, 1.f / std::sqrt(float(E))));
+    if (phi3) {
+      TACHYON_RETURN_IF_ERROR(matrix(b + "attn_qkv.weight", E, Q + 2 * KV, 1.f / std::sqrt(float(E))));
+    } else {
+      TACHYON_RETURN_IF_ERROR(matrix(b + "attn_q.weight", E, Q, 1.f / std::sqrt(float(E))));
+      TACHYON_RETURN_IF_ERROR(matrix(b + "attn_k.weight", E, KV, 1.f / std::sqrt(float(E))));
+      TACHYON_RETURN_IF_ERROR(matrix(b + "attn_v.weight", E, KV, 1.f / std::sqrt(float(E))));
+    }
     TACHYON_RETURN_IF_ERROR(matrix(b + "attn_output.weight", Q, E, 1.f / std::sqrt(float(Q))));
-    TACHYON_RETURN_IF_ERROR(matrix(b + "ffn_gate.weight", E, P.n_ff, 1.f / std::sqrt(float(E))));
-    TACHYON_RETURN_IF_ERROR(matrix(b + "ffn_up.weight", E, P.n_ff, 1.f / std::sqrt(float(E))));
+    if (phi3) {
+      TACHYON_RETURN_IF_ERROR(matrix(b + "ffn_up.weight", E, 2 * P.n_ff, 1.f / std::sqrt(float(E))));
+    } else {
+      TACHYON_RETURN_IF_ERROR(matrix(b + "ffn_gate.weight", E, P.n_ff, 1.f / std::sqrt(float(E))));
+      TACHYON_RETURN_IF_ERROR(matrix(b + "ffn_up.weight", E, P.n_ff, 1.f / std::sqrt(float(E))));
+    }
     TACHYON_RETURN_IF_ERROR(matrix(b + "ffn_down.weight", P.n_ff, E, 1.f / std::sqrt(float(P.n_ff))));
     if (P.arch == "qwen2") {
       TACHYON_RETURN_IF_ERROR(vector(b + "attn_q.bias", Q, 0.f, 0.02f));
       TACHYON_RETURN_IF_ERROR(vector(b + "attn_k.bias", KV, 0.f, 0.02f));
       TACHYON_RETURN_IF_ERROR(vector(b + "attn_v.bias", KV, 0.f, 0.02f));
     }
-    if (P.arch == "qwen3") {
+    if (P.arch == "qwen3" || gemma) {
       TACHYON_RETURN_IF_ERROR(vector(b + "attn_q_norm.weight", P.head_dim, 1.0f, 0.02f));
       TACHYON_RETURN_IF_ERROR(vector(b + "attn_k_norm.weight", P.head_dim, 1.0f, 0.02f));
+    }
+    if (gemma) {
+      TACHYON_RETURN_IF_ERROR(vector(b + "post_attention_norm.weight", E, 1.0f, 0.02f));
+      TACHYON_RETURN_IF_ERROR(vector(b + "post_ffw_norm.weight", E, 1.0f, 0.02f));
     }
   }
   return w.write(out_path);

@@ -29,6 +29,12 @@ struct Preset {
   float rope_base, rms_eps;
   bool tied_output;
   float llama3_rope_factor;  // > 0: write Llama-3 rope_freqs
+  // Family extras (0: none)
+  int n_rot = 0;             // rotary dims when partial (phi3)
+  int window = 0;            // sliding window of local layers (gemma3)
+  int swa_pattern = 0;       // period of local/global layers (gemma3)
+  float rope_base_swa = 0;   // rope base of local layers (gemma3)
+  int n_ctx_orig = 0;        // > 0: LongRoPE factors for this original context (phi3)
 };
 
 const std::vector<Preset>& presets();

@@ -9,6 +9,7 @@
 #include "base/thread_pool.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
+#include "model/session.h"
 
 namespace tachyon::golden {
 
@@ -22,24 +23,16 @@ inline nlohmann::json load_json(const std::string& path) {
 // Logits of every position of `tokens`, evaluated in ubatches of `ubatch` tokens.
 inline std::vector<float> teacher_forced_logits(model::Model& m, const std::vector<int32_t>& tokens, ThreadPool& pool,
                                                int ubatch = 512, kv::KvType kv_type = kv::KvType::kF16) {
-  const int n = static_cast<int>(tokens.size());
-  const int nv = m.hparams().n_vocab;
-  auto kv = kv::KvPool::create(m.kv_config((n + 15) / 16, 16, kv_type));
-  kv::PageTable pt;
-  pt.reserve(kv.value(), n);
-  std::vector<float> all(static_cast<size_t>(n) * nv), logits;
-  for (int s = 0; s < n; s += ubatch) {
-    model::Batch b;
-    b.seqs.push_back(&pt);
-    const int e = std::min(n, s + ubatch);
-    for (int i = s; i < e; ++i) b.add(tokens[i], i, 0, true);
-    Status st = m.forward(b, kv.value(), pool, &logits);
-    if (!st) {
-      std::fprintf(stderr, "forward failed: %s\n", st.message().c_str());
-      return {};
-    }
-    std::copy(logits.begin(), logits.end(), all.begin() + static_cast<size_t>(s) * nv);
-    pt.n_tokens = e;
+  model::Session::Options opt;
+  opt.n_ctx = static_cast<int>(tokens.size());
+  opt.ubatch = ubatch;
+  opt.kv_type = kv_type;
+  auto s = model::Session::create(m, pool, opt);
+  std::vector<float> all;
+  Status st = s ? s.value()->append_all(tokens, &all) : s.status();
+  if (!st) {
+    std::fprintf(stderr, "forward failed: %s\n", st.message().c_str());
+    return {};
   }
   return all;
 }

@@ -12,13 +12,13 @@
 #include "chat/chat_template.h"
 #include "kernels/ops.h"
 #include "model/model.h"
+#include "model/session.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tachyon::bench::verify {
 
 namespace {
 
-constexpr int kTiledPromptTokens = 64;  // as src/engine: prompts this long use the prefill numerics
 constexpr double kIgnoreLogprobBelow = -1000;  // -inf sent as -9999 by some servers
 
 // Token text -> the local ids that render as it. Keys: each id's piece with and without
@@ -70,42 +70,22 @@ int32_t best_of(const std::vector<int32_t>& ids, const float* row) {
 
 int32_t argmax(const float* row, int n) { return static_cast<int32_t>(std::max_element(row, row + n) - row); }
 
-// One sequence driven like the engine drives a request.
+// One sequence driven like the engine drives a request: the prompt in one step with the
+// engine's prompt numerics, then one token per step.
 class Session {
  public:
-  Session(model::Model& m, kv::KvPool& kv, ThreadPool& pool) : m_(m), kv_(kv), pool_(pool) {}
-  ~Session() { pt_.clear(kv_); }
+  explicit Session(model::Session& s) : s_(s) {}
 
-  Status prefill(const std::vector<int32_t>& ids, int reserve_tokens) {
-    pt_.clear(kv_);
-    if (!pt_.reserve(kv_, reserve_tokens)) return Status(ErrorCode::kInternal, "kv: page reservation failed");
-    n_prompt_ = static_cast<int>(ids.size());
-    model::Batch b;
-    b.seqs.push_back(&pt_);
-    b.seq_tiled_until.push_back(n_prompt_ >= kTiledPromptTokens ? n_prompt_ : 0);
-    for (int i = 0; i < n_prompt_; ++i) b.add(ids[i], i, 0, i == n_prompt_ - 1);
-    TACHYON_RETURN_IF_ERROR(m_.forward(b, kv_, pool_, &logits_));
-    pt_.n_tokens = n_prompt_;
-    return Status::ok();
+  Status prefill(const std::vector<int32_t>& ids) {
+    s_.rewind(0);
+    return s_.append_last(ids, &logits_);
   }
-  Status decode(int32_t id) {
-    model::Batch b;
-    b.seqs.push_back(&pt_);
-    b.seq_tiled_until.push_back(n_prompt_ >= kTiledPromptTokens ? n_prompt_ : 0);
-    b.add(id, pt_.n_tokens, 0, true);
-    TACHYON_RETURN_IF_ERROR(m_.forward(b, kv_, pool_, &logits_));
-    pt_.n_tokens += 1;
-    return Status::ok();
-  }
+  Status decode(int32_t id) { return s_.append(&id, 1, 0, 1, &logits_); }
   const float* row() const { return logits_.data(); }
 
  private:
-  model::Model& m_;
-  kv::KvPool& kv_;
-  ThreadPool& pool_;
-  kv::PageTable pt_;
+  model::Session& s_;
   std::vector<float> logits_;
-  int n_prompt_ = 0;
 };
 
 struct Totals {
@@ -229,10 +209,13 @@ CandidateResult score_reference(const VerifyConfig& cfg, const std::vector<Probe
     const int n_gen = remote.logprobs ? static_cast<int>(remote.probes[i].tokens.size()) : n_text_steps;
     n_max = std::max(n_max, static_cast<int>(ids[i].size()) + n_gen + 1);
   }
-  const int page = 16;
-  auto kv = kv::KvPool::create(model.kv_config((n_max + page - 1) / page, page));
-  if (!kv) return fail(kv.status());
   ThreadPool pool(std::max(1, cfg.threads));
+  model::Session::Options sopt;
+  sopt.n_ctx = n_max;
+  sopt.ubatch = n_max;  // the prompt in one step, as the engine runs a prompt that fits its budget
+  sopt.prompt_numerics = true;
+  auto session = model::Session::create(model, pool, sopt);
+  if (!session) return fail(session.status());
 
   Totals t;
   for (size_t i = 0; i < probes.size(); ++i) {
@@ -240,8 +223,8 @@ CandidateResult score_reference(const VerifyConfig& cfg, const std::vector<Probe
     if (rp.usage_prompt_tokens >= 0 && rp.usage_prompt_tokens != static_cast<int>(ids[i].size()))
       c.n_prompt_token_mismatch += 1;
     if (remote.logprobs ? rp.tokens.empty() : rp.text.empty()) continue;
-    Session s(model, kv.value(), pool);
-    if (Status st = s.prefill(ids[i], n_max); !st) return fail(st);
+    Session s(*session.value());
+    if (Status st = s.prefill(ids[i]); !st) return fail(st);
     Status st = remote.logprobs ? compare_logprobs(s, pm, n_vocab, rp, &t)
                                 : compare_text(s, pm, n_vocab, rp, static_cast<int>(rp.text.size()) + 1, &t);
     if (!st) return fail(st);

@@ -65,13 +65,14 @@ TEST(Model, LoadsAndReportsHparams) {
   auto m = model::Model::load(kQwen3);
   ASSERT_TRUE(m.is_ok()) << m.status().message();
   const auto& h = m.value()->hparams();
-  EXPECT_EQ(h.arch, model::Arch::kQwen3);
+  EXPECT_EQ(h.arch_name, "qwen3");
+  ASSERT_EQ(h.arch.layers.size(), static_cast<size_t>(h.n_layer));
   EXPECT_EQ(h.n_embd, 256);
   EXPECT_EQ(h.head_dim_k, 64);  // from attention.key_length, not n_embd / n_head
   EXPECT_EQ(h.n_head, 8);
   EXPECT_EQ(h.n_head_kv, 4);
   EXPECT_EQ(h.n_vocab, 4096);
-  EXPECT_TRUE(h.qk_norm);
+  for (const auto& L : h.arch.layers) EXPECT_TRUE(L.qk_norm && !L.qkv_bias && L.window == 0);
   EXPECT_EQ(m.value()->weight_type(), "Q8_0");
   EXPECT_GT(m.value()->weight_bytes(), 1000000u);
 }
