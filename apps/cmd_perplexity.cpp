@@ -29,6 +29,10 @@ namespace tachyon::apps {
 namespace {
 
 constexpr char kMagic[8] = {'T', 'C', 'H', 'L', 'O', 'G', 'P', '1'};
+// llama-perplexity --kl-divergence-base files: u32 n_ctx, i32 n_vocab, i32 n_chunk, the
+// tokens, then per scored position a row of 2*((n_vocab+1)/2) + 4 u16: f32 scale, f32
+// min_log_prob, and the log-probabilities quantized as min_log_prob + scale * q.
+constexpr char kLlamaMagic[8] = {'_', 'l', 'o', 'g', 'i', 't', 's', '_'};
 
 struct LogitsHeader {
   int32_t n_ctx = 0, n_vocab = 0, n_chunks = 0, n_scored = 0;
@@ -85,7 +89,9 @@ int cmd_perplexity(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "compute threads")->check(CLI::Range(1, 1024));
   app.add_option("--ubatch", cfg.ubatch, "tokens per forward step")->check(CLI::Range(1, 1 << 20));
   app.add_option("--save-logits", save_path, "write the scored positions' log-probabilities (a KL base) to this file");
-  app.add_option("--kl-base", base_path, "a --save-logits file of a base model: report KL divergence from it");
+  app.add_option("--kl-base", base_path,
+                 "a --save-logits file of a base model, or llama-perplexity's --kl-divergence-base file: report KL "
+                 "divergence from it");
   app.add_flag("--json", json, "print the results as one JSON object on stdout");
   app.add_flag("--scalar", scalar, "use the scalar reference kernels");
   try {
@@ -113,6 +119,7 @@ int cmd_perplexity(int argc, char** argv) {
   std::ofstream save;
   std::ifstream base;
   LogitsHeader bh;
+  bool llama_base = false;
   if (!save_path.empty()) {
     save.open(save_path, std::ios::binary);
     if (!save) return fail(Status(ErrorCode::kIo, save_path + ": cannot write"));
@@ -127,8 +134,21 @@ int cmd_perplexity(int argc, char** argv) {
     if (!base) return fail(not_found(base_path + ": cannot open"));
     char magic[8] = {};
     base.read(magic, 8);
-    base.read(reinterpret_cast<char*>(&bh), sizeof bh);
-    if (!base || std::memcmp(magic, kMagic, 8) != 0) return fail(corrupt(base_path + ": not a tachyon --save-logits file"));
+    llama_base = base && std::memcmp(magic, kLlamaMagic, 8) == 0;
+    if (llama_base) {
+      uint32_t lctx = 0;
+      base.read(reinterpret_cast<char*>(&lctx), 4);
+      base.read(reinterpret_cast<char*>(&bh.n_vocab), 4);
+      base.read(reinterpret_cast<char*>(&bh.n_chunks), 4);
+      if (!base || lctx < 4 || lctx > (1u << 24) || bh.n_vocab <= 0 || bh.n_chunks < 0)
+        return fail(corrupt(base_path + ": truncated or corrupt llama-perplexity header"));
+      bh.n_ctx = static_cast<int32_t>(lctx);
+      bh.n_scored = bh.n_ctx - 1 - bh.n_ctx / 2;
+    } else {
+      base.read(reinterpret_cast<char*>(&bh), sizeof bh);
+      if (!base || std::memcmp(magic, kMagic, 8) != 0)
+        return fail(corrupt(base_path + ": neither a tachyon --save-logits nor a llama-perplexity --kl-divergence-base file"));
+    }
     if (bh.n_vocab != n_vocab || bh.n_ctx != cfg.n_ctx || bh.n_scored != n_scored)
       return fail(invalid_argument(base_path + ": saved with n_vocab " + std::to_string(bh.n_vocab) + ", ctx " +
                                    std::to_string(bh.n_ctx) + "; this run has n_vocab " + std::to_string(n_vocab) +
@@ -149,6 +169,7 @@ int cmd_perplexity(int argc, char** argv) {
   std::vector<double> lp(n_vocab);
   std::vector<f16_t> row16(n_vocab);
   std::vector<float> lb(n_vocab);
+  std::vector<uint16_t> rowq(2 * ((n_vocab + 1) / 2) + 4);
   ThreadPool pool(threads);
   Status st = model::run_perplexity_chunks(
       model, tokens, cfg, pool, [&](int c, const float* logits, const int32_t* targets, int n) -> Status {
@@ -161,12 +182,20 @@ int cmd_perplexity(int argc, char** argv) {
             save.write(reinterpret_cast<const char*>(row16.data()), static_cast<std::streamsize>(n_vocab * sizeof(f16_t)));
           }
           if (base.is_open()) {
-            base.read(reinterpret_cast<char*>(row16.data()), static_cast<std::streamsize>(n_vocab * sizeof(f16_t)));
+            if (llama_base) {
+              base.read(reinterpret_cast<char*>(rowq.data()), static_cast<std::streamsize>(rowq.size() * sizeof(uint16_t)));
+              float scale, lmin;
+              std::memcpy(&scale, rowq.data(), 4);
+              std::memcpy(&lmin, rowq.data() + 2, 4);
+              for (int v = 0; v < n_vocab; ++v) lb[v] = scale * rowq[4 + v] + lmin;
+            } else {
+              base.read(reinterpret_cast<char*>(row16.data()), static_cast<std::streamsize>(n_vocab * sizeof(f16_t)));
+              for (int v = 0; v < n_vocab; ++v) lb[v] = f16_to_f32(row16[v]);
+            }
             if (!base) return corrupt(base_path + ": truncated");
             double kl = 0;
             int top_b = 0, top_q = 0;
             for (int v = 0; v < n_vocab; ++v) {
-              lb[v] = f16_to_f32(row16[v]);
               kl += std::exp(double(lb[v])) * (double(lb[v]) - lp[v]);
               if (lb[v] > lb[top_b]) top_b = v;
               if (lp[v] > lp[top_q]) top_q = v;

@@ -45,6 +45,8 @@ mkdir -p "$models"
 vocab_for() {  # a real tokenizer of the same family from the shared test data
   case "$1" in
     qwen*) echo ../shared/data/tokenizer/ggml-vocab-deepseek-llm.gguf ;;
+    phi*) echo ../shared/data/tokenizer/ggml-vocab-phi-3.gguf ;;
+    gemma*) echo "" ;;  # none in the test data: the preset's 262k vocabulary, no tokenizer
     *) echo ../shared/data/tokenizer/ggml-vocab-llama-spm.gguf ;;
   esac
 }
@@ -61,7 +63,8 @@ printf "%-16s %-7s %-6s %-14s | %12s | %12s | %7s | %6s\n" preset type path test
 for preset in $presets; do
   for type in $types; do
     f="$models/$preset-$type.gguf"
-    [ -f "$f" ] || "$tachyon" gen-model --preset "$preset" --type "$type" --vocab "$(vocab_for "$preset")" -o "$f" -t "$threads"
+    vocab=$(vocab_for "$preset")
+    [ -f "$f" ] || "$tachyon" gen-model --preset "$preset" --type "$type" ${vocab:+--vocab "$vocab"} -o "$f" -t "$threads"
     declare -A ours=() theirs=() roof=()
     for round in $(seq "$rounds"); do
       # the engines (and paths) alternate, round after round, on the same file
