@@ -16,7 +16,7 @@ int cmd_gen_model(int argc, char** argv) {
   uint64_t seed = 1;
   int threads = default_threads();
   bool list = false;
-  app.add_option("--preset", preset, "tinyllama-1.1b, llama-3.2-1b, qwen2.5-0.5b, qwen3-0.6b, smollm2-135m, gemma3-270m, gemma3-1b, phi-4-mini, phi-3.5-mini (--list)");
+  app.add_option("--preset", preset, "tinyllama-1.1b, llama-3.2-1b, qwen2.5-0.5b, qwen3-0.6b, smollm2-135m, gemma2-2b, gemma3-270m, gemma3-1b, phi-4-mini, phi-3.5-mini (--list)");
   app.add_option("--type", type, "F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M");
   app.add_option("--vocab", vocab, "GGUF file whose tokenizer metadata is copied (its vocabulary size wins)");
   app.add_option("-o,--output", out, "output GGUF file");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fidelity on files the golden tests have not seen: synthesizes gemma3 and phi3 (and llama
-# / qwen for comparison) models at other shapes - windows, layer patterns, soft-caps,
+# Fidelity on files the golden tests have not seen: synthesizes gemma3, phi3 and gemma2
+# (and llama / qwen for comparison) models at other shapes - windows, layer patterns, soft-caps,
 # rotary dims, head sizes, GQA ratios, tied or untied output - with
 # ../shared/tools/gguf_synth.py, quantizes them with llama-quantize, and compares
 # tachyon's token distributions with llama.cpp's on each file over a text:
@@ -46,13 +46,18 @@ configs=(
   "phi3-mha-r48|--arch phi3 --n-embd 384 --n-layer 4 --n-head 6 --n-head-kv 6 --head-dim 64 --n-rot 48 --n-ff 1024 --tied"
   "llama-gqa4|--arch llama --n-embd 512 --n-layer 3 --n-head 8 --n-head-kv 2 --n-ff 1024"
   "qwen3-hd128|--arch qwen3 --n-embd 256 --n-layer 3 --n-head 4 --n-head-kv 2 --head-dim 128 --n-ff 768 --eps 1e-6"
+  "gemma2-w16p2-caps|gen:gemma2-test-tiny"
 )
 printf "| file | type | tachyon PPL | llama.cpp PPL | mean KLD | max KLD | same top-1 |\n|---|---|---:|---:|---:|---:|---:|\n"
 for c in "${configs[@]}"; do
   name=${c%%|*}; args=${c#*|}
   f16="$dir/$name-F16.gguf"
-  # shellcheck disable=SC2086
-  python3 "$synth" --vocab "$vocab" --vocab-limit 4096 --ctx 4096 --seed 7 --name synthetic $args -o "$f16" >/dev/null
+  if [ "${args#gen:}" != "$args" ]; then  # gguf_synth.py has no gemma2: tachyon gen-model's test shape
+    "$tachyon" gen-model --preset "${args#gen:}" --type F16 -o "$f16" 2>/dev/null
+  else
+    # shellcheck disable=SC2086
+    python3 "$synth" --vocab "$vocab" --vocab-limit 4096 --ctx 4096 --seed 7 --name synthetic $args -o "$f16" >/dev/null
+  fi
   for type in $types; do
     f="$dir/$name-$type.gguf"
     [ "$type" = F16 ] || "$llama/llama-quantize" "$f16" "$f" "$type" "$threads" >/dev/null 2>&1

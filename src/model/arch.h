@@ -1,4 +1,4 @@
-// Architectures as data: a family (llama, qwen2, qwen3, gemma3, phi3) is described by
+// Architectures as data: a family (llama, qwen2, qwen3, gemma2, gemma3, phi3) is described by
 // per-layer configs that the shared blocks of the forward pass compose (pre/post norms,
 // q/k norm, biases, fused projections, activation, attention window, rope per layer,
 // q scaling, soft-capping). Each family lives in model/arch/<family>.cpp: it reads its
@@ -29,6 +29,7 @@ struct LayerConfig {
   bool qk_norm = false;         // attn_{q,k}_norm.weight: RMS norm per head before rope
   bool attn_post_norm = false;  // post_attention_norm.weight on the attention output
   int window = 0;               // sliding window in tokens (0: global attention)
+  float attn_softcap = 0.f;     // > 0: attention scores soft-capped (gemma2)
   kernels::RopeParams rope;     // this layer's rotary (base, scale, dims, factors)
   float q_scale = 0.f;          // > 0: q multiplied by it and attention unscaled (gemma, phi3);
                                 // 0: scores scaled by 1/sqrt(head_dim) inside attention

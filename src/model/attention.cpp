@@ -106,9 +106,14 @@ inline float dot_f16_avx2(int n, const f16_t* x, const f16_t* y) {
   return static_cast<float>(sum);
 }
 
+// Logit soft-capping (Gemma 2) as llama.cpp's flash attention applies it: the score scale
+// divided by the cap, then cap * tanh(score); cap 0 leaves scores alone.
+inline float capped(float s, float cap) { return cap != 0.f ? cap * std::tanh(s) : s; }
+inline float eff_scale(const AttnRows& r) { return r.softcap != 0.f ? r.scale / r.softcap : r.scale; }
+
 // One query row (one token, one head) over keys [begin, n_ctx), short-batch numerics.
 // Keys before begin are skipped, as llama.cpp skips -inf-masked keys (same bits).
-void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
+void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale, float cap,
                        const float* q, int32_t begin, int32_t n_ctx, float* out, AttnScratch& sc) {
   const int ps = kv.page_size();
   sc.q16.resize(hd);
@@ -118,7 +123,7 @@ void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
   for (int32_t j = begin; j < n_ctx; ++j) {
     const int32_t page = pt.pages[j / ps];
     const size_t off = static_cast<size_t>(j % ps) * hd;
-    const float s = dot_f16_avx2(hd, kv.k(page, layer, hk) + off, sc.q16.data()) * scale;
+    const float s = capped(dot_f16_avx2(hd, kv.k(page, layer, hk) + off, sc.q16.data()) * scale, cap);
     float ms = 1.f, vs = 1.f;
     if (s > M) {
       const float m_old = M;
@@ -138,7 +143,7 @@ void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
 
 // One query row over keys [begin, n_ctx), prefill (tiled) numerics: tiles at positions
 // 0, 64, 128, ..., keys outside [begin, n_ctx) masked (score -inf, no V update).
-void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
+void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale, float cap,
                       const float* q, int32_t begin, int32_t n_ctx, float* out, AttnScratch& sc) {
   const int ps = kv.page_size();
   sc.acc.assign(hd, 0.f);
@@ -158,7 +163,7 @@ void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, 
       const f16_t* kr = kv.k(pt.pages[j / ps], layer, hk) + static_cast<size_t>(j % ps) * hd;
       float s = 0.f;
       for (int d = 0; d < hd; ++d) s = std::fma(f16_to_f32(kr[d]), q[d], s);
-      p[tk] = s * scale;
+      p[tk] = capped(s * scale, cap);
       tile_max = std::max(tile_max, p[tk]);
     }
     if (tile_max == -INFINITY) continue;
@@ -206,7 +211,7 @@ void kv_row_f32(const kv::KvPool& kv, bool is_k, int32_t page, int layer, int hk
 // One query row over keys [begin, n_ctx), f32 decode numerics (blocks at absolute
 // positions from the one holding begin; keys outside the range masked: score -inf, no V
 // update); attention_f32acc.h performs the same operations with query rows as lanes.
-void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale,
+void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale, float cap,
                        const float* q, int32_t begin, int32_t n_ctx, float* out, AttnScratch& sc) {
   constexpr int B = detail::kAttnF32Block;
   const int ps = kv.page_size();
@@ -228,7 +233,7 @@ void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
         float a = 0.f;
         kv_row_f32(kv, true, pt.pages[j / ps], layer, hk, j % ps, hd, sc.kt.data());
         for (int d = 0; d < hd; ++d) a = std::fma(sc.qt[d], sc.kt[d], a);
-        s[k] = a;
+        s[k] = capped(a, cap);
       }
       mx = mx > s[k] ? mx : s[k];
     }
@@ -290,17 +295,20 @@ namespace detail {
 
 void attend_rows_f16acc_ref(const AttnRows& r, AttnScratch& sc) {
   for (int i = 0; i < r.n_rows; ++i)
-    attend_row_f16acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], row_begin(r, i), r.n_ctx[i], r.out[i], sc);
+    attend_row_f16acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, eff_scale(r), r.softcap, r.q[i], row_begin(r, i), r.n_ctx[i], r.out[i],
+                      sc);
 }
 
 void attend_rows_f32acc_ref(const AttnRows& r, AttnScratch& sc) {
   for (int i = 0; i < r.n_rows; ++i)
-    attend_row_f32acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], row_begin(r, i), r.n_ctx[i], r.out[i], sc);
+    attend_row_f32acc(*r.kv, *r.pt, r.layer, r.hk, r.hd, eff_scale(r), r.softcap, r.q[i], row_begin(r, i), r.n_ctx[i], r.out[i],
+                      sc);
 }
 
 void attend_rows_tiled_ref(const AttnRows& r, AttnScratch& sc) {
   for (int i = 0; i < r.n_rows; ++i)
-    attend_row_tiled(*r.kv, *r.pt, r.layer, r.hk, r.hd, r.scale, r.q[i], row_begin(r, i), r.n_ctx[i], r.out[i], sc);
+    attend_row_tiled(*r.kv, *r.pt, r.layer, r.hk, r.hd, eff_scale(r), r.softcap, r.q[i], row_begin(r, i), r.n_ctx[i], r.out[i],
+                      sc);
 }
 
 #if defined(__x86_64__)
@@ -320,9 +328,14 @@ struct RowKernels {
   const char* impl;
 };
 
-const RowKernels& row_kernels() {
+const RowKernels& ref_row_kernels() {
   static const RowKernels ref{detail::attend_rows_f16acc_ref, detail::attend_rows_tiled_ref, detail::attend_rows_f32acc_ref,
                               "ref"};
+  return ref;
+}
+
+const RowKernels& row_kernels() {
+  const RowKernels& ref = ref_row_kernels();
 #if defined(__x86_64__)
   static const RowKernels avx2{detail::attend_rows_f16acc_avx2, detail::attend_rows_tiled_avx2,
                                detail::attend_rows_f32acc_avx2, "avx2"};
@@ -362,7 +375,8 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
   const int64_t n_tok = batch.size();
   const int hd = s.head_dim;
   const int group = s.n_head / s.n_head_kv;
-  const RowKernels& rk = row_kernels();
+  // Soft-capped scores run on the reference row kernels (the SIMD ones have no tanh).
+  const RowKernels& rk = s.softcap != 0.f ? ref_row_kernels() : row_kernels();
   // Query tokens per sequence in this step select the numerics (see the file comment).
   std::vector<int32_t> n_q(batch.seqs.size(), 0);
   for (int64_t t = 0; t < n_tok; ++t) ++n_q[batch.seq[t]];
@@ -431,6 +445,7 @@ void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv
       r.hk = hk;
       r.hd = hd;
       r.scale = s.scale;
+      r.softcap = s.softcap;
       r.n_rows = static_cast<int>(qs.size());
       r.q = qs.data();
       r.n_ctx = n_ctx.data();

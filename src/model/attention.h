@@ -36,6 +36,9 @@ struct AttentionShape {
   // query at position p sees the keys at positions [max(0, p - window + 1), p], i.e. key k
   // is masked when p - k >= window; <= 0, every key up to p (full causal attention).
   int window = 0;
+  // Logit soft-capping (Gemma 2): > 0, scores are softcap * tanh(q.k * scale / softcap), as
+  // llama.cpp's flash attention computes them; such layers run on the reference row kernels.
+  float softcap = 0.f;
 };
 
 // out[t][h*head_dim..] = softmax(q_t,h . K[b_t..pos_t]) V[b_t..pos_t] for every token t of

@@ -21,6 +21,7 @@ struct AttnRows {
   int hk = 0;  // KV head
   int hd = 0;  // head dim
   float scale = 1.f;
+  float softcap = 0.f;  // > 0: scores are softcap * tanh(q.k * scale / softcap) (reference kernels only)
   int n_rows = 0;
   const float* const* q = nullptr;  // [n_rows] -> q row [hd] f32
   const int32_t* n_ctx = nullptr;   // [n_rows] end of the visible keys (positions < n_ctx)

@@ -1,5 +1,5 @@
 // The forward pass over a flat multi-sequence batch, composed from the layers' configs
-// (model/arch.h): llama, qwen2, qwen3, gemma3, phi3. Every weight matrix is streamed once
+// (model/arch.h): llama, qwen2, qwen3, gemma2, gemma3, phi3. Every weight matrix is streamed once
 // per step for all tokens of the batch.
 #include <algorithm>
 #include <chrono>
@@ -190,6 +190,7 @@ Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std:
     clock.mark(StepPhases::kQkv);
     as.layer = l;
     as.window = C.window;
+    as.softcap = C.attn_softcap;
     // q pre-scaled (gemma, phi3) leaves attention unscaled, as llama.cpp's graphs do
     as.scale = C.q_scale > 0 ? 1.0f : 1.0f / std::sqrt(static_cast<float>(HD));
     // biases, q/k norms, rope, q scaling and the KV store, token by token in one pass

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -89,6 +90,8 @@ const std::vector<Preset>& presets() {
       {"qwen2.5-0.5b", "qwen2", 151936, 896, 24, 14, 2, 64, 4864, 32768, 1000000.f, 1e-6f, true, 0},
       {"qwen3-0.6b", "qwen3", 151936, 1024, 28, 16, 8, 128, 3072, 40960, 1000000.f, 1e-6f, true, 0},
       {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.f, 1e-5f, true, 0},
+      {"gemma2-2b", "gemma2", 256000, 2304, 26, 8, 4, 256, 9216, 8192, 10000.f, 1e-6f, true, 0, 0, 4096, 2, 10000.f},
+      {"gemma2-test-tiny", "gemma2", 4096, 256, 4, 4, 2, 64, 512, 4096, 10000.f, 1e-6f, true, 0, 0, 16, 2, 10000.f},
       {"gemma3-270m", "gemma3", 262144, 640, 18, 4, 1, 256, 2048, 32768, 1000000.f, 1e-6f, true, 0, 0, 512, 6, 10000.f},
       {"gemma3-1b", "gemma3", 262144, 1152, 26, 4, 1, 256, 6912, 32768, 1000000.f, 1e-6f, true, 0, 0, 512, 6, 10000.f},
       {"phi-4-mini", "phi3", 200064, 3072, 32, 24, 8, 128, 8192, 131072, 10000.f, 1e-5f, true, 0, 96, 0, 0, 0, 4096},
@@ -148,6 +151,36 @@ Status generate_model(const std::string& preset_name, const std::string& vocab_p
     n_vocab = static_cast<int>(toks->arr_count);
     for (const auto& kv : v.value()->metadata())
       if (kv.key.rfind("tokenizer.", 0) == 0) w.copy_kv(std::string(kv.key), kv.value);
+  } else {
+    // No vocabulary given: a placeholder SentencePiece-style one of the preset's size
+    // (<unk>, <s>, </s>, the 256 byte tokens, then "t<id>" pieces), so that the file keeps
+    // the real output width and loads in any GGUF engine.
+    std::vector<std::string> toks(n_vocab);
+    std::vector<float> scores(n_vocab, 0.f);
+    std::vector<int32_t> types(n_vocab, 1);  // normal
+    for (int i = 0; i < n_vocab; ++i) {
+      char b[32];
+      if (i < 3) {
+        toks[i] = i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>";
+        types[i] = i == 0 ? 2 : 3;  // unknown, control
+      } else if (i < 3 + 256) {
+        std::snprintf(b, sizeof b, "<0x%02X>", i - 3);
+        toks[i] = b;
+        types[i] = 6;  // byte
+      } else {
+        std::snprintf(b, sizeof b, "\xe2\x96\x81t%d", i);  // "▁t<id>"
+        toks[i] = b;
+        scores[i] = -static_cast<float>(i);
+      }
+    }
+    w.set_str("tokenizer.ggml.model", "llama");
+    w.set_arr_str("tokenizer.ggml.tokens", toks);
+    w.set_arr_f32("tokenizer.ggml.scores", scores);
+    w.set_arr_i32("tokenizer.ggml.token_type", types);
+    w.set_u32("tokenizer.ggml.bos_token_id", 1);
+    w.set_u32("tokenizer.ggml.eos_token_id", 2);
+    w.set_u32("tokenizer.ggml.unknown_token_id", 0);
+    w.set_bool("tokenizer.ggml.add_bos_token", true);
   }
   w.set_u32(a + "context_length", P.n_ctx);
   w.set_u32(a + "embedding_length", P.n_embd);
@@ -224,7 +257,7 @@ Status generate_model(const std::string& preset_name, const std::string& vocab_p
     }
     TACHYON_RETURN_IF_ERROR(w.add_tensor("rope_freqs.weight", DType::F32, {P.head_dim / 2}, ff.data(), ff.size() * 4));
   }
-  const bool gemma = P.arch == "gemma3", phi3 = P.arch == "phi3";
+  const bool gemma = P.arch == "gemma3" || P.arch == "gemma2", phi3 = P.arch == "phi3";
   if (P.n_ctx_orig > 0) {
     // LongRoPE-like factors: 1 for the fast dims rising to the context ratio for the slow ones
     const int half = (P.n_rot > 0 ? P.n_rot : P.head_dim) / 2;
@@ -260,7 +293,7 @@ Status generate_model(const std::string& preset_name, const std::string& vocab_p
       TACHYON_RETURN_IF_ERROR(vector(b + "attn_k.bias", KV, 0.f, 0.02f));
       TACHYON_RETURN_IF_ERROR(vector(b + "attn_v.bias", KV, 0.f, 0.02f));
     }
-    if (P.arch == "qwen3" || gemma) {
+    if (P.arch == "qwen3" || P.arch == "gemma3") {
       TACHYON_RETURN_IF_ERROR(vector(b + "attn_q_norm.weight", P.head_dim, 1.0f, 0.02f));
       TACHYON_RETURN_IF_ERROR(vector(b + "attn_k_norm.weight", P.head_dim, 1.0f, 0.02f));
     }

@@ -10,6 +10,7 @@
 #include "gguf/writer.h"
 #include "kernels/ops.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "model/session.h"
 
 using namespace tachyon;
@@ -99,7 +100,7 @@ TEST(Arch, FamilyLoadErrorsAreClear) {
         [](gguf::Writer& w) { w.set_str("general.architecture", "mamba"); });
     auto m = model::Model::load(p);
     ASSERT_FALSE(m.is_ok());
-    EXPECT_NE(m.status().message().find("(llama, qwen2, qwen3, gemma3, phi3)"), std::string::npos) << m.status().message();
+    EXPECT_NE(m.status().message().find("(llama, qwen2, qwen3, gemma2, gemma3, phi3)"), std::string::npos) << m.status().message();
   }
   {  // per-layer window flags of the wrong length
     auto p = rewrite(
@@ -235,4 +236,39 @@ TEST(Session, AppendsRewindsAndRefusesPastTheContext) {
   // a bad id fails cleanly
   const int32_t bad = nv + 3;
   EXPECT_FALSE(sess.append(&bad, 1, 0, 1, &again).is_ok());
+}
+
+// gemma2 at a test shape (window 16 on even layers, attention and final soft-caps at
+// llama.cpp's defaults): the layers it declares, and prefill in one step giving the bits
+// of token-by-token decode (both on the llama.cpp decode numerics).
+TEST(Arch, Gemma2TestShapeRunsItsLayers) {
+  const std::string path = tmp_path("gemma2-tiny.gguf");
+  auto t = model::parse_quant_target("F16");
+  ASSERT_TRUE(t.is_ok());
+  ASSERT_TRUE(model::generate_model("gemma2-test-tiny", "", t.value(), path, 3, 2).is_ok());
+  auto m = model::Model::load(path);
+  ASSERT_TRUE(m.is_ok()) << m.status().message();
+  const auto& h = m.value()->hparams();
+  EXPECT_FLOAT_EQ(h.arch.final_softcap, 30.f);
+  for (int l = 0; l < h.n_layer; ++l) {
+    EXPECT_EQ(h.arch.layers[l].window, l % 2 == 0 ? 16 : 0) << l;
+    EXPECT_FLOAT_EQ(h.arch.layers[l].attn_softcap, 50.f);
+    EXPECT_FALSE(h.arch.layers[l].qk_norm);
+    EXPECT_TRUE(h.arch.layers[l].attn_post_norm && h.arch.layers[l].ffn_post_norm);
+  }
+  std::vector<int32_t> toks;
+  for (int i = 0; i < 40; ++i) toks.push_back(1 + (i * 37) % 4000);
+  const auto all = logits_of(*m.value(), toks, 64);
+  ThreadPool pool(2);
+  model::Session::Options o;
+  o.n_ctx = 64;
+  auto s = model::Session::create(*m.value(), pool, o);
+  ASSERT_TRUE(s.is_ok());
+  std::vector<float> one;
+  const int nv = h.n_vocab;
+  for (size_t i = 0; i < toks.size(); ++i) {
+    ASSERT_TRUE(s.value()->append(&toks[i], 1, 0, 1, &one).is_ok());
+    ASSERT_TRUE(std::equal(one.begin(), one.end(), all.begin() + i * nv)) << "position " << i;
+    for (float z : one) ASSERT_LE(std::fabs(z), 30.f);  // the final soft-cap bounds every logit
+  }
 }
