@@ -45,8 +45,8 @@ mkdir -p "$models"
 vocab_for() {  # a real tokenizer of the same family from the shared test data
   case "$1" in
     qwen*) echo ../shared/data/tokenizer/ggml-vocab-deepseek-llm.gguf ;;
-    phi*) echo ../shared/data/tokenizer/ggml-vocab-phi-3.gguf ;;
-    gemma*) echo "" ;;  # none in the test data: the preset's 262k vocabulary, no tokenizer
+    phi-3*) echo ../shared/data/tokenizer/ggml-vocab-phi-3.gguf ;;
+    gemma*|phi-4*) echo "" ;;  # none in the test data: the preset's vocabulary size, placeholder pieces
     *) echo ../shared/data/tokenizer/ggml-vocab-llama-spm.gguf ;;
   esac
 }
