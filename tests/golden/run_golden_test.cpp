@@ -77,7 +77,8 @@ TEST_P(GreedyGolden, ReproducesLlamaCppGreedyTokens) {
 
 INSTANTIATE_TEST_SUITE_P(HighPrecision, GreedyGolden,
                          ::testing::Values("mini-llama-F16", "mini-llama-BF16", "mini-llama-Q8_0", "mini-qwen2-F16",
-                                           "mini-qwen2-Q8_0", "mini-qwen3-F16", "mini-qwen3-Q8_0", "llama-spm32k-F16"),
+                                           "mini-qwen2-Q8_0", "mini-qwen3-F16", "mini-qwen3-Q8_0", "llama-spm32k-F16",
+                                           "mini-gemma3-F16", "mini-gemma3-Q8_0", "mini-phi3-F16", "mini-phi3-Q8_0"),
                          [](const auto& info) {
                            std::string s = info.param;
                            for (auto& ch : s)
