@@ -1,5 +1,5 @@
 // tachyon gen-model --preset NAME --type TYPE --vocab VOCAB.gguf -o FILE
-// tachyon quantize IN.gguf OUT.gguf TYPE
+// tachyon quantize IN.gguf OUT.gguf TYPE [--imatrix FILE]
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -46,7 +46,7 @@ int cmd_gen_model(int argc, char** argv) {
 
 int cmd_quantize(int argc, char** argv) {
   CLI::App app{"convert a GGUF model's weights to another type or mix", "tachyon quantize"};
-  std::string in, out, type;
+  std::string in, out, type, imatrix_path;
   std::vector<std::string> overrides;
   int threads = default_threads();
   bool verbose = false;
@@ -55,6 +55,8 @@ int cmd_quantize(int argc, char** argv) {
   app.add_option("type", type, "a type or mix: " + model::quant_target_names())->required();
   app.add_option("--tensor-type", overrides,
                  "PATTERN=TYPE: tensors whose name matches the regex PATTERN get TYPE (first match wins; repeatable)");
+  app.add_option("--imatrix", imatrix_path,
+                 "importance matrix GGUF from llama-imatrix: importance-weighted fits, as llama-quantize --imatrix");
   app.add_option("-t,--threads", threads, "threads")->check(CLI::Range(1, 1024));
   app.add_flag("-v,--verbose", verbose, "print each tensor's old and new type");
   try {
@@ -70,6 +72,15 @@ int cmd_quantize(int argc, char** argv) {
     auto o = model::parse_tensor_type_override(spec);
     if (!o) return fail(o.status());
     opt.overrides.push_back(std::move(o.value()));
+  }
+  model::Imatrix imatrix;
+  if (!imatrix_path.empty()) {
+    auto m = model::load_imatrix(imatrix_path);
+    if (!m) return fail(m.status());
+    imatrix = std::move(m.value());
+    opt.imatrix = &imatrix;
+    std::fprintf(stderr, "imatrix %s: %zu entries, %u chunks\n", imatrix_path.c_str(), imatrix.entries.size(),
+                 imatrix.chunk_count);
   }
   if (verbose) opt.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   const double t0 = now_ms();

@@ -103,6 +103,20 @@ void quantize_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n);
 void quantize_q4_K_ref(const float* x, BlockQ4_K* y, int64_t n);
 void quantize_q5_K_ref(const float* x, BlockQ5_K* y, int64_t n);
 void quantize_q6_K_ref(const float* x, BlockQ6_K* y, int64_t n);
+// Importance-weighted weight quantizers: llama.cpp's fits with quant_weights (what
+// llama-quantize --imatrix writes). x holds n / n_cols rows of n_cols floats; imatrix[0..
+// n_cols) is the per-column importance every row uses. TypeTraits::quantize_weighted.
+void quantize_q4_0_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
+void quantize_q4_1_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
+void quantize_q5_0_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
+void quantize_q5_1_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
+void quantize_q2_K_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
+void quantize_q3_K_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
+void quantize_q4_K_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
+void quantize_q5_K_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
+void quantize_q6_K_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
+void quantize_iq4_nl_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
+void quantize_iq4_xs_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols);
 
 // ---- scalar reference dot products: weight row (n elements) . activation row ----
 float vec_dot_f32_ref(int64_t n, const float* x, const float* y);

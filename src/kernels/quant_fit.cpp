@@ -7,8 +7,10 @@
 //    min/max fit, then nstep+1 trial inverse scales, each refined by weighted least squares
 //    for scale and min, keeping the lowest weighted squared (Q4_K, Q5_K) or absolute
 //    (Q2_K) error;
-//  - fit_signed_scale: y = scale * L, L in [-nmax, nmax-1], x^2-weighted: the max-magnitude
-//    fit refined by least squares, then 18 trial inverse scales around it (Q6_K);
+//  - fit_signed_scale: y = scale * L, L in [-nmax, nmax-1], x^2- or imatrix-weighted: the
+//    max-magnitude fit refined by least squares, then 18 trial inverse scales around it
+//    (Q6_K; with an importance matrix also Q4_0, Q5_0, Q3_K);
+//  - fit_positive_scale: the 6- or 4-bit sub-block scales of the imatrix-weighted K-quants;
 //  - fit_iq4nl_scale: the scale of 32 values on IQ4_NL's non-linear levels (IQ4_NL,
 //    IQ4_XS's sub-blocks).
 #include "kernels/quant_fit.h"
@@ -97,7 +99,7 @@ int nearest_iq4nl_index(float v) {
   return v - levels[hi - 1] < levels[hi] - v ? hi - 1 : hi;
 }
 
-float fit_iq4nl_scale(const float* x) {
+float fit_iq4nl_scale(const float* x, const float* weights) {
   constexpr int n = 32, ntry = 7;
   float amax = 0, max = 0;
   for (int j = 0; j < n; ++j) {
@@ -112,7 +114,7 @@ float fit_iq4nl_scale(const float* x) {
     *sumqx = *sumq2 = 0;
     for (int j = 0; j < n; ++j) {
       const float q = kIq4nlValues[nearest_iq4nl_index(id * x[j])];
-      const float w = x[j] * x[j];
+      const float w = weights ? weights[j] : x[j] * x[j];
       *sumqx += w * q * x[j];
       *sumq2 += w * q * q;
     }
@@ -131,9 +133,7 @@ float fit_iq4nl_scale(const float* x) {
   return d;
 }
 
-namespace {
-
-float fit_signed_scale(int n, int nmax, const float* x, int8_t* L) {
+float fit_signed_scale(int n, int nmax, const float* x, int8_t* L, const float* weights) {
   float max = 0, amax = 0;
   for (int i = 0; i < n; ++i) {
     const float ax = std::fabs(x[i]);
@@ -152,7 +152,7 @@ float fit_signed_scale(int n, int nmax, const float* x, int8_t* L) {
   for (int i = 0; i < n; ++i) {
     const int l = quant(iscale, i);
     L[i] = static_cast<int8_t>(l + nmax);
-    const float w = x[i] * x[i];
+    const float w = weights ? weights[i] : x[i] * x[i];
     sumlx += w * x[i] * l;
     suml2 += w * l * l;
   }
@@ -164,7 +164,7 @@ float fit_signed_scale(int n, int nmax, const float* x, int8_t* L) {
     sumlx = suml2 = 0;
     for (int i = 0; i < n; ++i) {
       const int l = quant(iscale, i);
-      const float w = x[i] * x[i];
+      const float w = weights ? weights[i] : x[i] * x[i];
       sumlx += w * x[i] * l;
       suml2 += w * l * l;
     }
@@ -176,6 +176,67 @@ float fit_signed_scale(int n, int nmax, const float* x, int8_t* L) {
   }
   return scale;
 }
+
+float fit_positive_scale(int n, int nmax, const float* x, uint8_t* L, const float* w) {
+  float max = 0;
+  for (int i = 0; i < n; ++i) max = std::max(max, x[i]);
+  if (max < kAllZero) {
+    std::fill(L, L + n, 0);
+    return 0.f;
+  }
+  float iscale = nmax / max;
+  const float scale = 1 / iscale;
+  float best_mse = 0;
+  for (int i = 0; i < n; ++i) {
+    const uint8_t l = static_cast<uint8_t>(nearest_int(iscale * x[i]));  // stored as llama.cpp's L
+    const float diff = x[i] - scale * l;
+    best_mse += w[i] * diff * diff;
+  }
+  for (int is = -4; is <= 4; ++is) {
+    if (is == 0) continue;
+    const float iscale_is = (0.1f * is + nmax) / max;
+    const float scale_is = 1 / iscale_is;
+    float mse = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::min(nmax, nearest_int(iscale_is * x[i]));
+      const float diff = x[i] - scale_is * l;
+      mse += w[i] * diff * diff;
+    }
+    if (mse < best_mse) {
+      best_mse = mse;
+      iscale = iscale_is;
+    }
+  }
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::min(nmax, nearest_int(iscale * x[i]));
+    L[i] = static_cast<uint8_t>(l);
+    sumlx += w[i] * x[i] * l;
+    suml2 += w[i] * l * l;
+  }
+  for (int round = 0; round < 5; ++round) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      float slx = sumlx - w[i] * x[i] * L[i];
+      float sl2 = suml2 - w[i] * L[i] * L[i];
+      if (!(slx > 0 && sl2 > 0)) continue;
+      const int l = std::min(nmax, nearest_int(x[i] * sl2 / slx));
+      if (l == L[i]) continue;
+      slx += w[i] * x[i] * l;
+      sl2 += w[i] * l * l;
+      if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+        L[i] = static_cast<uint8_t>(l);
+        sumlx = slx;
+        suml2 = sl2;
+        ++n_changed;
+      }
+    }
+    if (!n_changed) break;
+  }
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+namespace {
 
 // Q4_K / Q5_K: 8 sub-blocks of 32 fitted with fit_scale_min (weights |x| + rms), their
 // scales and mins quantized to 6 bits against the largest, then every quant recomputed
@@ -280,15 +341,18 @@ void quantize_q5_K_ref(const float* x, BlockQ5_K* y, int64_t n) {
   }
 }
 
-// Q6_K: 16 sub-blocks of 16 fitted with fit_signed_scale, their scales quantized to int8
-// against the largest in magnitude, quants recomputed from the stored scales.
-void quantize_q6_K_ref(const float* x, BlockQ6_K* y, int64_t n) {
+namespace {
+
+// Q6_K: 16 sub-blocks of 16 fitted with fit_signed_scale (x^2-weighted, or by the
+// importance qw[0..n) as given, without llama.cpp's sigma2 term), their scales quantized to
+// int8 against the largest in magnitude, quants recomputed from the stored scales.
+void quantize_q6_K_impl(const float* x, BlockQ6_K* y, int64_t n, const float* qw) {
   int8_t L[QK_K];
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
     float scales[QK_K / 16];
     float max_scale = 0, max_abs_scale = 0;
     for (int s = 0; s < QK_K / 16; ++s) {
-      scales[s] = fit_signed_scale(16, 32, x + 16 * s, L + 16 * s);
+      scales[s] = fit_signed_scale(16, 32, x + 16 * s, L + 16 * s, qw ? qw + QK_K * i + 16 * s : nullptr);
       if (std::fabs(scales[s]) > max_abs_scale) {
         max_abs_scale = std::fabs(scales[s]);
         max_scale = scales[s];
@@ -319,6 +383,118 @@ void quantize_q6_K_ref(const float* x, BlockQ6_K* y, int64_t n) {
       }
     }
   }
+}
+
+}  // namespace
+
+void quantize_q6_K_ref(const float* x, BlockQ6_K* y, int64_t n) { quantize_q6_K_impl(x, y, n, nullptr); }
+
+// ---------------------------------------------------------------- with an importance matrix
+// llama.cpp's quantize_row_<type>_impl with quant_weights, one row of n_per_row at a time;
+// qw holds the row's n_per_row column importances.
+
+namespace {
+
+// Q4_0: each block of 32 by make_qx_quants (nmax 8) weighted qw * sqrt(sigma2 + x^2),
+// sigma2 the mean square of the row.
+void q4_0_weighted_row(const float* x, BlockQ4_0* y, int64_t n_per_row, const float* qw) {
+  float sum_x2 = 0;
+  for (int64_t j = 0; j < n_per_row; ++j) sum_x2 += x[j] * x[j];
+  const float sigma2 = sum_x2 / n_per_row;
+  float w[QK4_0];
+  int8_t L[QK4_0];
+  for (int64_t ib = 0; ib < n_per_row / QK4_0; ++ib) {
+    const float* xb = x + QK4_0 * ib;
+    importance_weights(QK4_0, xb, qw + QK4_0 * ib, sigma2, w);
+    y[ib].d = f32_to_f16(fit_signed_scale(QK4_0, 8, xb, L, w));
+    for (int j = 0; j < QK4_0 / 2; ++j) y[ib].qs[j] = static_cast<uint8_t>(L[j] | (L[j + QK4_0 / 2] << 4));
+  }
+}
+
+// Q4_K / Q5_K: 8 sub-blocks of 32 fitted with fit_scale_min (make_qkx3_quants: 37 trials)
+// weighted qw * sqrt(sigma2 + x^2), sigma2 twice the mean square of the super-block; the
+// scales and mins then fitted to 6 bits by fit_positive_scale weighted by each sub-block's
+// weight sum, and every quant recomputed from the stored scales. Q5_K clamps the 6-bit
+// codes to 63 (clamp63), Q4_K stores them as they are, as llama.cpp does.
+void fit_k_superblock_weighted(const float* x, const float* qw, int nmax, bool clamp63, f16_t* d, f16_t* dmin,
+                               uint8_t* packed, uint8_t* L) {
+  float sum_x2 = 0;
+  for (int l = 0; l < QK_K; ++l) sum_x2 += x[l] * x[l];
+  const float sigma2 = 2 * sum_x2 / QK_K;
+  float scales[8], mins[8], sw[8], w[32];
+  for (int j = 0; j < 8; ++j) {
+    importance_weights(32, x + 32 * j, qw + 32 * j, sigma2, w);
+    float sum_w = 0;
+    for (int l = 0; l < 32; ++l) sum_w += w[l];
+    sw[j] = sum_w;
+    scales[j] = fit_scale_min(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], -0.9f, 0.05f, 36, false);
+  }
+  uint8_t Ls[8], Lm[8];
+  const float d_block = fit_positive_scale(8, 63, scales, Ls, sw);
+  const float m_block = fit_positive_scale(8, 63, mins, Lm, sw);
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t ls = clamp63 ? std::min<uint8_t>(63, Ls[j]) : Ls[j];
+    const uint8_t lm = clamp63 ? std::min<uint8_t>(63, Lm[j]) : Lm[j];
+    if (j < 4) {
+      packed[j] = ls;
+      packed[j + 4] = lm;
+    } else {
+      packed[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+      packed[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+      packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+    }
+  }
+  *d = f32_to_f16(d_block);
+  *dmin = f32_to_f16(m_block);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    get_scale_min_k4(j, packed, &sc, &m);
+    const float dj = f16_to_f32(*d) * sc;
+    if (dj == 0) continue;
+    const float dm = f16_to_f32(*dmin) * m;
+    for (int l = 0; l < 32; ++l)
+      L[32 * j + l] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + l] + dm) / dj), 0, nmax));
+  }
+}
+
+void q4_K_weighted_row(const float* x, BlockQ4_K* y, int64_t n_per_row, const float* qw) {
+  uint8_t L[QK_K];
+  for (int64_t i = 0; i < n_per_row / QK_K; ++i, x += QK_K) {
+    fit_k_superblock_weighted(x, qw + QK_K * i, 15, false, &y[i].d, &y[i].dmin, y[i].scales, L);
+    for (int j = 0; j < QK_K / 64; ++j)
+      for (int l = 0; l < 32; ++l) y[i].qs[32 * j + l] = static_cast<uint8_t>(L[64 * j + l] | (L[64 * j + 32 + l] << 4));
+  }
+}
+
+void q5_K_weighted_row(const float* x, BlockQ5_K* y, int64_t n_per_row, const float* qw) {
+  uint8_t L[QK_K];
+  for (int64_t i = 0; i < n_per_row / QK_K; ++i, x += QK_K) {
+    fit_k_superblock_weighted(x, qw + QK_K * i, 31, true, &y[i].d, &y[i].dmin, y[i].scales, L);
+    std::memset(y[i].qh, 0, sizeof y[i].qh);
+    for (int j = 0; j < QK_K / 64; ++j) {
+      for (int l = 0; l < 32; ++l) {
+        const int a = L[64 * j + l], b = L[64 * j + 32 + l];
+        y[i].qs[32 * j + l] = static_cast<uint8_t>((a & 0xF) | ((b & 0xF) << 4));
+        if (a & 16) y[i].qh[l] |= static_cast<uint8_t>(1 << (2 * j));
+        if (b & 16) y[i].qh[l] |= static_cast<uint8_t>(2 << (2 * j));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_q4_0_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockQ4_0, QK4_0, q4_0_weighted_row>(x, y, n, imatrix, n_cols);
+}
+void quantize_q4_K_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockQ4_K, QK_K, q4_K_weighted_row>(x, y, n, imatrix, n_cols);
+}
+void quantize_q5_K_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockQ5_K, QK_K, q5_K_weighted_row>(x, y, n, imatrix, n_cols);
+}
+void quantize_q6_K_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockQ6_K, QK_K, quantize_q6_K_impl>(x, y, n, imatrix, n_cols);
 }
 
 }  // namespace tachyon::kernels

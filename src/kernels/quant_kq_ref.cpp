@@ -256,12 +256,22 @@ void quantize_q3_K_ref(const float* x, BlockQ3_K* y, int64_t n) {
   }
 }
 
-void quantize_iq4_xs_ref(const float* x, BlockIQ4_XS* y, int64_t n) {
+namespace {
+
+// qw (optional): the importance of the n columns, weighting each sub-block's fit by
+// qw * sqrt(sigma2 + x^2), sigma2 twice the super-block's mean square.
+void quantize_iq4_xs_impl(const float* x, BlockIQ4_XS* y, int64_t n, const float* qw) {
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
-    float scales[QK_K / 32];
+    float sigma2 = 0;
+    if (qw) {
+      for (int j = 0; j < QK_K; ++j) sigma2 += x[j] * x[j];
+      sigma2 *= 2.f / QK_K;
+    }
+    float scales[QK_K / 32], w[32];
     float max_scale = 0, amax = 0;  // the scale of largest magnitude, with its sign
     for (int ib = 0; ib < QK_K / 32; ++ib) {
-      scales[ib] = fit_iq4nl_scale(x + 32 * ib);
+      if (qw) importance_weights(32, x + 32 * ib, qw + QK_K * i + 32 * ib, sigma2, w);
+      scales[ib] = fit_iq4nl_scale(x + 32 * ib, qw ? w : nullptr);
       if (std::fabs(scales[ib]) > amax) {
         amax = std::fabs(scales[ib]);
         max_scale = scales[ib];
@@ -285,6 +295,102 @@ void quantize_iq4_xs_ref(const float* x, BlockIQ4_XS* y, int64_t n) {
       y[i].scales_h |= static_cast<uint16_t>(((l + 32) >> 4) << (2 * ib));
     }
   }
+}
+
+}  // namespace
+
+void quantize_iq4_xs_ref(const float* x, BlockIQ4_XS* y, int64_t n) { quantize_iq4_xs_impl(x, y, n, nullptr); }
+
+// ---------------------------------------------------------------- with an importance matrix
+// llama.cpp's quantize_row_q2_K_impl / q3_K_impl with quant_weights, one row at a time:
+// sub-blocks of 16 weighted qw * sqrt(sigma2 + x^2) (sigma2 the super-block's mean square,
+// doubled for Q3_K), their scales (and Q2_K's mins) fitted to 4 or 6 bits weighted by each
+// sub-block's weight sum, quants recomputed from the stored scales.
+
+namespace {
+
+void q2_K_weighted_row(const float* x, BlockQ2_K* y, int64_t n_per_row, const float* qw) {
+  for (int64_t i = 0; i < n_per_row / QK_K; ++i, x += QK_K) {
+    float sum_x2 = 0;
+    for (int j = 0; j < QK_K; ++j) sum_x2 += x[j] * x[j];
+    const float sigma2 = sum_x2 / QK_K;
+    uint8_t L[QK_K];
+    float scales[QK_K / 16], mins[QK_K / 16], sw[QK_K / 16], w[16];
+    for (int s = 0; s < QK_K / 16; ++s) {
+      importance_weights(16, x + 16 * s, qw + QK_K * i + 16 * s, sigma2, w);
+      float sum_w = 0;
+      for (int l = 0; l < 16; ++l) sum_w += w[l];
+      sw[s] = sum_w;
+      scales[s] = fit_scale_min(16, 3, x + 16 * s, w, L + 16 * s, &mins[s], -0.9f, 0.05f, 36, false);
+    }
+    uint8_t Ls[QK_K / 16], Lm[QK_K / 16];
+    const float dm_fit = fit_positive_scale(QK_K / 16, 15, scales, Ls, sw);
+    const float mm_fit = fit_positive_scale(QK_K / 16, 15, mins, Lm, sw);
+    y[i].d = f32_to_f16(dm_fit);
+    y[i].dmin = f32_to_f16(mm_fit);
+    const float dm = f16_to_f32(y[i].d), mm = f16_to_f32(y[i].dmin);
+    for (int s = 0; s < QK_K / 16; ++s) y[i].scales[s] = static_cast<uint8_t>(Ls[s] | (Lm[s] << 4));
+    for (int s = 0; s < QK_K / 16; ++s) {
+      const float d = dm * (y[i].scales[s] & 0xF);
+      if (d == 0) continue;
+      const float m = mm * (y[i].scales[s] >> 4);
+      for (int l = 0; l < 16; ++l)
+        L[16 * s + l] = static_cast<uint8_t>(std::clamp(nearest_int((x[16 * s + l] + m) / d), 0, 3));
+    }
+    pack_low2(L, y[i].qs);
+  }
+}
+
+void q3_K_weighted_row(const float* x, BlockQ3_K* y, int64_t n_per_row, const float* qw) {
+  for (int64_t i = 0; i < n_per_row / QK_K; ++i, x += QK_K) {
+    float sum_x2 = 0;
+    for (int j = 0; j < QK_K; ++j) sum_x2 += x[j] * x[j];
+    const float sigma2 = 2 * sum_x2 / QK_K;
+    int8_t L[QK_K];
+    float scales[QK_K / 16], sw[QK_K / 16], w[16];
+    for (int s = 0; s < QK_K / 16; ++s) {
+      importance_weights(16, x + 16 * s, qw + QK_K * i + 16 * s, sigma2, w);
+      float sum_w = 0;
+      for (int l = 0; l < 16; ++l) sum_w += w[l];
+      sw[s] = sum_w;
+      scales[s] = fit_signed_scale(16, 4, x + 16 * s, L + 16 * s, w);
+    }
+    // 6-bit codes (l + 32, from the fit) split into a nibble and 2 high bits
+    int8_t Ls[QK_K / 16];
+    const float d_block = fit_signed_scale(QK_K / 16, 32, scales, Ls, sw);
+    std::memset(y[i].scales, 0, sizeof y[i].scales);
+    for (int s = 0; s < QK_K / 16; ++s) {
+      const int l = Ls[s];
+      y[i].scales[s % 8] |= static_cast<uint8_t>((l & 0xF) << (s < 8 ? 0 : 4));
+      y[i].scales[8 + s % 4] |= static_cast<uint8_t>((l >> 4) << (2 * (s / 4)));
+    }
+    y[i].d = f32_to_f16(d_block);
+    for (int s = 0; s < QK_K / 16; ++s) {
+      const float d = f16_to_f32(y[i].d) * q3_scale(y[i].scales, s);
+      if (d == 0) continue;
+      for (int l = 0; l < 16; ++l)
+        L[16 * s + l] = static_cast<int8_t>(std::clamp(nearest_int(x[16 * s + l] / d), -4, 3) + 4);
+    }
+    std::memset(y[i].hmask, 0, sizeof y[i].hmask);
+    uint8_t low[QK_K];
+    for (int e = 0; e < QK_K; ++e) {
+      if (L[e] > 3) y[i].hmask[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
+      low[e] = static_cast<uint8_t>(L[e] & 3);
+    }
+    pack_low2(low, y[i].qs);
+  }
+}
+
+}  // namespace
+
+void quantize_q2_K_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockQ2_K, QK_K, q2_K_weighted_row>(x, y, n, imatrix, n_cols);
+}
+void quantize_q3_K_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockQ3_K, QK_K, q3_K_weighted_row>(x, y, n, imatrix, n_cols);
+}
+void quantize_iq4_xs_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockIQ4_XS, QK_K, quantize_iq4_xs_impl>(x, y, n, imatrix, n_cols);
 }
 
 // ---------------------------------------------------------------- validate

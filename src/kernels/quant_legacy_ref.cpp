@@ -192,19 +192,34 @@ void quantize_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n) {
   }
 }
 
+namespace {
+
 // What llama-quantize writes (quantize_iq4_nl, ntry = 7, not quantize_row_iq4_nl_ref's
 // single fit): the searched scale d, then every level picked again at 1 / d (from the
 // float d, not its f16 rounding). An all-zero block gets d = 0 and every index at the
 // level nearest 0 (8).
-void quantize_iq4_nl_ref(const float* x, BlockIQ4_NL* y, int64_t n) {
+// qw (optional): the importance of the n columns, weighting each block's fit by
+// qw * sqrt(sigma2 + x^2), sigma2 twice the block's mean square.
+void quantize_iq4_nl_impl(const float* x, BlockIQ4_NL* y, int64_t n, const float* qw) {
   for (int64_t i = 0; i < n / 32; ++i, x += 32) {
-    const float d = fit_iq4nl_scale(x);
+    float w[32];
+    if (qw) {
+      float sigma2 = 0;
+      for (int j = 0; j < 32; ++j) sigma2 += x[j] * x[j];
+      sigma2 *= 2.f / 32;
+      importance_weights(32, x, qw + 32 * i, sigma2, w);
+    }
+    const float d = fit_iq4nl_scale(x, qw ? w : nullptr);
     y[i].d = f32_to_f16(d);
     const float id = d != 0 ? 1 / d : 0.f;
     for (int j = 0; j < 16; ++j)
       y[i].qs[j] = static_cast<uint8_t>(nearest_iq4nl_index(id * x[j]) | nearest_iq4nl_index(id * x[j + 16]) << 4);
   }
 }
+
+}  // namespace
+
+void quantize_iq4_nl_ref(const float* x, BlockIQ4_NL* y, int64_t n) { quantize_iq4_nl_impl(x, y, n, nullptr); }
 
 void quantize_mxfp4_ref(const float* x, BlockMXFP4* y, int64_t n) {
   for (int64_t i = 0; i < n / 32; ++i, x += 32) {
@@ -229,6 +244,67 @@ void quantize_q1_0_ref(const float* x, BlockQ1_0* y, int64_t n) {
     for (int j = 0; j < QK1_0; ++j)
       if (x[j] >= 0) y[i].qs[j / 8] |= static_cast<uint8_t>(1 << (j % 8));
   }
+}
+
+// ---------------------------------------------------------------- with an importance matrix
+// llama.cpp's quantize_row_<type>_impl with quant_weights: each block of 32 weighted
+// qw * sqrt(sigma2 + x^2), sigma2 the mean square of the row; Q5_0 by make_qx_quants
+// (fit_signed_scale), Q4_1 / Q5_1 by make_qkx3_quants (fit_scale_min with 37 trials).
+
+namespace {
+
+float row_mean_square(const float* x, int64_t n_per_row) {
+  float sum_x2 = 0;
+  for (int64_t j = 0; j < n_per_row; ++j) sum_x2 += x[j] * x[j];
+  return sum_x2 / n_per_row;
+}
+
+template <typename Block, int nmax>
+void min_fit_weighted_row(const float* x, Block* y, int64_t n_per_row, const float* qw) {
+  const float sigma2 = row_mean_square(x, n_per_row);
+  float w[32], neg_min;
+  uint8_t L[32];
+  for (int64_t ib = 0; ib < n_per_row / 32; ++ib) {
+    const float* xb = x + 32 * ib;
+    importance_weights(32, xb, qw + 32 * ib, sigma2, w);
+    const float d = fit_scale_min(32, nmax, xb, w, L, &neg_min, -0.9f, 0.05f, 36, false);
+    y[ib].d = f32_to_f16(d);
+    y[ib].m = f32_to_f16(-neg_min);
+    if constexpr (nmax == 15) {
+      for (int j = 0; j < 16; ++j) y[ib].qs[j] = static_cast<uint8_t>(L[j] | (L[j + 16] << 4));
+    } else {
+      pack_q5(L, y[ib].qs, y[ib].qh);
+    }
+  }
+}
+
+void q5_0_weighted_row(const float* x, BlockQ5_0* y, int64_t n_per_row, const float* qw) {
+  const float sigma2 = row_mean_square(x, n_per_row);
+  float w[32];
+  int8_t L[32];
+  uint8_t Lu[32];
+  for (int64_t ib = 0; ib < n_per_row / 32; ++ib) {
+    const float* xb = x + 32 * ib;
+    importance_weights(32, xb, qw + 32 * ib, sigma2, w);
+    y[ib].d = f32_to_f16(fit_signed_scale(32, 16, xb, L, w));
+    for (int j = 0; j < 32; ++j) Lu[j] = static_cast<uint8_t>(L[j]);
+    pack_q5(Lu, y[ib].qs, y[ib].qh);
+  }
+}
+
+}  // namespace
+
+void quantize_q4_1_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockQ4_1, 32, min_fit_weighted_row<BlockQ4_1, 15>>(x, y, n, imatrix, n_cols);
+}
+void quantize_q5_0_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockQ5_0, 32, q5_0_weighted_row>(x, y, n, imatrix, n_cols);
+}
+void quantize_q5_1_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockQ5_1, 32, min_fit_weighted_row<BlockQ5_1, 31>>(x, y, n, imatrix, n_cols);
+}
+void quantize_iq4_nl_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
+  weighted_rows<BlockIQ4_NL, 32, quantize_iq4_nl_impl>(x, y, n, imatrix, n_cols);
 }
 
 // ---------------------------------------------------------------- dot products

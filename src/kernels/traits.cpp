@@ -1,6 +1,7 @@
 #include "kernels/traits.h"
 
 #include <atomic>
+#include <utility>
 
 #include "kernels/quant.h"
 #include "kernels/quant_groups.h"
@@ -57,6 +58,15 @@ struct Tables {
     install_kq_ref(ref);
     install_iq23_ref(ref);
     install_iq1tq_ref(ref);
+    const std::pair<DType, decltype(TypeTraits::quantize_weighted)> weighted[] = {
+        {DType::Q4_0, quantize_q4_0_weighted_ref},     {DType::Q4_1, quantize_q4_1_weighted_ref},
+        {DType::Q5_0, quantize_q5_0_weighted_ref},     {DType::Q5_1, quantize_q5_1_weighted_ref},
+        {DType::Q2_K, quantize_q2_K_weighted_ref},     {DType::Q3_K, quantize_q3_K_weighted_ref},
+        {DType::Q4_K, quantize_q4_K_weighted_ref},     {DType::Q5_K, quantize_q5_K_weighted_ref},
+        {DType::Q6_K, quantize_q6_K_weighted_ref},     {DType::IQ4_NL, quantize_iq4_nl_weighted_ref},
+        {DType::IQ4_XS, quantize_iq4_xs_weighted_ref},
+    };
+    for (const auto& [t, fn] : weighted) ref[static_cast<int>(t)].quantize_weighted = fn;
     for (int i = 0; i < kMaxType; ++i) {
       has[i] = ref[i].to_float != nullptr;
       avx2[i] = ref[i];

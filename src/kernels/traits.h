@@ -41,6 +41,10 @@ struct TypeTraits {
   // weights half away from zero, activations to even). weight_quantizer() picks.
   void (*quantize_weights)(const float* x, void* y, int64_t n) = nullptr;
   auto weight_quantizer() const { return quantize_weights ? quantize_weights : from_float; }
+  // Optional: the importance-weighted weight quantizer (llama-quantize --imatrix): n floats
+  // in rows of n_cols, imatrix[0..n_cols) the importance of each column, the same for every
+  // row. nullptr where llama.cpp ignores the matrix (Q8_0) or this build has none (IQ1-3).
+  void (*quantize_weighted)(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) = nullptr;
 };
 
 // nullptr when the type has no compute kernels in this build.

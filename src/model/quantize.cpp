@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <regex>
 #include <thread>
 
 #include "gguf/gguf.h"
@@ -15,20 +16,77 @@ namespace tachyon::model {
 
 namespace {
 
-// Quantizes rows [n_rows][row_len] f32 into `type`, in parallel.
-std::vector<uint8_t> convert_rows(const float* x, int64_t row_len, int64_t n_rows, DType type, int n_threads) {
-  const auto quantize = kernels::type_traits_ref(type)->weight_quantizer();
+// Quantizes rows [n_rows][row_len] f32 into `type`, in parallel. With `imatrix` (the
+// importance [n_rows / rows_per_mat][row_len]) the weighted quantizer runs, each row with
+// the importance of its matrix (expert).
+std::vector<uint8_t> convert_rows(const float* x, int64_t row_len, int64_t n_rows, DType type, int n_threads,
+                                  const float* imatrix = nullptr, int64_t rows_per_mat = 1) {
+  const auto* traits = kernels::type_traits_ref(type);
+  const auto quantize = traits->weight_quantizer();
+  const auto weighted = imatrix ? traits->quantize_weighted : nullptr;
   const size_t rb = row_bytes(type, row_len);
   std::vector<uint8_t> out(rb * n_rows);
   std::vector<std::thread> ts;
   const int nth = std::max(1, n_threads);
   for (int i = 0; i < nth; ++i) {
     ts.emplace_back([&, i] {
-      for (int64_t r = i; r < n_rows; r += nth) quantize(x + r * row_len, out.data() + r * rb, row_len);
+      for (int64_t r = i; r < n_rows; r += nth) {
+        if (weighted)
+          weighted(x + r * row_len, out.data() + r * rb, row_len, imatrix + (r / rows_per_mat) * row_len, row_len);
+        else
+          quantize(x + r * row_len, out.data() + r * rb, row_len);
+      }
     });
   }
   for (auto& t : ts) t.join();
   return out;
+}
+
+// The layer of "blk.N.*", -1 for other names.
+int layer_index(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  int v = 0;
+  size_t i = 4;
+  for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])); ++i) v = v * 10 + (name[i] - '0');
+  return i > 4 && i < name.size() && name[i] == '.' ? v : -1;
+}
+
+// llama.cpp's mix rules that depend on whether an importance matrix is given (its
+// has_imatrix): with one, the ffn_down of the first n_layer / 8 layers get Q4_1 / Q5_1 under
+// the Q4_0 / Q5_0 mixes (instead of the base) and keep the base under IQ4_NL / IQ4_XS
+// (instead of Q5_K). `chosen` is the type tensor_type_for picked without the matrix.
+DType imatrix_mix_type(const QuantTarget& target, const std::string& name, int64_t row_len, const ModelShape& shape,
+                       const std::vector<TensorTypeOverride>& overrides, DType chosen) {
+  if (name.find("ffn_down") == std::string::npos) return chosen;
+  for (const auto& o : overrides)
+    if (std::regex_search(name, o.re)) return chosen;
+  const int layer = layer_index(name);
+  if (layer < 0 || layer >= std::max(1, shape.n_layer) / 8) return chosen;
+  QuantTarget t = target;
+  if (target.name == "Q4_0" || target.name == "Q5_0") {
+    t.base = target.name == "Q4_0" ? DType::Q4_1 : DType::Q5_1;
+    t.name = dtype_info(t.base).name;
+  } else if (target.name == "IQ4_NL" || target.name == "IQ4_XS") {
+    t.name = "base";  // no mix rule for ffn_down: the base type, then the row-length fallback
+  } else {
+    return chosen;
+  }
+  return tensor_type_for(t, name, row_len, shape);
+}
+
+// Types whose llama.cpp quantizer ignores an importance matrix.
+bool ignores_imatrix(DType t) {
+  switch (t) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q8_0:
+    case DType::Q1_0:
+    case DType::MXFP4:
+    case DType::TQ1_0:
+    case DType::TQ2_0: return true;
+    default: return false;
+  }
 }
 
 }  // namespace
@@ -54,6 +112,13 @@ Status quantize_file(const std::string& in_path, const std::string& out_path, co
   }
   w.set_u32("general.quantization_version", 2);
   w.set_u32("general.file_type", target.file_type);
+  if (opt.imatrix) {
+    // the keys llama-quantize writes (strings cut at 127 bytes as it does)
+    w.set_str("quantize.imatrix.file", opt.imatrix->path.substr(0, 127));
+    if (!opt.imatrix->datasets.empty()) w.set_str("quantize.imatrix.dataset", opt.imatrix->datasets[0].substr(0, 127));
+    w.set_i32("quantize.imatrix.entries_count", static_cast<int32_t>(opt.imatrix->entries.size()));
+    if (opt.imatrix->chunk_count > 0) w.set_i32("quantize.imatrix.chunks_count", static_cast<int32_t>(opt.imatrix->chunk_count));
+  }
   for (const auto& t : in.tensors()) {
     std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
     const std::string name(t.name);
@@ -63,21 +128,37 @@ Status quantize_file(const std::string& in_path, const std::string& out_path, co
       continue;
     }
     DType dst = tensor_type_for(target, name, ne[0], shape, opt.overrides);
+    if (opt.imatrix) dst = imatrix_mix_type(target, name, ne[0], shape, opt.overrides, dst);
     if (target.name == "MXFP4_MOE" && t.n_dims == 3 && ne[0] % 32 == 0) dst = DType::MXFP4;
-    if (opt.log) opt.log(name + ": " + std::string(dtype_info(t.type).name) + " -> " + std::string(dtype_info(dst).name));
     if (dst == t.type) {
+      if (opt.log) opt.log(name + ": " + std::string(dtype_info(t.type).name) + " -> " + std::string(dtype_info(dst).name));
       TACHYON_RETURN_IF_ERROR(w.add_tensor(name, t.type, ne, t.data, t.n_bytes));
       continue;
     }
     const auto* to = kernels::type_traits_ref(dst);
     if (!to || !to->weight_quantizer())
       return unsupported("tensor '" + name + "': no quantizer for type " + std::string(dtype_info(dst).name) +
-                         " in this build" + (target.needs_imatrix ? " (this mix needs an importance matrix)" : ""));
+                         " in this build" +
+                         (target.needs_imatrix && !opt.imatrix ? " (this mix needs an importance matrix)" : ""));
+    const int64_t n_mat = t.n_dims == 3 ? ne[2] : 1;
+    const float* importance = nullptr;
+    if (opt.imatrix) {
+      auto imp = opt.imatrix->for_tensor(name, ne[0], n_mat);
+      if (!imp) return imp.status();
+      importance = *imp;
+      if (importance && !to->quantize_weighted && !ignores_imatrix(dst))
+        return unsupported("tensor '" + name + "': no importance-weighted quantizer for type " +
+                           std::string(dtype_info(dst).name) + " in this build");
+      if (!to->quantize_weighted) importance = nullptr;
+    }
+    if (opt.log)
+      opt.log(name + ": " + std::string(dtype_info(t.type).name) + " -> " + std::string(dtype_info(dst).name) +
+              (importance ? " (imatrix)" : ""));
     const int64_t n_rows = t.n_dims == 3 ? ne[1] * ne[2] : ne[1];
     std::vector<float> x(static_cast<size_t>(ne[0]) * n_rows);
     const size_t srb = row_bytes(t.type, ne[0]);
     for (int64_t r = 0; r < n_rows; ++r) src->to_float(t.data + r * srb, x.data() + r * ne[0], ne[0]);
-    const auto q = convert_rows(x.data(), ne[0], n_rows, dst, opt.n_threads);
+    const auto q = convert_rows(x.data(), ne[0], n_rows, dst, opt.n_threads, importance, ne[1]);
     TACHYON_RETURN_IF_ERROR(w.add_tensor(name, dst, ne, q.data(), q.size()));
   }
   return w.write(out_path);

@@ -7,6 +7,7 @@
 
 #include "base/dtype.h"
 #include "base/status.h"
+#include "model/imatrix.h"
 #include "model/quant_policy.h"
 
 namespace tachyon::model {
@@ -15,8 +16,14 @@ namespace tachyon::model {
 // any supported type to the types the target mix and the overrides choose; other tensors
 // are copied. Metadata is copied. Fails naming the tensor when a chosen type has no
 // quantizer in this build. `log` (optional) receives one line per tensor.
+// With an importance matrix (imatrix.h; not owned, must outlive the call) every tensor that
+// has an entry is quantized with llama.cpp's importance-weighted fit for its type (same
+// bytes as llama-quantize --imatrix), the mix follows llama.cpp's with-imatrix rules, and
+// a type whose llama.cpp quantizer would use the matrix but that has no weighted quantizer
+// here fails naming the tensor.
 struct QuantizeOptions {
   std::vector<TensorTypeOverride> overrides;
+  const Imatrix* imatrix = nullptr;
   int n_threads = 1;
   void (*log)(const std::string& line) = nullptr;
 };
