@@ -141,9 +141,12 @@ int cmd_serve(int argc, char** argv) {
     return fail(st);
   }
   const auto s = backend.stats(false);
-  std::fprintf(stderr, "model %s (%s, %s), ctx %d, %d KV pages (%s), %d threads, max queue %d%s\n", info.id.c_str(),
-               info.arch.c_str(), info.quantization.c_str(), info.n_ctx, s.kv_pages_total,
-               ec.kv_type == kv::KvType::kQ8_0 ? "q8_0" : "f16", ec.n_threads, ec.max_queue,
+  const std::string local = s.kv_local_slots_total > 0
+                                ? ", " + std::to_string(s.kv_local_slots_total) + " sliding-window slots"
+                                : std::string();
+  std::fprintf(stderr, "model %s (%s, %s), ctx %d, %d KV pages%s (%s, %.1f MiB), %d threads, max queue %d%s\n",
+               info.id.c_str(), info.arch.c_str(), info.quantization.c_str(), info.n_ctx, s.kv_pages_total, local.c_str(),
+               ec.kv_type == kv::KvType::kQ8_0 ? "q8_0" : "f16", s.kv_bytes / 1048576.0, ec.n_threads, ec.max_queue,
                api_keys.empty() ? "" : ", API key required");
   const bool v6 = host.find(':') != std::string::npos;
   std::fprintf(stderr, "listening on http://%s%s%s:%d\n", v6 ? "[" : "", host.c_str(), v6 ? "]" : "", srv.port());

@@ -4,6 +4,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +26,36 @@ constexpr int kTiledPromptTokens = 64;  // prompts this long use the prefill att
 constexpr int kAdmitWindow = 4;         // waiting requests considered for cache-aware order
 constexpr int kMaxSkips = 4;            // times the oldest waiting request may be passed over
 constexpr int kMaxPrefillSkips = 8;     // steps a prefilling request may be passed over
+constexpr int kKvTile = 64;             // key tile of the prefill attention (model/attention_rows.h kAttnTile)
+
+// First position whose sliding-window KV a sequence may still read once positions
+// [0, n_tokens) hold KV. Its queries come at positions p >= n_tokens and see keys from
+// p - window + 1, but the prefill kernels start reading at the 64-key tile holding a
+// row's first key (the f32 decode ones at its 16-key block, inside that tile) and mask
+// the keys before it; one more tile of margin. Pages wholly before it may give up their
+// local slots; a cached prefix of P tokens is usable when [window_keep_from(P), P) kept
+// them.
+int window_keep_from(int n_tokens, int window) {
+  const int first = n_tokens - window + 1;
+  if (window <= 0 || first <= 0) return 0;
+  return std::max(0, first / kKvTile * kKvTile - kKvTile);
+}
+
+// Local slots one sequence holds at most: its pages from window_keep_from to its next
+// position, plus those of a prefill chunk of `chunk` tokens.
+int64_t seq_local_slots(int window, int ps, int chunk) {
+  return (window + 2 * kKvTile + ps - 1) / ps + 2 + (chunk + ps - 1) / ps;
+}
+
+// Slots of the local arena for n_pages pages (budget-derived sizing): room for every
+// running sequence's window plus one step's prefill (all_need), but at least a quarter of
+// the pages (windows that cached prefixes dropped stay reusable a while) and at most half
+// (a large max_running would eat the saving: sequences beyond it wait or are preempted,
+// as for pages), never less than one sequence needs (one_need).
+int derived_local_slots(int n_pages, int64_t one_need, int64_t all_need) {
+  const int64_t n = std::max<int64_t>({one_need, n_pages / 4, std::min<int64_t>(all_need, n_pages / 2)});
+  return static_cast<int>(std::min<int64_t>(n_pages, n));
+}
 
 struct Sequence {
   std::shared_ptr<RequestHandle> handle;
@@ -38,6 +69,7 @@ struct Sequence {
   int skips = 0;
   int prefill_skips = 0;  // consecutive steps this prompt got no prefill tokens
   kv::PageTable pt;  // pt.n_tokens = tokens with KV computed
+  int local_from = 0;  // pages [local_from, pt.pages.size()) hold this sequence's local (window KV) reference
   std::vector<kv::RadixCache::Node*> path;  // locked cache nodes = the first path.size() pages
   std::unique_ptr<sampling::Sampler> sampler;
   std::unique_ptr<TextStream> text;
@@ -82,6 +114,8 @@ struct Engine::Impl {
   void drop_cancelled();
   void admit();
   bool reserve_pages(Sequence& s, int n_tokens);
+  int usable_prefix(const std::vector<kv::RadixCache::Node*>& path) const;
+  void drop_passed_windows(Sequence& s);
   void release(Sequence& s);
   void preempt(Sequence& victim);
   void finish(std::unique_ptr<Sequence> s, const std::string& reason, const std::string& error = "");
@@ -113,22 +147,62 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
   impl->model->set_context_size(impl->n_ctx);
   const int ps = cfg.page_size;
   const int pages_per_ctx = (impl->n_ctx + ps - 1) / ps + 1;
-  int n_pages = cfg.kv_pages;
+  if (cfg.kv_pages < 0 || cfg.kv_local_slots < 0)
+    return invalid_argument("engine: KV pages and local slots must not be negative");
+  kv::KvConfig kc = impl->model->kv_config(1, ps, cfg.kv_type);
+  const bool local = kc.n_local() > 0;
+  int n_pages = cfg.kv_pages, n_slots = local ? cfg.kv_local_slots : 0;
+  // One sequence's window and prefill chunk, and every running sequence's (+ one chunk).
+  const int64_t one_need = std::min<int64_t>(pages_per_ctx, seq_local_slots(kc.window, ps, cfg.max_batch_tokens));
+  const int64_t all_need =
+      static_cast<int64_t>(cfg.max_running) * seq_local_slots(kc.window, ps, ps) + (cfg.max_batch_tokens + ps - 1) / ps;
   if (n_pages == 0) {
-    const size_t page_bytes = impl->model->kv_config(1, ps, cfg.kv_type).page_bytes();
-    n_pages = cfg.kv_mem_bytes > 0 ? static_cast<int>(cfg.kv_mem_bytes / page_bytes) : 4 * pages_per_ctx;
+    const size_t budget =
+        cfg.kv_mem_bytes > 0 ? cfg.kv_mem_bytes : 4 * static_cast<size_t>(pages_per_ctx) * kc.page_bytes();
+    const size_t g = kc.global_page_bytes(), l = kc.local_slot_bytes();
+    auto cost = [&](int64_t np, int64_t ns) { return static_cast<size_t>(np) * g + static_cast<size_t>(ns + 1) * l; };
+    if (!local) {
+      n_pages = static_cast<int>(std::min<size_t>(budget / kc.page_bytes(), INT32_MAX / 2));
+    } else if (n_slots > 0) {
+      const size_t rest = budget - std::min(budget, cost(0, n_slots));
+      n_pages = static_cast<int>(g > 0 ? std::min<size_t>(rest / g, INT32_MAX / 2) : 4 * static_cast<size_t>(n_slots));
+    } else {
+      // The most pages whose arenas fit the budget: a local arena of fewer slots than
+      // pages leaves room for more pages (cost grows with n_pages: binary search).
+      int64_t lo = 0, hi = static_cast<int64_t>(std::min<size_t>(4 * budget / (4 * g + l) + 4, INT32_MAX / 2));
+      while (lo < hi) {
+        const int64_t mid = (lo + hi + 1) / 2;
+        if (cost(mid, derived_local_slots(static_cast<int>(mid), one_need, all_need)) <= budget) lo = mid;
+        else hi = mid - 1;
+      }
+      n_pages = static_cast<int>(lo);
+      n_slots = derived_local_slots(n_pages, one_need, all_need);
+    }
   }
   if (n_pages < pages_per_ctx)
     return invalid_argument("engine: KV cache of " + std::to_string(n_pages) + " pages cannot hold one context of " +
                             std::to_string(impl->n_ctx) + " tokens (needs " + std::to_string(pages_per_ctx) +
                             "; raise --kv-pages/--kv-mem or lower --ctx)");
-  auto kv = kv::KvPool::create(impl->model->kv_config(n_pages, ps, cfg.kv_type));
+  if (local) {
+    n_slots = n_slots == 0 ? n_pages : std::min(n_slots, n_pages);
+    if (n_slots < one_need)
+      return invalid_argument("engine: " + std::to_string(n_slots) + " local KV slots cannot hold one request's " +
+                              std::to_string(kc.window) + "-token sliding window and " +
+                              std::to_string(cfg.max_batch_tokens) + "-token prefill chunk (needs " +
+                              std::to_string(one_need) + ")");
+  }
+  kc.n_pages = n_pages;
+  kc.n_local_slots = n_slots;
+  auto kv = kv::KvPool::create(kc);
   if (!kv) return kv.status();
   impl->kv = std::make_unique<kv::KvPool>(std::move(kv.value()));
   impl->cache = std::make_unique<kv::RadixCache>(*impl->kv);
   impl->pool = std::make_unique<ThreadPool>(cfg.n_threads);
   impl->stats.kv_pages_total = n_pages;
   impl->stats.kv_pages_free = n_pages;
+  impl->stats.kv_local_slots_total = impl->kv->n_local_slots();
+  impl->stats.kv_local_slots_free = impl->kv->n_local_slots();
+  impl->stats.kv_bytes = impl->kv->bytes();
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->loop(); });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -219,6 +293,9 @@ void Engine::Impl::take_incoming() {
 }
 
 void Engine::Impl::release(Sequence& s) {
+  if (kv->has_local_layers())
+    for (size_t i = s.local_from; i < s.pt.pages.size(); ++i) kv->drop_local(s.pt.pages[i]);
+  s.local_from = 0;
   cache->unlock(s.path);
   s.path.clear();
   s.pt.clear(*kv);
@@ -270,15 +347,52 @@ void Engine::Impl::insert_full_pages(Sequence& s) {
   const int n_full = std::min(s.pt.n_tokens, static_cast<int>(s.tokens.size())) / ps;
   if (n_full <= static_cast<int>(s.path.size())) return;
   cache->insert(s.tokens.data(), s.pt.pages.data(), n_full, &s.path);
-  // Where the cache already held the same tokens, share its page and drop ours.
+  // Where the cache already held the same tokens, share its page and drop ours (not
+  // where this sequence still reads the window KV that the cached page no longer has).
   for (int i = 0; i < n_full; ++i) {
     const int32_t cached = cache->page_of(s.path[i]);
     if (cached != s.pt.pages[i]) {
+      const bool reads_window = i >= s.local_from && kv->has_local_layers();
+      if (reads_window && !kv->retain_local(cached)) continue;
       kv->retain(cached);
+      if (reads_window) kv->drop_local(s.pt.pages[i]);
       kv->release(s.pt.pages[i]);
       s.pt.pages[i] = cached;
     }
   }
+}
+
+// The pages of a radix match a sequence may use. Its first query comes at position P
+// (the prefix length) and no query reads sliding-window KV before window_keep_from(P),
+// so the prefix is usable exactly when the pages holding [window_keep_from(P), P) still
+// have their local slots (dropped slots stay attached until alloc() reuses them); else
+// shorter prefixes are tried. Global layers keep every page's KV: nothing to check.
+int Engine::Impl::usable_prefix(const std::vector<kv::RadixCache::Node*>& path) const {
+  int n = static_cast<int>(path.size());
+  if (!kv->has_local_layers()) return n;
+  const int ps = kv->page_size(), window = kv->config().window;
+  while (n > 0) {
+    int missing = -1;
+    for (int i = n - 1; i >= window_keep_from(n * ps, window) / ps; --i) {
+      if (!kv->has_local(cache->page_of(path[i]))) {
+        missing = i;
+        break;
+      }
+    }
+    if (missing < 0) break;
+    n = missing;  // every prefix that ends after page `missing` (and is shorter) needs it too
+  }
+  return n;
+}
+
+// Gives back the local slots of the sequence's pages that no later query of it reads
+// (its next positions' windows start after them). Pages other readers share keep their
+// slot while those hold it; a page the radix tree holds keeps its dropped slot attached
+// until alloc() reuses it.
+void Engine::Impl::drop_passed_windows(Sequence& s) {
+  if (!kv->has_local_layers()) return;
+  const int upto = window_keep_from(s.pt.n_tokens, kv->config().window) / kv->page_size();
+  for (; s.local_from < upto; ++s.local_from) kv->drop_local(s.pt.pages[s.local_from]);
 }
 
 void Engine::Impl::admit() {
@@ -292,7 +406,7 @@ void Engine::Impl::admit() {
     for (auto it = waiting.begin(); it != waiting.end() && considered < kAdmitWindow; ++it, ++considered) {
       const auto& s = **it;
       const int n = static_cast<int>(s.tokens.size());
-      const size_t len = cache->match(s.tokens.data(), n, (n - 1) / ps).size();
+      const size_t len = usable_prefix(cache->match(s.tokens.data(), n, (n - 1) / ps));
       if (it == waiting.begin() || len > best_len) {
         best = it;
         best_len = len;
@@ -302,6 +416,7 @@ void Engine::Impl::admit() {
     Sequence& s = **best;
     const int n = static_cast<int>(s.tokens.size());
     auto path = cache->match(s.tokens.data(), n, (n - 1) / ps);
+    path.resize(usable_prefix(path));
     // No duplicate work: if a running request is still prefilling a longer common prefix,
     // wait for its pages to enter the cache instead of computing them twice.
     bool defer = false;
@@ -330,6 +445,14 @@ void Engine::Impl::admit() {
       s.pt.pages.push_back(p);
     }
     s.pt.n_tokens = static_cast<int>(path.size()) * ps;
+    // Read the window KV of the prefix's last pages: hold their slots (usable_prefix
+    // checked they are attached; nothing was allocated since).
+    s.local_from = window_keep_from(s.pt.n_tokens, kv->config().window) / ps;
+    for (size_t i = s.local_from; i < s.pt.pages.size(); ++i) {
+      const bool ok = kv->retain_local(s.pt.pages[i]);
+      assert(ok);
+      (void)ok;
+    }
     if (!s.admitted_once) {
       s.cached_tokens = std::min(s.pt.n_tokens, s.n_prompt);
       s.t_admit = now_ms();
@@ -369,7 +492,9 @@ bool Engine::Impl::reserve_pages(Sequence& s, int n_tokens) {
   const int ps = kv->page_size();
   const int need = (n_tokens + ps - 1) / ps - static_cast<int>(s.pt.pages.size());
   if (need <= 0) return true;
-  if (kv->n_free() < need) cache->evict(need - kv->n_free());
+  // Evicting cached prefixes frees pages; local slots it cannot free (the tree holds
+  // none: only running sequences do), so a shortage of those preempts.
+  if (kv->n_free_pages() < need) cache->evict(need - kv->n_free_pages());
   if (kv->n_free() < need) return false;
   return s.pt.reserve(*kv, n_tokens);
 }
@@ -404,21 +529,28 @@ void Engine::Impl::step() {
     const int take = std::min(remaining, budget);
     if (!reserve_pages(*s, s->pt.n_tokens + take)) {
       // Out of KV: preempt the most recently admitted other sequence not yet in this
-      // batch, else stop planning (what is planned still runs).
-      Sequence* victim = nullptr;
-      for (auto it = running.rbegin(); it != running.rend(); ++it) {
-        Sequence* c = it->get();
-        if (c != s && std::find(in_batch.begin(), in_batch.end(), c) == in_batch.end()) {
-          victim = c;
-          break;
+      // batch, else stop planning (what is planned still runs). While the batch is empty
+      // keep preempting until s fits: stopping after one would run nothing, readmit that
+      // victim and preempt it again, forever, when s needs two victims' KV (local slots
+      // of sliding-window models make that common).
+      bool fits = false;
+      for (;;) {
+        Sequence* victim = nullptr;
+        for (auto it = running.rbegin(); it != running.rend(); ++it) {
+          Sequence* c = it->get();
+          if (c != s && std::find(in_batch.begin(), in_batch.end(), c) == in_batch.end()) {
+            victim = c;
+            break;
+          }
         }
-      }
-      if (victim) {
+        if (!victim) break;
         preempt(*victim);
         // the victim comes after s in `order` (it is not in the batch yet): drop it
         order.erase(std::remove(order.begin() + oi + 1, order.end(), victim), order.end());
-        if (!reserve_pages(*s, s->pt.n_tokens + take)) break;
-      } else {
+        fits = reserve_pages(*s, s->pt.n_tokens + take);
+        if (fits || !in_batch.empty()) break;
+      }
+      if (!fits) {
         if (in_batch.empty()) {
           // Alone and still no room: the pool is smaller than this context (config bug).
           auto it = std::find_if(running.begin(), running.end(), [&](auto& p) { return p.get() == s; });
@@ -447,6 +579,12 @@ void Engine::Impl::step() {
     else ++s->prefill_skips;
   }
   if (in_batch.empty()) return;
+
+  if (kv->has_local_layers()) {
+    const int held = kv->n_local_slots() - kv->n_free_local_slots();
+    std::lock_guard<std::mutex> sl(stats_mu);
+    stats.kv_local_slots_peak = std::max(stats.kv_local_slots_peak, held);
+  }
 
   std::vector<float>& logits = logits_buf;  // reused: 1 MB for 8 x 32k logits, allocated and zeroed per step before
   const double t_fwd0 = now_ms();
@@ -518,6 +656,7 @@ void Engine::Impl::step() {
   for (size_t k = 0; k < in_batch.size(); ++k) {
     Sequence& s = *in_batch[k];
     s.pt.n_tokens += chunk[k];
+    drop_passed_windows(s);
     if (row_of[k] < 0) {
       insert_full_pages(s);  // share finished prompt pages with requests arriving now
       continue;
@@ -603,8 +742,9 @@ void Engine::Impl::loop() {
     std::lock_guard<std::mutex> sl(stats_mu);  // lock order: mu before stats_mu, never nested the other way
     stats.running = static_cast<int>(running.size());
     stats.queue_depth = depth;
-    stats.kv_pages_free = kv->n_free();
+    stats.kv_pages_free = kv->n_free_pages();
     stats.kv_pages_cached = cache->n_unlocked();
+    stats.kv_local_slots_free = kv->n_free_local_slots();
   }
   // Shutdown: everything still queued or running ends as cancelled.
   take_incoming();

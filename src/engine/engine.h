@@ -42,7 +42,12 @@ struct EngineConfig {
   int max_queue = 256;             // waiting requests beyond which submit() refuses (429)
   int page_size = 16;              // tokens per KV page
   int kv_pages = 0;                // 0 = derive from kv_mem_bytes
-  size_t kv_mem_bytes = 0;         // 0 = enough for 4 full contexts
+  size_t kv_mem_bytes = 0;         // 0 = the memory of 4 full contexts
+  // Models with sliding-window layers: slots of the pool's local arena (the KV of those
+  // layers, kept only for the pages a query can still read). 0 = derived: from the
+  // memory budget when kv_pages is 0 (fewer slots than pages, more pages for the same
+  // memory), else one per page.
+  int kv_local_slots = 0;
 };
 
 // One generation request: token ids in, tokens out.
@@ -127,6 +132,10 @@ struct EngineStats {
   uint64_t steps = 0, preemptions = 0;
   int queue_depth = 0, running = 0, last_batch_tokens = 0;
   int kv_pages_total = 0, kv_pages_free = 0, kv_pages_cached = 0;  // cached: held by the prefix cache
+  // Sliding-window models (else 0): local KV slots, those free (held by no running
+  // request), and the most held at once since start.
+  int kv_local_slots_total = 0, kv_local_slots_free = 0, kv_local_slots_peak = 0;
+  size_t kv_bytes = 0;  // memory of the KV pool (both arenas)
   // Latency samples since the last snapshot_and_reset_latencies() call (ms).
   std::vector<double> ttft_ms, itl_ms;
 };

@@ -3,6 +3,9 @@
 // path from the root spells a token prefix whose KV lives in those pages. The tree owns
 // one pool reference per node. Requests lock the nodes they use (lock counts along the
 // path); unlocked leaves are evicted least-recently-used first when pages run out.
+// With sliding-window layers the tree holds no local (window) reference: a page's local
+// slot may be reused while its node stays, and a match is usable only up to where the
+// window KV its next query reads is still attached (the engine checks has_local).
 //
 // Single-threaded (engine thread). Costs: match/insert O(pages * page_size) token
 // comparisons plus one hash per page; evict O(log n) per evicted leaf.

@@ -90,6 +90,8 @@ class Model {
   void set_phase_sink(StepPhases* sink) { phases_ = sink; }
   DecodeNumerics decode_numerics() const { return decode_numerics_; }
 
+  // The KV pool shape for this model: n_pages pages, its sliding-window layers (if any)
+  // flagged local with the largest window, n_local_slots 0 (one slot per page).
   kv::KvConfig kv_config(int n_pages, int page_size = 16, kv::KvType type = kv::KvType::kF16) const;
 
   // The context size the model will run with: selects LongRoPE's long frequency factors

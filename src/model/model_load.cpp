@@ -265,6 +265,18 @@ kv::KvConfig Model::kv_config(int n_pages, int page_size, kv::KvType type) const
   c.head_dim_v = hp_.head_dim_v;
   c.page_size = page_size;
   c.n_pages = n_pages;
+  // Sliding-window layers keep their KV in the pool's local arena (one slot per page
+  // unless the caller sets n_local_slots).
+  bool any_local = false;
+  for (const auto& L : hp_.arch.layers) any_local |= L.window > 0;
+  if (any_local) {
+    c.local_layers.assign(hp_.n_layer, 0);
+    for (int l = 0; l < hp_.n_layer && l < static_cast<int>(hp_.arch.layers.size()); ++l) {
+      const int w = hp_.arch.layers[l].window;
+      c.local_layers[l] = w > 0;
+      c.window = std::max(c.window, w);
+    }
+  }
   return c;
 }
 

@@ -116,6 +116,10 @@ std::string ServerMetrics::render(const engine::EngineStats& s, const ServerGaug
          s.kv_pages_cached);
   metric(&out, "tachyon_kv_pages_used", "gauge", "KV pages in use by running requests",
          std::max(0, s.kv_pages_total - s.kv_pages_free - s.kv_pages_cached));
+  metric(&out, "tachyon_kv_local_slots_total", "gauge", "Sliding-window KV slots (0: no sliding-window layers)",
+         s.kv_local_slots_total);
+  metric(&out, "tachyon_kv_local_slots_free", "gauge", "Sliding-window KV slots free", s.kv_local_slots_free);
+  metric(&out, "tachyon_kv_bytes", "gauge", "Memory of the KV cache (bytes)", static_cast<double>(s.kv_bytes));
   return out;
 }
 

@@ -263,3 +263,148 @@ TEST(Engine, PreemptionRecomputesAndCompletes) {
   }
   std::printf("preemptions: %llu\n", static_cast<unsigned long long>(e->stats().preemptions));
 }
+
+// Sliding-window models (Gemma 3): the KV of the window layers lives in a local arena
+// of fewer slots than pages, and each sequence gives up the slots behind its window.
+namespace {
+
+const std::string kGemma = kData + "/models/mini-gemma3-F16.gguf";  // window 16, 4 of 6 layers local
+
+std::unique_ptr<Engine> make_gemma(int kv_pages, int local_slots, int budget = 64) {
+  EngineConfig c;
+  c.model_path = kGemma;
+  c.n_threads = 2;
+  c.n_ctx = 512;
+  c.kv_pages = kv_pages;
+  c.kv_local_slots = local_slots;
+  c.max_batch_tokens = budget;
+  auto e = Engine::create(c);
+  EXPECT_TRUE(e.is_ok()) << e.status().message();
+  return e.is_ok() ? std::move(e.value()) : nullptr;
+}
+
+std::vector<int32_t> words_prompt(Engine& e, int seed, size_t n_tokens) {
+  std::string t;
+  for (int k = 0; k < 400; ++k) t += "w" + std::to_string(seed * 1000 + k * 7) + " ";
+  auto p = prompt_of(e, t);
+  EXPECT_GE(p.size(), n_tokens);
+  p.resize(n_tokens);
+  return p;
+}
+
+// Waits until the engine has taken its end-of-iteration stats after the last request.
+EngineStats idle_stats(Engine& e) {
+  EngineStats s;
+  for (int i = 0; i < 100; ++i) {
+    s = e.stats();
+    if (s.running == 0 && s.kv_local_slots_free == s.kv_local_slots_total) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST(EngineSlidingWindow, TinyLocalArenaGivesTheSameTokensAndHitsTheCache) {
+  // Reference: one local slot per page (as before). Small: 16 slots for 64 pages, one
+  // more than a sequence needs (window 16 + two 64-key tiles + a 64-token prefill chunk).
+  auto ref = make_gemma(64, 0);
+  auto small = make_gemma(64, 16);
+  ASSERT_TRUE(ref && small);
+  EXPECT_EQ(ref->stats().kv_local_slots_total, 64);
+  EXPECT_EQ(small->stats().kv_local_slots_total, 16);
+  EXPECT_LT(small->stats().kv_bytes, ref->stats().kv_bytes);
+  // 2 global layers of 64 pages + 4 local layers of 17 slots (16 + the NaN slot), 4 KiB K+V
+  // per layer and page (1 KV head, head dim 128, 16 tokens, f16)
+  EXPECT_EQ(small->stats().kv_bytes, (2u * 64 + 4u * 17) * 8192);
+  EXPECT_EQ(ref->stats().kv_bytes, (2u * 64 + 4u * 65) * 8192);
+
+  const auto p = words_prompt(*ref, 1, 300);
+  const Output a = collect(ref->submit(greedy(p, 40)).value());
+  ASSERT_EQ(a.finish.finish_reason, "length");
+  ASSERT_EQ(a.tokens.size(), 40u);
+  // Even with a slot per page, a sequence holds only its window's: 340 tokens span 22
+  // pages, the window and the prefill chunk at most 15.
+  EXPECT_LE(ref->stats().kv_local_slots_peak, 15);
+  EXPECT_GE(ref->stats().kv_local_slots_peak, 8);
+
+  const Output b = collect(small->submit(greedy(p, 40)).value());
+  EXPECT_EQ(b.tokens, a.tokens);
+  EXPECT_EQ(b.finish.cached_tokens, 0);
+  auto st = idle_stats(*small);
+  EXPECT_LE(st.kv_local_slots_peak, 15);
+  EXPECT_EQ(st.preemptions, 0u);
+  EXPECT_EQ(st.kv_local_slots_free, 16);  // every local reference given back
+
+  // The same prompt again: the prompt's last window is still in dropped-but-attached
+  // slots, so all whole pages but the last token's are served from the cache.
+  const Output c = collect(small->submit(greedy(p, 40)).value());
+  EXPECT_EQ(c.finish.cached_tokens, 288);
+  EXPECT_EQ(c.tokens, a.tokens);
+
+  // A prompt sharing only the first 100 tokens: the pages holding them lost their window
+  // KV to later pages in the small arena (the hit shrinks, here to nothing), not in the
+  // reference one; the tokens are those of an engine with an empty cache either way.
+  auto q = p;
+  const auto tail = words_prompt(*ref, 2, 150);
+  q.resize(100);
+  q.insert(q.end(), tail.begin() + 1, tail.end());
+  auto fresh = make_gemma(64, 0);
+  ASSERT_TRUE(fresh);
+  const Output q0 = collect(fresh->submit(greedy(q, 30)).value());
+  EXPECT_EQ(q0.finish.cached_tokens, 0);
+  const Output q_ref = collect(ref->submit(greedy(q, 30)).value());
+  EXPECT_EQ(q_ref.finish.cached_tokens, 96);
+  EXPECT_EQ(q_ref.tokens, q0.tokens);
+  const Output q_small = collect(small->submit(greedy(q, 30)).value());
+  EXPECT_LT(q_small.finish.cached_tokens, 96);
+  EXPECT_EQ(q_small.tokens, q0.tokens);
+  EXPECT_EQ(idle_stats(*small).kv_local_slots_free, 16);
+}
+
+// Three requests at once in an arena that holds fewer than their windows: slots run out
+// before pages, sequences are preempted and recomputed, and every one gives the tokens
+// it gives alone. The budget-derived sizing (no --kv-pages) gives the same tokens too.
+TEST(EngineSlidingWindow, ConcurrentRequestsShareTheLocalArena) {
+  auto alone = make_gemma(64, 0);
+  auto tight = make_gemma(64, 16);
+  auto sized = make_gemma(0, 0, 512);
+  ASSERT_TRUE(alone && tight && sized);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 3; ++i) prompts.push_back(words_prompt(*alone, 10 + i, 120 + 50 * i));
+  std::vector<Output> ref;
+  for (auto& p : prompts) ref.push_back(collect(alone->submit(greedy(p, 30)).value()));
+  for (Engine* e : {tight.get(), sized.get()}) {
+    std::vector<std::shared_ptr<RequestHandle>> hs;
+    for (auto& p : prompts) hs.push_back(e->submit(greedy(p, 30)).value());
+    for (size_t i = 0; i < hs.size(); ++i) {
+      const Output o = collect(hs[i]);
+      EXPECT_EQ(o.finish.finish_reason, "length");
+      EXPECT_EQ(o.tokens, ref[i].tokens) << i;
+    }
+    const auto st = idle_stats(*e);
+    EXPECT_EQ(st.kv_local_slots_free, st.kv_local_slots_total);
+    EXPECT_LE(st.kv_local_slots_peak, st.kv_local_slots_total);
+  }
+  EXPECT_GT(tight->stats().preemptions, 0u);
+  // Sizing from the memory of 4 contexts: the local arena has fewer slots than pages,
+  // so more pages fit than the 4 * 33 a full page per token would allow.
+  const auto ss = sized->stats();
+  EXPECT_LT(ss.kv_local_slots_total, ss.kv_pages_total);
+  EXPECT_GT(ss.kv_pages_total, 4 * 33);
+  EXPECT_LE(ss.kv_bytes, 4u * 33 * 6 * 8192 + (size_t{2} << 20));
+  std::printf("derived: %d pages, %d local slots, %zu KV bytes; tight arena preemptions %llu\n", ss.kv_pages_total,
+              ss.kv_local_slots_total, ss.kv_bytes, static_cast<unsigned long long>(tight->stats().preemptions));
+}
+
+TEST(EngineSlidingWindow, RejectsAnArenaSmallerThanOneWindow) {
+  EngineConfig c;
+  c.model_path = kGemma;
+  c.n_ctx = 512;
+  c.kv_pages = 64;
+  c.kv_local_slots = 8;
+  c.max_batch_tokens = 64;
+  auto e = Engine::create(c);
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_NE(e.status().message().find("8 local KV slots cannot hold"), std::string::npos) << e.status().message();
+}
