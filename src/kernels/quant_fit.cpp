@@ -238,6 +238,36 @@ float fit_positive_scale(int n, int nmax, const float* x, uint8_t* L, const floa
 
 namespace {
 
+// Q4_K / Q5_K tail: packs the 6-bit sub-block scales Ls and mins Lm (llama.cpp's 12-byte
+// layout), stores d and dmin as f16, and recomputes every quant L[256] in [0, nmax] from the
+// stored scales.
+void store_k_scales(const float* x, int nmax, const uint8_t* Ls, const uint8_t* Lm, float d_block, float m_block,
+                    f16_t* d, f16_t* dmin, uint8_t* packed, uint8_t* L) {
+  std::memset(packed, 0, K_SCALE_SIZE);
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t ls = Ls[j], lm = Lm[j];
+    if (j < 4) {
+      packed[j] = ls;
+      packed[j + 4] = lm;
+    } else {
+      packed[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+      packed[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+      packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+    }
+  }
+  *d = f32_to_f16(d_block);
+  *dmin = f32_to_f16(m_block);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    get_scale_min_k4(j, packed, &sc, &m);
+    const float dj = f16_to_f32(*d) * sc;
+    if (dj == 0) continue;
+    const float dm = f16_to_f32(*dmin) * m;
+    for (int l = 0; l < 32; ++l)
+      L[32 * j + l] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + l] + dm) / dj), 0, nmax));
+  }
+}
+
 // Q4_K / Q5_K: 8 sub-blocks of 32 fitted with fit_scale_min (weights |x| + rms), their
 // scales and mins quantized to 6 bits against the largest, then every quant recomputed
 // from the stored scales. Writes d, dmin, the packed scales and L[256] in [0, nmax].
@@ -257,30 +287,12 @@ void fit_k_superblock(const float* x, int nmax, float rmin, int nstep, f16_t* d,
   }
   const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
   const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-  std::memset(packed, 0, K_SCALE_SIZE);
+  uint8_t Ls[8], Lm[8];
   for (int j = 0; j < 8; ++j) {
-    const uint8_t ls = static_cast<uint8_t>(std::min(63, nearest_int(inv_scale * scales[j]) & 0xFF));
-    const uint8_t lm = static_cast<uint8_t>(std::min(63, nearest_int(inv_min * mins[j]) & 0xFF));
-    if (j < 4) {
-      packed[j] = ls;
-      packed[j + 4] = lm;
-    } else {
-      packed[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
-      packed[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
-      packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
-    }
+    Ls[j] = static_cast<uint8_t>(std::min(63, nearest_int(inv_scale * scales[j]) & 0xFF));
+    Lm[j] = static_cast<uint8_t>(std::min(63, nearest_int(inv_min * mins[j]) & 0xFF));
   }
-  *d = f32_to_f16(max_scale / 63.f);
-  *dmin = f32_to_f16(max_min / 63.f);
-  for (int j = 0; j < 8; ++j) {
-    uint8_t sc, m;
-    get_scale_min_k4(j, packed, &sc, &m);
-    const float dj = f16_to_f32(*d) * sc;
-    if (dj == 0) continue;
-    const float dm = f16_to_f32(*dmin) * m;
-    for (int l = 0; l < 32; ++l)
-      L[32 * j + l] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + l] + dm) / dj), 0, nmax));
-  }
+  store_k_scales(x, nmax, Ls, Lm, max_scale / 63.f, max_min / 63.f, d, dmin, packed, L);
 }
 
 }  // namespace
@@ -432,29 +444,12 @@ void fit_k_superblock_weighted(const float* x, const float* qw, int nmax, bool c
   uint8_t Ls[8], Lm[8];
   const float d_block = fit_positive_scale(8, 63, scales, Ls, sw);
   const float m_block = fit_positive_scale(8, 63, mins, Lm, sw);
-  for (int j = 0; j < 8; ++j) {
-    const uint8_t ls = clamp63 ? std::min<uint8_t>(63, Ls[j]) : Ls[j];
-    const uint8_t lm = clamp63 ? std::min<uint8_t>(63, Lm[j]) : Lm[j];
-    if (j < 4) {
-      packed[j] = ls;
-      packed[j + 4] = lm;
-    } else {
-      packed[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
-      packed[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
-      packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+  if (clamp63)
+    for (int j = 0; j < 8; ++j) {
+      Ls[j] = std::min<uint8_t>(63, Ls[j]);
+      Lm[j] = std::min<uint8_t>(63, Lm[j]);
     }
-  }
-  *d = f32_to_f16(d_block);
-  *dmin = f32_to_f16(m_block);
-  for (int j = 0; j < 8; ++j) {
-    uint8_t sc, m;
-    get_scale_min_k4(j, packed, &sc, &m);
-    const float dj = f16_to_f32(*d) * sc;
-    if (dj == 0) continue;
-    const float dm = f16_to_f32(*dmin) * m;
-    for (int l = 0; l < 32; ++l)
-      L[32 * j + l] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + l] + dm) / dj), 0, nmax));
-  }
+  store_k_scales(x, nmax, Ls, Lm, d_block, m_block, d, dmin, packed, L);
 }
 
 void q4_K_weighted_row(const float* x, BlockQ4_K* y, int64_t n_per_row, const float* qw) {
