@@ -238,6 +238,19 @@ float fit_positive_scale(int n, int nmax, const float* x, uint8_t* L, const floa
 
 namespace {
 
+// Q5_K quants L[256] (0..31): low nibbles in qs, the fifth bits in qh.
+void pack_q5_K_quants(const uint8_t* L, BlockQ5_K* y) {
+  std::memset(y->qh, 0, sizeof y->qh);
+  for (int j = 0; j < QK_K / 64; ++j) {
+    for (int l = 0; l < 32; ++l) {
+      const int a = L[64 * j + l], b = L[64 * j + 32 + l];
+      y->qs[32 * j + l] = static_cast<uint8_t>((a & 0xF) | ((b & 0xF) << 4));
+      if (a & 16) y->qh[l] |= static_cast<uint8_t>(1 << (2 * j));
+      if (b & 16) y->qh[l] |= static_cast<uint8_t>(2 << (2 * j));
+    }
+  }
+}
+
 // Q4_K / Q5_K tail: packs the 6-bit sub-block scales Ls and mins Lm (llama.cpp's 12-byte
 // layout), stores d and dmin as f16, and recomputes every quant L[256] in [0, nmax] from the
 // stored scales.
@@ -341,15 +354,7 @@ void quantize_q5_K_ref(const float* x, BlockQ5_K* y, int64_t n) {
   uint8_t L[QK_K];
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
     fit_k_superblock(x, 31, -0.5f, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
-    std::memset(y[i].qh, 0, sizeof y[i].qh);
-    for (int j = 0; j < QK_K / 64; ++j) {
-      for (int l = 0; l < 32; ++l) {
-        const int a = L[64 * j + l], b = L[64 * j + 32 + l];
-        y[i].qs[32 * j + l] = static_cast<uint8_t>((a & 0xF) | ((b & 0xF) << 4));
-        if (a & 16) y[i].qh[l] |= static_cast<uint8_t>(1 << (2 * j));
-        if (b & 16) y[i].qh[l] |= static_cast<uint8_t>(2 << (2 * j));
-      }
-    }
+    pack_q5_K_quants(L, &y[i]);
   }
 }
 
@@ -465,15 +470,7 @@ void q5_K_weighted_row(const float* x, BlockQ5_K* y, int64_t n_per_row, const fl
   uint8_t L[QK_K];
   for (int64_t i = 0; i < n_per_row / QK_K; ++i, x += QK_K) {
     fit_k_superblock_weighted(x, qw + QK_K * i, 31, true, &y[i].d, &y[i].dmin, y[i].scales, L);
-    std::memset(y[i].qh, 0, sizeof y[i].qh);
-    for (int j = 0; j < QK_K / 64; ++j) {
-      for (int l = 0; l < 32; ++l) {
-        const int a = L[64 * j + l], b = L[64 * j + 32 + l];
-        y[i].qs[32 * j + l] = static_cast<uint8_t>((a & 0xF) | ((b & 0xF) << 4));
-        if (a & 16) y[i].qh[l] |= static_cast<uint8_t>(1 << (2 * j));
-        if (b & 16) y[i].qh[l] |= static_cast<uint8_t>(2 << (2 * j));
-      }
-    }
+    pack_q5_K_quants(L, &y[i]);
   }
 }
 

@@ -214,6 +214,36 @@ void quantize_q2_K_ref(const float* x, BlockQ2_K* y, int64_t n) {
   }
 }
 
+namespace {
+
+// Q3_K tail: packs the 6-bit scale codes Ls (l + 32) as a nibble and 2 high bits, stores
+// d, recomputes the quants L[256] (0..7) from the stored scales, and writes them as 2 low
+// bits plus the high-bit mask (element e: bit e / 32 of hmask[e % 32]).
+void store_q3_K(const float* x, const int8_t* Ls, float d_block, int8_t* L, BlockQ3_K* y) {
+  std::memset(y->scales, 0, sizeof y->scales);
+  for (int s = 0; s < QK_K / 16; ++s) {
+    const int l = Ls[s];
+    y->scales[s % 8] |= static_cast<uint8_t>((l & 0xF) << (s < 8 ? 0 : 4));
+    y->scales[8 + s % 4] |= static_cast<uint8_t>((l >> 4) << (2 * (s / 4)));
+  }
+  y->d = f32_to_f16(d_block);
+  for (int s = 0; s < QK_K / 16; ++s) {
+    const float d = f16_to_f32(y->d) * q3_scale(y->scales, s);
+    if (d == 0) continue;
+    for (int l = 0; l < 16; ++l)
+      L[16 * s + l] = static_cast<int8_t>(std::clamp(nearest_int(x[16 * s + l] / d), -4, 3) + 4);
+  }
+  std::memset(y->hmask, 0, sizeof y->hmask);
+  uint8_t low[QK_K];
+  for (int e = 0; e < QK_K; ++e) {
+    if (L[e] > 3) y->hmask[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
+    low[e] = static_cast<uint8_t>(L[e] & 3);
+  }
+  pack_low2(low, y->qs);
+}
+
+}  // namespace
+
 void quantize_q3_K_ref(const float* x, BlockQ3_K* y, int64_t n) {
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
     int8_t L[QK_K];
@@ -226,33 +256,17 @@ void quantize_q3_K_ref(const float* x, BlockQ3_K* y, int64_t n) {
         max_scale = scales[s];
       }
     }
-    // 6-bit signed scales relative to it: (l + 32) split into a nibble and 2 high bits
-    std::memset(y[i].scales, 0, sizeof y[i].scales);
+    // 6-bit signed scales relative to it: l + 32 (all 0 when the block is all zero)
+    int8_t Ls[QK_K / 16] = {};
+    float d_block = 0.f;
     if (max_scale != 0) {
       const float iscale = -32.f / max_scale;
-      for (int s = 0; s < QK_K / 16; ++s) {
-        const int l = std::clamp(static_cast<int>(static_cast<int8_t>(nearest_int(iscale * scales[s]))), -32, 31) + 32;
-        y[i].scales[s % 8] |= static_cast<uint8_t>((l & 0xF) << (s < 8 ? 0 : 4));
-        y[i].scales[8 + s % 4] |= static_cast<uint8_t>((l >> 4) << (2 * (s / 4)));
-      }
-      y[i].d = f32_to_f16(1 / iscale);
-    } else {
-      y[i].d = f32_to_f16(0.f);
+      for (int s = 0; s < QK_K / 16; ++s)
+        Ls[s] = static_cast<int8_t>(
+            std::clamp(static_cast<int>(static_cast<int8_t>(nearest_int(iscale * scales[s]))), -32, 31) + 32);
+      d_block = 1 / iscale;
     }
-    for (int s = 0; s < QK_K / 16; ++s) {
-      const float d = f16_to_f32(y[i].d) * q3_scale(y[i].scales, s);
-      if (d == 0) continue;
-      for (int l = 0; l < 16; ++l)
-        L[16 * s + l] = static_cast<int8_t>(std::clamp(nearest_int(x[16 * s + l] / d), -4, 3) + 4);
-    }
-    // quants 4..7 set their high bit (element e: bit e / 32 of hmask[e % 32])
-    std::memset(y[i].hmask, 0, sizeof y[i].hmask);
-    uint8_t low[QK_K];
-    for (int e = 0; e < QK_K; ++e) {
-      if (L[e] > 3) y[i].hmask[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
-      low[e] = static_cast<uint8_t>(L[e] & 3);
-    }
-    pack_low2(low, y[i].qs);
+    store_q3_K(x, Ls, d_block, L, &y[i]);
   }
 }
 
@@ -358,26 +372,7 @@ void q3_K_weighted_row(const float* x, BlockQ3_K* y, int64_t n_per_row, const fl
     // 6-bit codes (l + 32, from the fit) split into a nibble and 2 high bits
     int8_t Ls[QK_K / 16];
     const float d_block = fit_signed_scale(QK_K / 16, 32, scales, Ls, sw);
-    std::memset(y[i].scales, 0, sizeof y[i].scales);
-    for (int s = 0; s < QK_K / 16; ++s) {
-      const int l = Ls[s];
-      y[i].scales[s % 8] |= static_cast<uint8_t>((l & 0xF) << (s < 8 ? 0 : 4));
-      y[i].scales[8 + s % 4] |= static_cast<uint8_t>((l >> 4) << (2 * (s / 4)));
-    }
-    y[i].d = f32_to_f16(d_block);
-    for (int s = 0; s < QK_K / 16; ++s) {
-      const float d = f16_to_f32(y[i].d) * q3_scale(y[i].scales, s);
-      if (d == 0) continue;
-      for (int l = 0; l < 16; ++l)
-        L[16 * s + l] = static_cast<int8_t>(std::clamp(nearest_int(x[16 * s + l] / d), -4, 3) + 4);
-    }
-    std::memset(y[i].hmask, 0, sizeof y[i].hmask);
-    uint8_t low[QK_K];
-    for (int e = 0; e < QK_K; ++e) {
-      if (L[e] > 3) y[i].hmask[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
-      low[e] = static_cast<uint8_t>(L[e] & 3);
-    }
-    pack_low2(low, y[i].qs);
+    store_q3_K(x, Ls, d_block, L, &y[i]);
   }
 }
 

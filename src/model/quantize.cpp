@@ -285,16 +285,6 @@ Status generate_model(const std::string& preset_name, const std::string& vocab_p
     w.set_f32(a + "rope.scaling.attn_factor",
               static_cast<float>(std::sqrt(1.0 + std::log(double(P.n_ctx) / P.n_ctx_orig) / std::log(double(P.n_ctx_orig)))));
   }
-  if (P.window > 0) {
-    w.set_u32(a + "attention.sliding_window", P.window);
-    w.set_u32(a + "attention.sliding_window_pattern", P.swa_pattern);
-    w.set_f32(a + "rope.freq_base_swa", P.rope_base_swa);
-  }
-  if (P.n_ctx_orig > 0) {
-    w.set_u32(a + "rope.scaling.original_context_length", P.n_ctx_orig);
-    w.set_f32(a + "rope.scaling.attn_factor",
-              static_cast<float>(std::sqrt(1.0 + std::log(double(P.n_ctx) / P.n_ctx_orig) / std::log(double(P.n_ctx_orig)))));
-  }
   w.set_u32("general.quantization_version", 2);
   w.set_u32("general.file_type", target.file_type);
 
