@@ -107,6 +107,8 @@ struct Flags {
   std::string rate;
   uint64_t seed = 0;
   bool ignore_eos = false, no_progress = false, no_fail_fast = false, no_model_check = false, save_text = false;
+  std::vector<std::string> references;  // --reference: bench verify after the load
+  int verify_probes = 8;
   CLI::Option* output_len_opt = nullptr;
   CLI::Option* concurrency_opt = nullptr;
   TlsFlags tls;
@@ -144,6 +146,11 @@ void add_common(CLI::App& app, Flags& f) {
   app.add_option("--output-csv", f.out_csv, "one row per run");
   app.add_option("--output-requests-csv", f.out_req_csv, "one row per request");
   app.add_option("--output-html", f.out_html, "self-contained HTML report with charts");
+  app.add_option("--reference", f.references,
+                 "after the load, run bench verify against each endpoint with this candidate GGUF file (repeat); the "
+                 "reports show which file each endpoint serves");
+  app.add_option("--verify-probes", f.verify_probes, "probe prompts per endpoint for --reference (default 8)")
+      ->check(CLI::Range(1, 1000));
   app.add_flag("--save-text", f.save_text, "keep each request's output text in the JSON report");
   app.add_flag("--no-progress", f.no_progress, "no progress display");
   app.add_flag("--no-fail-fast", f.no_fail_fast, "keep sending even when every request so far failed");
@@ -239,6 +246,24 @@ Status fill_config(const Flags& f, BenchConfig& c) {
     c.progress_tty = isatty(fileno(stderr));
   }
   c.log = [](const std::string& s) { std::fprintf(stderr, "bench: %s\n", s.c_str()); };
+  if (!f.references.empty()) {
+    for (const auto& ref : f.references) {
+      FILE* fr = std::fopen(ref.c_str(), "rb");
+      if (!fr) return Status(ErrorCode::kNotFound, "--reference " + ref + ": cannot open");
+      std::fclose(fr);
+    }
+    c.verify = [refs = f.references, probes = f.verify_probes, timeout_ms = r.timeout_ms](const EndpointSpec& ep) {
+      verify::VerifyConfig vc;
+      vc.endpoint = ep;
+      vc.references = refs;
+      vc.n_probes = probes;
+      vc.threads = default_threads();
+      vc.timeout_ms = timeout_ms;
+      auto rep = verify::run_verify(vc);
+      if (!rep.is_ok()) return nlohmann::json{{"error", rep.status().message()}};
+      return verify::report_json(vc, *rep);
+    };
+  }
   return Status::ok();
 }
 
@@ -330,6 +355,10 @@ int bench_compare(int argc, char** argv) {
   app.add_option("--objective", f.objective,
                  "pick the cheapest or the fastest endpoint that meets the constraints and the availability floor")
       ->check(CLI::IsMember({"cheapest", "fastest"}));
+  std::vector<std::string> probe_history;
+  app.add_option("--probe-history", probe_history,
+                 "bench probe --output-json file(s): availability over time per endpoint name in the leaderboard, and "
+                 "the 'availability' metric for --recommend (e.g. availability>99%)");
   add_common(app, f);
   try {
     app.parse(argc, argv);
@@ -347,6 +376,7 @@ int bench_compare(int argc, char** argv) {
     c.recommend = *cons;
   }
   c.objective = *parse_objective(f.objective);
+  c.probe_history = probe_history;
   auto eps = load_endpoints(config, f.tls);
   if (!eps.is_ok()) return fail(eps.status());
   for (auto& e : *eps) {
@@ -449,7 +479,15 @@ int bench_verify(int argc, char** argv) {
   app.add_option("--seed", vc.seed, "probe set and request seed (default 0)");
   app.add_option("--timeout", timeout, "per-request timeout (default 60s)");
   app.add_option("-t,--threads", vc.threads, "local compute threads")->check(CLI::Range(1, 1024));
+  app.add_option("--numerics", vc.numerics,
+                 "local replay numerics: auto (the endpoint's, by GET /v1/models; both for an unknown server), "
+                 "tachyon, llama")
+      ->check(CLI::IsMember({"auto", "tachyon", "llama"}));
+  std::string extra_body;
+  app.add_option("--extra-body", extra_body, "JSON object merged into every probe request");
   app.add_option("--json", out_json, "write the result as JSON to this file");
+  std::string out_html;
+  app.add_option("--output-html", out_html, "write the result as a self-contained HTML page");
   TlsFlags tls;
   add_tls_flags(app, tls);
   try {
@@ -469,6 +507,10 @@ int bench_verify(int argc, char** argv) {
   if (!t.is_ok()) return fail(t.status());
   if (!(*t > 0)) return fail(invalid_argument("--timeout must be > 0"));
   vc.timeout_ms = *t * 1e3;
+  if (!extra_body.empty()) {
+    vc.extra_body = nlohmann::json::parse(extra_body, nullptr, false);
+    if (!vc.extra_body.is_object()) return fail(invalid_argument("--extra-body must be a JSON object"));
+  }
   for (const auto& r : refs) {
     FILE* f = std::fopen(r.c_str(), "rb");
     if (!f) return fail(Status(ErrorCode::kNotFound, "--reference " + r + ": cannot open"));
@@ -486,6 +528,15 @@ int bench_verify(int argc, char** argv) {
     const std::string j = verify::report_json(vc, *rep).dump(2) + "\n";
     const bool ok = std::fwrite(j.data(), 1, j.size(), fo) == j.size();
     if (std::fclose(fo) != 0 || !ok) return fail(Status(ErrorCode::kIo, out_json + ": write failed"));
+  }
+  if (!out_html.empty()) {
+    Report hr;
+    hr.command = "verify";
+    hr.provenance = base_provenance(join_args(argc + 1, argv - 1));
+    nlohmann::json v = verify::report_json(vc, *rep);
+    v["endpoint"] = vc.endpoint.url.str();
+    hr.verify.push_back(std::move(v));
+    if (Status st = write_html(out_html, hr, ReportOptions{}); !st) return fail(st);
   }
   for (const auto& c : rep->candidates)
     if (c.verdict == "error") return fail(Status(ErrorCode::kInvalidArgument, "--reference " + c.path + ": " + c.error));

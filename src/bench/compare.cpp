@@ -219,10 +219,11 @@ Result<std::vector<Constraint>> parse_constraints(const std::string& s) {
       }
       if (pct) c.value /= 100;
       static const char* known[] = {"error_rate", "request_throughput", "output_throughput", "goodput",
-                                    "cost_per_request", "cost_per_mtok"};
+                                    "cost_per_request", "cost_per_mtok", "availability"};
       if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return c.metric == k; }) == std::end(known))
         return invalid_argument("--recommend: unknown metric '" + c.metric +
-                                "' (ttft_p90, tpot_p50, e2e_mean, error_rate, output_throughput, cost_per_mtok, ...)");
+                                "' (ttft_p90, tpot_p50, e2e_mean, error_rate, output_throughput, cost_per_mtok, "
+                                "availability, ...)");
     }
     if (latency) {
       const size_t us = c.metric.find('_');
@@ -245,6 +246,7 @@ Result<Objective> parse_objective(const std::string& s) {
 double metric_value(const RunReport& r, const std::string& metric) {
   const Summary& s = r.summary;
   if (metric == "error_rate") return s.n_requests ? static_cast<double>(s.n_failed) / s.n_requests : kNaN;
+  if (metric == "availability") return r.history.n ? static_cast<double>(r.history.n_ok) / r.history.n : kNaN;
   if (metric == "request_throughput") return s.request_throughput;
   if (metric == "output_throughput") return s.output_throughput;
   if (metric == "goodput") return s.goodput;
@@ -372,13 +374,18 @@ void build_leaderboard(Report& rep, const std::vector<Constraint>& cons, Objecti
       char buf[160];
       if (std::isnan(v)) {
         row.meets = false;
-        std::snprintf(buf, sizeof buf, "%s unknown", c.metric.c_str());
+        std::snprintf(buf, sizeof buf, "%s unknown%s", c.metric.c_str(),
+                      c.metric == "availability" ? " (no probe history of this endpoint)" : "");
         row.violations.push_back(buf);
         continue;
       }
       if (!holds(c, v)) {
         row.meets = false;
-        std::snprintf(buf, sizeof buf, "%s = %.4g, wanted %s", c.metric.c_str(), v, c.text.c_str());
+        if (c.metric == "availability")
+          std::snprintf(buf, sizeof buf, "availability %s (%d/%d probes), wanted %s", pct(v).c_str(), r.history.n_ok,
+                        r.history.n, c.text.c_str());
+        else
+          std::snprintf(buf, sizeof buf, "%s = %.4g, wanted %s", c.metric.c_str(), v, c.text.c_str());
         row.violations.push_back(buf);
       }
     }
@@ -432,11 +439,54 @@ void build_leaderboard(Report& rep, const std::vector<Constraint>& cons, Objecti
                   br.summary.output_throughput);
   why = "Recommendation: " + best.name + ", the " + obj + " (" + detail + ") of " + std::to_string(n_meet) + " of " +
         std::to_string(rows.size()) + " endpoints meeting " + applied + ".";
+  if (br.history.n > 0) why += " Probe history: " + probe_history_text(br.history) + ".";
+  if (const std::string v = verify_cell(rep, best.name); !v.empty())
+    why += v == "none" || v == "error" ? " bench verify: it serves none of the references."
+                                      : " bench verify: it serves " + v + ".";
   for (const auto& r : rows) {
     if (r.meets) continue;
     why += std::string("\n  ") + (r.below_floor ? "excluded " : "rejected ") + r.name + ": " + join(r.violations, "; ");
   }
   rep.recommendation = why;
+}
+
+Status read_probe_history(const std::string& text, const std::string& path, std::map<std::string, ProbeHistory>* into) {
+  const json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return invalid_argument("--probe-history " + path + ": not JSON");
+  const json* probe = j.contains("probe") && j["probe"].is_object() ? &j["probe"] : &j;
+  const auto samples = probe->find("samples");
+  if (samples == probe->end() || !samples->is_array())
+    return invalid_argument("--probe-history " + path + ": no 'samples' (write it with bench probe --output-json)");
+  struct S {
+    std::string at;
+    double t = 0;
+    bool ok = false;
+  };
+  std::map<std::string, std::vector<S>> per;
+  for (const auto& s : *samples) {
+    if (!s.is_object() || !s.contains("endpoint") || !s["endpoint"].is_string() || !s.contains("ok") ||
+        !s["ok"].is_boolean() || !s.contains("at") || !s["at"].is_string())
+      return invalid_argument("--probe-history " + path + ": a sample without endpoint, at and ok");
+    per[s["endpoint"].get<std::string>()].push_back(
+        {s["at"].get<std::string>(), s.value("t_s", 0.0), s["ok"].get<bool>()});
+  }
+  for (auto& [name, v] : per) {
+    std::stable_sort(v.begin(), v.end(), [](const S& a, const S& b) { return a.at < b.at; });
+    ProbeHistory& h = (*into)[name];
+    // Files are separate runs: a failure streak does not continue across them.
+    int streak = 0;
+    for (const S& s : v) {
+      ++h.n;
+      h.n_ok += s.ok;
+      streak = s.ok ? 0 : streak + 1;
+      h.longest_failure_streak = std::max(h.longest_failure_streak, streak);
+    }
+    if (h.first_at.empty() || v.front().at < h.first_at) h.first_at = v.front().at;
+    if (h.last_at.empty() || v.back().at > h.last_at) h.last_at = v.back().at;
+    h.span_s += v.back().t - v.front().t;
+    ++h.n_files;
+  }
+  return Status::ok();
 }
 
 json run_probe(const ProbeConfig& cfg, const std::function<void(const ProbeSample&)>& on_sample,

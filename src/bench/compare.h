@@ -16,6 +16,7 @@
 // objects or {"endpoints": [...]}.
 #pragma once
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,9 @@ Result<std::vector<EndpointSpec>> parse_endpoints(const std::string& text, const
 
 // "ttft_p90<800ms,error_rate<1%,output_throughput>=50". Metrics: ttft|tpot|itl|e2e with
 // _mean or _pNN (a percentile that was computed), error_rate, request_throughput,
-// output_throughput, goodput, cost_per_request, cost_per_mtok (USD per million output tokens).
+// output_throughput, goodput, cost_per_request, cost_per_mtok (USD per million output
+// tokens), availability (the fraction of successful probes in --probe-history; unknown
+// without history, so the constraint is then missed).
 struct Constraint {
   std::string metric;
   bool less = true;  // '<' / '<=' ; else '>' / '>='
@@ -70,6 +73,10 @@ AvailabilityFloor availability_floor(const std::vector<Constraint>& constraints)
 // rep.recommended. Cheapest: lowest cost per request (endpoints without prices rank after
 // priced ones); fastest: lowest E2E p50 (ties: higher output throughput).
 void build_leaderboard(Report& rep, const std::vector<Constraint>& constraints, Objective objective);
+
+// Reads one `bench probe --output-json` file (the report, or just its "probe" object) and
+// adds its samples to *into, per endpoint name; histories of several files merge.
+Status read_probe_history(const std::string& text, const std::string& path, std::map<std::string, ProbeHistory>* into);
 
 struct ProbeConfig {
   std::vector<EndpointSpec> endpoints;

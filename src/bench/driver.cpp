@@ -4,6 +4,10 @@
 #include <cmath>
 #include <memory>
 
+#include <fstream>
+#include <map>
+#include <sstream>
+
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
@@ -50,6 +54,14 @@ Result<Report> run_bench(const BenchConfig& cfg) {
     if (!t.is_ok()) return Status(t.status().code(), "--tokenizer " + cfg.tokenizer_path + ": " + t.status().message());
     gf = std::move(f.value());
     tokenizer = std::move(t.value());
+  }
+  std::map<std::string, ProbeHistory> history;
+  for (const auto& path : cfg.probe_history) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return Status(ErrorCode::kNotFound, "--probe-history " + path + ": cannot open");
+    std::stringstream text;
+    text << f.rdbuf();
+    TACHYON_RETURN_IF_ERROR(read_probe_history(text.str(), path, &history));
   }
   for (const std::string* out : {&cfg.output_json, &cfg.output_csv, &cfg.output_requests_csv, &cfg.output_html}) {
     if (out->empty()) continue;
@@ -163,6 +175,31 @@ Result<Report> run_bench(const BenchConfig& cfg) {
       if (rr.result.aborted) note(cfg, label + ": aborted: " + rr.result.abort_reason);
       rep.runs.push_back(std::move(rr));
       if (rep.runs.back().result.aborted) break;  // the next sweep points would fail alike
+    }
+  }
+  if (!cfg.probe_history.empty()) {
+    for (auto& rr : rep.runs) {
+      auto it = history.find(rr.endpoint.label());
+      if (it != history.end()) rr.history = it->second;
+    }
+    for (const auto& [name, h] : history) {
+      bool used = false;
+      for (const auto& rr : rep.runs) used |= rr.endpoint.label() == name;
+      if (!used) note(cfg, "--probe-history: endpoint '" + name + "' is not in this run (" + std::to_string(h.n) + " probes ignored)");
+    }
+    for (const auto& rr : rep.runs)
+      if (rr.history.n == 0) note(cfg, "--probe-history: no probe of endpoint '" + rr.endpoint.label() + "'");
+  }
+  if (cfg.verify) {
+    std::vector<std::string> done;
+    for (const auto& rr : rep.runs) {
+      const std::string label = rr.endpoint.label();
+      if (std::find(done.begin(), done.end(), label) != done.end()) continue;
+      done.push_back(label);
+      note(cfg, "verify " + label);
+      json v = cfg.verify(rr.endpoint);
+      v["endpoint"] = label;
+      rep.verify.push_back(std::move(v));
     }
   }
   if (cfg.command == "compare") build_leaderboard(rep, cfg.recommend, cfg.objective);

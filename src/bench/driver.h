@@ -30,6 +30,13 @@ struct BenchConfig {
   bool check_models = true;  // preflight GET /v1/models
   std::vector<Constraint> recommend;
   Objective objective = Objective::kCheapest;
+  // compare --probe-history: `bench probe --output-json` files; their samples join the
+  // leaderboard per endpoint name (availability over time, the `availability` metric).
+  std::vector<std::string> probe_history;
+  // --reference: after the load, called once per endpoint; returns bench verify's JSON
+  // for it (or {"error": ...}). apps/ wires it to bench verify (the engine stays out of
+  // tachyon_bench).
+  std::function<nlohmann::json(const EndpointSpec&)> verify;
   FILE* progress_out = nullptr;  // nullptr: no progress display
   bool progress_tty = false;
   std::function<void(const std::string&)> log;  // notes and warnings (may be empty)

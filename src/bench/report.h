@@ -23,6 +23,16 @@ struct ReportOptions {
   bool include_text = false;  // put each request's output text in the JSON records
 };
 
+// An endpoint's availability over time from `bench probe` JSON files (compare
+// --probe-history): every sample of that endpoint name, in time order.
+struct ProbeHistory {
+  int n = 0, n_ok = 0;
+  int longest_failure_streak = 0;  // consecutive failed probes
+  std::string first_at, last_at;   // ISO 8601 UTC
+  double span_s = 0;               // first to last sample
+  int n_files = 0;                 // files with samples of this endpoint
+};
+
 // One measured run: an endpoint under one load (one point of a sweep).
 struct RunReport {
   EndpointSpec endpoint;
@@ -32,7 +42,11 @@ struct RunReport {
   Summary summary;
   std::vector<std::string> models_listed;  // from GET /v1/models
   double cost_usd = -1;                    // usage x prices, -1 when a price is unknown
+  ProbeHistory history;                    // compare --probe-history (n == 0: none)
 };
+
+// "99.2% of 120 probes over 2.0 h" ("" without history).
+std::string probe_history_text(const ProbeHistory& h);
 
 // A leaderboard row (bench compare).
 struct LeaderRow {
@@ -65,7 +79,13 @@ struct Report {
   std::string recommendation;          // compare --recommend: the pick and why
   RecommendationInfo recommended;      // compare: the same, as fields
   nlohmann::json probe;                // probe only: samples and per-endpoint summaries
+  // `bench verify` results (compare/run --reference, or the verify command itself): one
+  // object per endpoint, {"endpoint": label, ...verify JSON} or {"endpoint", "error"}.
+  nlohmann::json verify = nlohmann::json::array();
 };
+
+// The verify cell of an endpoint: "code-tiny-Q8_0.gguf", "none", "error", "" (not verified).
+std::string verify_cell(const Report& rep, const std::string& endpoint_label);
 
 // Fills the common provenance fields (tool, version, client host, start time).
 nlohmann::json base_provenance(const std::string& command_line);

@@ -274,6 +274,51 @@ std::string run_label(const RunReport& rr) {
   return l;
 }
 
+std::string basename_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// bench verify results: per endpoint, the candidates with their evidence, the verdict and
+// what decided it.
+void verify_section(std::ostringstream& o, const Report& rep) {
+  if (rep.verify.empty()) return;
+  o << "<h2>Verify: which file does each endpoint serve?</h2>\n";
+  for (const auto& v : rep.verify) {
+    if (!v.is_object()) continue;
+    const std::string label = v.value("endpoint", std::string());
+    o << "<h3>" << esc(label) << "</h3>\n";
+    if (v.contains("error")) {
+      o << "<p class=\"verify-error\">error: " << esc(v.value("error", std::string())) << "</p>\n";
+      continue;
+    }
+    const std::string cell = verify_cell(rep, label);
+    o << "<p class=\"verify-verdict\" data-endpoint=\"" << esc(label) << "\">"
+      << (cell == "none" ? "serves none of the references" : "serves <b>" + esc(cell) + "</b>") << " (mode "
+      << esc(v.value("mode", std::string())) << ")</p>\n";
+    o << "<table class=\"verify\"><tr><th class=\"l\">candidate</th><th>distance</th><th>|dlogp|</th>"
+         "<th>argmax agree</th><th>coverage</th><th>positions</th><th class=\"l\">verdict</th></tr>\n";
+    if (v.contains("candidates") && v["candidates"].is_array()) {
+      for (const auto& c : v["candidates"]) {
+        auto numc = [&](const char* k, const char* fmt, double scale) {
+          return c.contains(k) && c[k].is_number() ? num(c[k].get<double>() * scale, fmt) : std::string("-");
+        };
+        o << "<tr><td class=\"l\">" << esc(basename_of(c.value("path", std::string()))) << "</td><td>"
+          << (c.contains("distance") && c["distance"].is_number() ? num(c["distance"].get<double>(), "%.4f") : "inf")
+          << "</td><td>" << numc("mean_abs_logprob_diff", "%.4f", 1) << "</td><td>" << numc("argmax_agreement", "%.1f%%", 100)
+          << "</td><td>" << numc("coverage", "%.1f%%", 100) << "</td><td>" << numc("compared_positions", "%.0f", 1)
+          << "</td><td class=\"l\">" << esc(c.value("verdict", std::string()))
+          << (c.contains("error") ? ": " + esc(c.value("error", std::string())) : "") << "</td></tr>\n";
+      }
+    }
+    o << "</table>\n";
+    if (v.contains("decided_by") && v["decided_by"].is_string())
+      o << "<p class=\"verify-decided\">decided by " << esc(v["decided_by"].get<std::string>()) << "</p>\n";
+    if (v.contains("note") && v["note"].is_string() && !v["note"].get<std::string>().empty())
+      o << "<p>note: " << esc(v["note"].get<std::string>()) << "</p>\n";
+  }
+}
+
 }  // namespace
 
 std::string render_html(const Report& rep, const ReportOptions& opt) {
@@ -281,6 +326,16 @@ std::string render_html(const Report& rep, const ReportOptions& opt) {
   o << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"generator\" content=\"" << kToolName
     << " " << tool_version() << "\"><title>tachyon bench " << esc(rep.command) << " report</title><style>" << kCss
     << "</style></head><body>\n<h1>tachyon bench " << esc(rep.command) << "</h1>\n";
+  if (rep.runs.empty()) {
+    // bench verify's own page: the verify results and the provenance.
+    verify_section(o, rep);
+    o << "<h2>Provenance</h2>\n<table id=\"provenance\">\n";
+    for (auto it = rep.provenance.begin(); it != rep.provenance.end(); ++it)
+      o << "<tr><th class=\"l\">" << esc(it.key()) << "</th><td class=\"l\">"
+        << esc(it.value().is_string() ? it.value().get<std::string>() : it.value().dump()) << "</td></tr>\n";
+    o << "</table>\n</body></html>\n";
+    return o.str();
+  }
 
   // Summary table.
   o << "<h2>Summary</h2>\n<div class=\"scroll\"><table id=\"summary\"><tr><th class=\"l\">run</th><th class=\"l\">load</th><th>ok/sent</th>"
@@ -307,7 +362,12 @@ std::string render_html(const Report& rep, const ReportOptions& opt) {
   if (!rep.leaderboard.empty()) {
     o << "<h2>Leaderboard</h2>\n<table id=\"leaderboard\"><tr><th>#</th><th class=\"l\">endpoint</th><th>ok/sent</th>"
          "<th>TTFT p50</th><th>TTFT p90</th><th>TPOT p50</th><th>E2E p50</th><th>out tok/s</th><th>$/1M out</th>"
-         "<th>$/request</th><th class=\"l\">constraints</th></tr>\n";
+         "<th>$/request</th>";
+    bool any_history = false;
+    for (const auto& rr : rep.runs) any_history |= rr.history.n > 0;
+    if (any_history) o << "<th class=\"l\">availability (probe history)</th>";
+    if (!rep.verify.empty()) o << "<th class=\"l\">serves (verify)</th>";
+    o << "<th class=\"l\">constraints</th></tr>\n";
     std::vector<std::string> labels;
     Series ttft{"TTFT p90 (ms)", {}}, e2e{"E2E p50 (ms)", {}};
     int rank = 1;
@@ -319,8 +379,14 @@ std::string render_html(const Report& rep, const ReportOptions& opt) {
         << "</td><td>" << num(s.tpot.at(50)) << "</td><td>" << num(s.e2e.at(50), "%.1f") << "</td><td>"
         << num(s.output_throughput, "%.1f") << "</td><td>"
         << (row.cost_per_mtok_output >= 0 ? num(row.cost_per_mtok_output, "%.3f") : "-") << "</td><td>"
-        << (row.cost_per_request >= 0 ? num(row.cost_per_request, "%.6f") : "-") << "</td><td class=\"l\">" << esc(cons)
-        << "</td></tr>\n";
+        << (row.cost_per_request >= 0 ? num(row.cost_per_request, "%.6f") : "-") << "</td>";
+      const ProbeHistory& h = rep.runs[row.run_index].history;
+      if (any_history) o << "<td class=\"l\">" << (h.n ? esc(probe_history_text(h)) : "-") << "</td>";
+      if (!rep.verify.empty()) {
+        const std::string v = verify_cell(rep, row.name);
+        o << "<td class=\"l\">" << esc(v.empty() ? "-" : v) << "</td>";
+      }
+      o << "<td class=\"l\">" << esc(cons) << "</td></tr>\n";
       labels.push_back(row.name);
       ttft.y.push_back(s.ttft.n ? s.ttft.at(90) : NAN);
       e2e.y.push_back(s.e2e.n ? s.e2e.at(50) : NAN);
@@ -330,6 +396,8 @@ std::string render_html(const Report& rep, const ReportOptions& opt) {
     o << "<div class=\"charts\">" << bar_chart(labels, {ttft, e2e}, "leaderboard", "Latency by endpoint", "ms")
       << "</div>\n";
   }
+
+  verify_section(o, rep);
 
   // Sweeps: one pair of charts per endpoint that was swept.
   for (size_t i = 0; i < rep.runs.size();) {

@@ -171,6 +171,15 @@ json report_to_json(const Report& rep, const ReportOptions& o) {
     if (!rr.sweep_kind.empty()) run["sweep"] = {{rr.sweep_kind, std::isinf(rr.sweep_value) ? json("inf") : json(rr.sweep_value)}};
     if (res.aborted) run["aborted"] = res.abort_reason;
     if (rr.cost_usd >= 0) run["cost_usd"] = rr.cost_usd;
+    if (rr.history.n > 0)
+      run["probe_history"] = {{"probes", rr.history.n},
+                              {"ok", rr.history.n_ok},
+                              {"availability_pct", 100.0 * rr.history.n_ok / rr.history.n},
+                              {"longest_failure_streak", rr.history.longest_failure_streak},
+                              {"first_at", rr.history.first_at},
+                              {"last_at", rr.history.last_at},
+                              {"span_s", rr.history.span_s},
+                              {"files", rr.history.n_files}};
     runs.push_back(std::move(run));
   }
   json j = {{"command", rep.command}, {"provenance", rep.provenance}, {"runs", std::move(runs)}};
@@ -203,6 +212,7 @@ json report_to_json(const Report& rep, const ReportOptions& o) {
                                    {"qualifying", ri.n_qualifying}};
   }
   if (!rep.probe.is_null()) j["probe"] = rep.probe;
+  if (!rep.verify.empty()) j["verify"] = rep.verify;
   return j;
 }
 

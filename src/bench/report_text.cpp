@@ -113,6 +113,29 @@ void sweep_table(std::ostringstream& o, const std::vector<const RunReport*>& run
 
 }  // namespace
 
+std::string probe_history_text(const ProbeHistory& h) {
+  if (h.n == 0) return "";
+  char b[160];
+  const double span = h.span_s;
+  const std::string over = span >= 5400 ? f("%.1f h", span / 3600) : span >= 90 ? f("%.0f min", span / 60) : f("%.0f s", span);
+  std::snprintf(b, sizeof b, "%.1f%% of %d probes over %s, longest failure streak %d", 100.0 * h.n_ok / h.n, h.n,
+                over.c_str(), h.longest_failure_streak);
+  return b;
+}
+
+std::string verify_cell(const Report& rep, const std::string& label) {
+  for (const auto& v : rep.verify) {
+    if (!v.is_object() || v.value("endpoint", std::string()) != label) continue;
+    if (v.contains("error")) return "error";
+    const auto m = v.find("match");
+    if (m == v.end() || !m->is_string()) return "none";
+    const std::string path = m->get<std::string>();
+    const size_t slash = path.find_last_of('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+  }
+  return "";
+}
+
 std::string leader_row_status(const LeaderRow& row) {
   if (row.meets) return "ok";
   std::string s = row.below_floor ? "excluded: " : "";
@@ -137,11 +160,17 @@ std::string summary_text(const Report& rep, const ReportOptions& opt) {
     if (group.size() > 1) sweep_table(o, group);
     i = std::max(j, i + 1);
   }
+  bool any_history = false;
+  for (const auto& rr : rep.runs) any_history |= rr.history.n > 0;
+  const bool any_verify = !rep.verify.empty();
   if (!rep.leaderboard.empty()) {
     o << "\nLeaderboard\n";
     o << "  " << pad("#", 3) << pad("endpoint", 20) << pad("ok/sent", 9, true) << pad("TTFT p50", 10, true)
       << pad("TTFT p90", 10, true) << pad("TPOT p50", 10, true) << pad("E2E p50", 10, true) << pad("out tok/s", 10, true)
-      << pad("$/1M out", 10, true) << pad("$/req", 11, true) << "  constraints\n";
+      << pad("$/1M out", 10, true) << pad("$/req", 11, true);
+    if (any_history) o << pad("probes ok", 16, true);
+    if (any_verify) o << "  " << pad("serves", 26);
+    o << "  constraints\n";
     int rank = 1;
     for (const auto& row : rep.leaderboard) {
       const Summary& s = rep.runs[row.run_index].summary;
@@ -152,8 +181,29 @@ std::string summary_text(const Report& rep, const ReportOptions& opt) {
         << pad(f("%.2f", s.tpot.at(50)), 10, true) << pad(f("%.1f", s.e2e.at(50)), 10, true)
         << pad(f("%.1f", s.output_throughput), 10, true)
         << pad(row.cost_per_mtok_output >= 0 ? f("%.3f", row.cost_per_mtok_output) : "-", 10, true)
-        << pad(row.cost_per_request >= 0 ? f("%.6f", row.cost_per_request) : "-", 11, true) << "  " << cons << "\n";
+        << pad(row.cost_per_request >= 0 ? f("%.6f", row.cost_per_request) : "-", 11, true);
+      const ProbeHistory& h = rep.runs[row.run_index].history;
+      if (any_history)
+        o << pad(h.n ? f("%.1f%%", 100.0 * h.n_ok / h.n) + " of " + std::to_string(h.n) : "-", 16, true);
+      if (any_verify) {
+        const std::string v = verify_cell(rep, row.name);
+        o << "  " << pad(v.empty() ? "-" : v, 26);
+      }
+      o << "  " << cons << "\n";
     }
+  }
+  // bench verify, per endpoint: the verdict and the evidence that decided it.
+  for (const auto& v : rep.verify) {
+    if (!v.is_object()) continue;
+    const std::string label = v.value("endpoint", std::string());
+    if (v.contains("error")) {
+      o << "\nverify " << label << ": error: " << v.value("error", std::string()) << "\n";
+      continue;
+    }
+    const std::string cell = verify_cell(rep, label);
+    o << "\nverify " << label << ": " << (cell == "none" ? "serves none of the references" : "serves " + cell);
+    if (v.contains("decided_by") && v["decided_by"].is_string()) o << " (" << v["decided_by"].get<std::string>() << ")";
+    o << "\n";
   }
   if (!rep.recommendation.empty()) o << "\n" << rep.recommendation << "\n";
   return o.str();

@@ -111,7 +111,7 @@ void CompletionJob::on_tokens(Choice& c, const std::vector<engine::Event>& evs, 
     if (want_lp) {
       const std::string piece = tok_.token_to_piece(ev.token);
       if (chat) {
-        ojson entry = chat_logprob_entry(piece, ev.logprob, ev.top);
+        ojson entry = chat_logprob_entry(ev.token, piece, ev.logprob, ev.top);
         (params_.stream ? chat_lp : c.chat_logprobs).push_back(std::move(entry));
       } else {
         lp_sink.add(piece, ev.logprob, ev.top, c.text_bytes + text.size(), params_.logprobs > 0);

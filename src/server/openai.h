@@ -89,8 +89,9 @@ ojson usage_json(const Usage& u);
 ojson timings_json(const Usage& u);
 
 // Logprob entries. A token's text may be a fragment of a UTF-8 character: "bytes"
-// carries the exact bytes.
-ojson chat_logprob_entry(const std::string& piece, float logprob, const std::vector<engine::TopLogprob>& top);
+// carries the exact bytes, and "id" the token id (llama-server's extension, which lets a
+// client such as bench verify map tokens exactly).
+ojson chat_logprob_entry(int32_t id, const std::string& piece, float logprob, const std::vector<engine::TopLogprob>& top);
 
 // Completions' logprobs object, built token by token.
 struct CompletionLogprobs {

@@ -67,11 +67,11 @@ ojson bytes_of(const std::string& s) {
 }
 }  // namespace
 
-ojson chat_logprob_entry(const std::string& piece, float logprob, const std::vector<engine::TopLogprob>& top) {
+ojson chat_logprob_entry(int32_t id, const std::string& piece, float logprob, const std::vector<engine::TopLogprob>& top) {
   ojson alts = ojson::array();
   for (const auto& t : top)
-    alts.push_back({{"token", t.text}, {"logprob", json_logprob(t.logprob)}, {"bytes", bytes_of(t.text)}});
-  return {{"token", piece}, {"logprob", json_logprob(logprob)}, {"bytes", bytes_of(piece)}, {"top_logprobs", alts}};
+    alts.push_back({{"id", t.token}, {"token", t.text}, {"logprob", json_logprob(t.logprob)}, {"bytes", bytes_of(t.text)}});
+  return {{"id", id}, {"token", piece}, {"logprob", json_logprob(logprob)}, {"bytes", bytes_of(piece)}, {"top_logprobs", alts}};
 }
 
 void CompletionLogprobs::add(const std::string& piece, float logprob, const std::vector<engine::TopLogprob>& top,

@@ -10,50 +10,8 @@ DIR=$2
 LLAMA=("$DIR/mini-llama-F16.gguf" "$DIR/mini-llama-Q8_0.gguf" "$DIR/mini-llama-Q4_0.gguf")
 QWEN_F16="$DIR/mini-qwen2-F16.gguf"
 QWEN_Q8="$DIR/mini-qwen2-Q8_0.gguf"
-for f in "${LLAMA[@]}" "$QWEN_F16" "$QWEN_Q8"; do
-  if [ ! -f "$f" ]; then
-    echo "skipped: model $f not found"
-    exit 77
-  fi
-done
-
-TMP=$(mktemp -d)
-PID=""
-stop_server() {
-  [ -n "$PID" ] || return 0
-  kill -TERM "$PID" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$PID" 2>/dev/null
-  wait "$PID" 2>/dev/null
-  PID=""
-}
-cleanup() {
-  stop_server
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-FAILS=0
-pass() { echo "ok   $*"; }
-fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
-
-# start_server MODEL -> sets URL and PID
-start_server() {
-  "$BIN" serve -m "$1" --host 127.0.0.1 --port 0 -t 2 2>"$TMP/server.log" &
-  PID=$!
-  URL=""
-  for _ in $(seq 300); do
-    URL=$(grep -o 'listening on http://[^ ]*' "$TMP/server.log" | sed 's/listening on //')
-    [ -n "$URL" ] && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$URL" ]; then
-    echo "server for $1 did not start:"
-    cat "$TMP/server.log"
-    exit 1
-  fi
-}
+source "$(dirname "$0")/verify_lib.sh"
+skip_unless_files "${LLAMA[@]}" "$QWEN_F16" "$QWEN_Q8"
 
 # verdict_of JSON PATH -> the candidate's verdict
 verdict_of() {
@@ -66,7 +24,7 @@ for f in "${LLAMA[@]}" "$QWEN_F16"; do REFS+=(--reference "$f"); done
 
 for served in "${LLAMA[@]}"; do
   name=$(basename "$served")
-  start_server "$served"
+  start_tachyon "$served"
   timeout 60 "$BIN" "${VERIFY[@]}" --url "$URL" --model "$name" "${REFS[@]}" --json "$TMP/v.json" >"$TMP/out.txt" 2>"$TMP/err.txt"
   rc=$?
   cat "$TMP/out.txt"
@@ -89,7 +47,7 @@ for served in "${LLAMA[@]}"; do
 done
 
 # a different model: none of the llama files matches (exit 3)
-start_server "$QWEN_Q8"
+start_tachyon "$QWEN_Q8"
 LREFS=()
 for f in "${LLAMA[@]}"; do LREFS+=(--reference "$f"); done
 timeout 60 "$BIN" "${VERIFY[@]}" --url "$URL" "${LREFS[@]}" --json "$TMP/n.json" >"$TMP/out.txt" 2>"$TMP/err.txt"

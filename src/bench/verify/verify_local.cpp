@@ -21,45 +21,15 @@ namespace {
 
 constexpr double kIgnoreLogprobBelow = -1000;  // -inf sent as -9999 by some servers
 
-// Token text -> the local ids that render as it. Keys: each id's piece with and without
-// special rendering, raw and as a JSON encoder with replacement would send it (invalid
-// UTF-8 -> U+FFFD), so that endpoints which send text rather than bytes still map.
-class PieceMap {
- public:
-  explicit PieceMap(const tok::Tokenizer& tk) {
-    const int32_t n = tk.n_vocab();
-    pieces_.resize(n);
-    for (int32_t id = 0; id < n; ++id) {
-      pieces_[id] = tk.token_to_piece(id, false);
-      // Servers render control tokens as "" (not special): "" maps to every such id.
-      if (pieces_[id].empty()) add("", id);
-      for (const std::string& p : {pieces_[id], tk.token_to_piece(id, true)}) {
-        if (p.empty()) continue;
-        add(p, id);
-        const std::string s = sanitized(p);
-        if (s != p) add(s, id);
-      }
-    }
+TokenMap local_token_map(const tok::Tokenizer& tk) {
+  const int32_t n = tk.n_vocab();
+  std::vector<std::string> raw(n), special(n);
+  for (int32_t id = 0; id < n; ++id) {
+    raw[id] = tk.token_to_piece(id, false);
+    special[id] = tk.token_to_piece(id, true);
   }
-  const std::vector<int32_t>* find(const std::string& text) const {
-    auto it = map_.find(text);
-    return it == map_.end() ? nullptr : &it->second;
-  }
-  const std::string& piece(int32_t id) const { return pieces_[id]; }
-  int32_t size() const { return static_cast<int32_t>(pieces_.size()); }
-
- private:
-  static std::string sanitized(const std::string& s) {
-    const std::string dumped = nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    return nlohmann::json::parse(dumped).get<std::string>();
-  }
-  void add(const std::string& key, int32_t id) {
-    auto& v = map_[key];
-    if (std::find(v.begin(), v.end(), id) == v.end()) v.push_back(id);
-  }
-  std::unordered_map<std::string, std::vector<int32_t>> map_;
-  std::vector<std::string> pieces_;
-};
+  return TokenMap(std::move(raw), special);
+}
 
 int32_t best_of(const std::vector<int32_t>& ids, const float* row) {
   int32_t best = ids[0];
@@ -91,30 +61,74 @@ class Session {
 struct Totals {
   double abs_diff = 0;
   int64_t pairs = 0, positions = 0, agree = 0;
+  int64_t by_id = 0, by_bytes = 0, by_text = 0, ambiguous = 0, merged = 0;
   double covered = 0, total = 0;  // tokens (logprobs mode) or bytes (text mode)
 };
 
 // Logprobs mode: compare the endpoint's logprob of its token and of its alternatives.
-Status compare_logprobs(Session& s, const PieceMap& pm, int n_vocab, const RemoteProbe& rp, Totals* t) {
+Status compare_logprobs(Session& s, const TokenMap& tm, int n_vocab, const RemoteProbe& rp, Totals* t) {
   t->total += static_cast<double>(rp.tokens.size());
   for (size_t i = 0; i < rp.tokens.size(); ++i) {
     const RemoteToken& rt = rp.tokens[i];
     const float* row = s.row();
-    const auto* ids = pm.find(rt.piece);
-    if (!ids) break;  // the endpoint's token has no local counterpart: stop this probe
+    const TokenMap::Mapped m = tm.map(rt.piece, rt.is_bytes, rt.id);
+    if (m.ids.empty()) {
+      // Several tokens in one entry (llama-server merges the byte tokens of one UTF-8
+      // character): follow them one by one; nothing of it is compared but the first argmax.
+      std::string_view rest = rt.piece;
+      int32_t tok = -1;
+      bool first = true;
+      while (!rest.empty()) {
+        if (tok >= 0) TACHYON_RETURN_IF_ERROR(s.decode(tok));
+        const float* r = s.row();
+        const std::vector<int32_t> cands = tm.prefixes(rest);
+        if (cands.empty()) {
+          tok = -1;
+          break;
+        }
+        tok = best_of(cands, r);
+        if (rt.id >= 0 && rt.id < n_vocab && tm.piece(static_cast<int32_t>(rt.id)) == rest)
+          tok = static_cast<int32_t>(rt.id);
+        if (first) {
+          const int32_t top = argmax(r, n_vocab);
+          t->agree += top == tok || r[top] == r[tok];
+          first = false;
+        }
+        rest.remove_prefix(tm.piece(tok).size());
+      }
+      if (tok < 0 || rt.piece.empty()) break;  // no local counterpart: stop this probe
+      t->positions += 1;
+      t->covered += 1;
+      t->merged += 1;
+      if (i + 1 < rp.tokens.size()) TACHYON_RETURN_IF_ERROR(s.decode(tok));
+      continue;
+    }
+    switch (m.via) {
+      case TokenMap::Via::kId: ++t->by_id; break;
+      case TokenMap::Via::kBytes: ++t->by_bytes; break;
+      default: ++t->by_text; break;
+    }
     const double lse = kernels::log_sum_exp(row, n_vocab);
-    const int32_t chosen = best_of(*ids, row);
+    // An ambiguous text is followed by the local token it most likely is.
+    const int32_t chosen = best_of(m.ids, row);
+    const int32_t top = argmax(row, n_vocab);
     t->positions += 1;
     t->covered += 1;
-    t->agree += argmax(row, n_vocab) == chosen || row[argmax(row, n_vocab)] == row[chosen];
-    if (rt.has_logprob && rt.logprob > kIgnoreLogprobBelow) {
+    t->agree += top == chosen || row[top] == row[chosen];
+    if (!m.unique()) ++t->ambiguous;
+    if (m.unique() && rt.has_logprob && rt.logprob > kIgnoreLogprobBelow) {
       t->abs_diff += std::fabs((row[chosen] - lse) - rt.logprob);
       t->pairs += 1;
     }
-    for (const auto& [text, lp] : rt.top) {
-      const auto* alt = pm.find(text);
-      if (!alt || lp <= kIgnoreLogprobBelow) continue;
-      t->abs_diff += std::fabs((row[best_of(*alt, row)] - lse) - lp);
+    for (const RemoteAlt& alt : rt.top) {
+      if (alt.logprob <= kIgnoreLogprobBelow) continue;
+      const TokenMap::Mapped a = tm.map(alt.piece, alt.is_bytes, alt.id);
+      if (a.ids.empty()) continue;
+      if (!a.unique()) {
+        ++t->ambiguous;
+        continue;
+      }
+      t->abs_diff += std::fabs((row[a.ids[0]] - lse) - alt.logprob);
       t->pairs += 1;
     }
     if (i + 1 < rp.tokens.size()) TACHYON_RETURN_IF_ERROR(s.decode(chosen));
@@ -124,7 +138,7 @@ Status compare_logprobs(Session& s, const PieceMap& pm, int n_vocab, const Remot
 
 // Text mode: at each step, does the local argmax's piece continue the endpoint's text?
 // The text is consumed by that piece when it does, else by the longest piece that fits.
-Status compare_text(Session& s, const PieceMap& pm, int n_vocab, const RemoteProbe& rp, int max_steps, Totals* t) {
+Status compare_text(Session& s, const TokenMap& pm, int n_vocab, const RemoteProbe& rp, int max_steps, Totals* t) {
   const std::string& text = rp.text;
   t->total += static_cast<double>(text.size());
   size_t at = 0;
@@ -197,7 +211,7 @@ CandidateResult score_reference(const VerifyConfig& cfg, const std::vector<Probe
   const tok::Tokenizer& tokenizer = *tk.value();
   const int n_vocab = model.hparams().n_vocab;
   if (tokenizer.n_vocab() != n_vocab) return fail(corrupt(path + ": tokenizer and model disagree on the vocabulary size"));
-  const PieceMap pm(tokenizer);
+  const TokenMap tm = local_token_map(tokenizer);
 
   std::vector<std::vector<int32_t>> ids(probes.size());
   int n_max = 0;
@@ -210,38 +224,59 @@ CandidateResult score_reference(const VerifyConfig& cfg, const std::vector<Probe
     n_max = std::max(n_max, static_cast<int>(ids[i].size()) + n_gen + 1);
   }
   ThreadPool pool(std::max(1, cfg.threads));
-  model::Session::Options sopt;
-  sopt.n_ctx = n_max;
-  sopt.ubatch = n_max;  // the prompt in one step, as the engine runs a prompt that fits its budget
-  sopt.prompt_numerics = true;
-  auto session = model::Session::create(model, pool, sopt);
-  if (!session) return fail(session.status());
 
-  Totals t;
-  for (size_t i = 0; i < probes.size(); ++i) {
-    const RemoteProbe& rp = remote.probes[i];
-    if (rp.usage_prompt_tokens >= 0 && rp.usage_prompt_tokens != static_cast<int>(ids[i].size()))
-      c.n_prompt_token_mismatch += 1;
-    if (remote.logprobs ? rp.tokens.empty() : rp.text.empty()) continue;
-    Session s(*session.value());
-    if (Status st = s.prefill(ids[i]); !st) return fail(st);
-    Status st = remote.logprobs ? compare_logprobs(s, pm, n_vocab, rp, &t)
-                                : compare_text(s, pm, n_vocab, rp, static_cast<int>(rp.text.size()) + 1, &t);
-    if (!st) return fail(st);
+  // The numerics to replay with: the endpoint's own when it is recognized, else both.
+  std::vector<std::string> numerics;
+  if (cfg.numerics == "tachyon" || cfg.numerics == "llama") numerics = {cfg.numerics};
+  else if (remote.server == "tachyon") numerics = {"tachyon"};
+  else if (remote.server == "llama.cpp") numerics = {"llama"};
+  else numerics = {"tachyon", "llama"};
+
+  bool have = false;
+  CandidateResult best;
+  for (const std::string& num : numerics) {
+    CandidateResult r = c;
+    r.numerics = num;
+    const bool llama = num == "llama";
+    // tachyon: the prompt in one step with the engine's prompt numerics, decode kAuto.
+    // llama.cpp: each ubatch by its size (flash attention in f16), decode kLlama throughout.
+    model.set_decode_numerics(llama ? model::DecodeNumerics::kLlama : model::DecodeNumerics::kAuto);
+    model::Session::Options sopt;
+    sopt.n_ctx = n_max;
+    sopt.ubatch = llama ? std::min(n_max, 512) : n_max;
+    sopt.prompt_numerics = !llama;
+    auto session = model::Session::create(model, pool, sopt);
+    if (!session) return fail(session.status());
+
+    Totals t;
+    for (size_t i = 0; i < probes.size(); ++i) {
+      const RemoteProbe& rp = remote.probes[i];
+      if (rp.usage_prompt_tokens >= 0 && rp.usage_prompt_tokens != static_cast<int>(ids[i].size()))
+        r.n_prompt_token_mismatch += 1;
+      if (remote.logprobs ? rp.tokens.empty() : rp.text.empty()) continue;
+      Session s(*session.value());
+      if (Status st = s.prefill(ids[i]); !st) return fail(st);
+      Status st = remote.logprobs ? compare_logprobs(s, tm, n_vocab, rp, &t)
+                                  : compare_text(s, tm, n_vocab, rp, static_cast<int>(rp.text.size()) + 1, &t);
+      if (!st) return fail(st);
+    }
+    r.n_positions = t.positions;
+    r.n_pairs = t.pairs;
+    r.n_remote_tokens = remote.logprobs ? static_cast<int64_t>(t.total) : t.positions;
+    r.coverage = t.total > 0 ? t.covered / t.total : 0;
+    r.argmax_agreement = t.positions > 0 ? static_cast<double>(t.agree) / static_cast<double>(t.positions) : 0;
+    r.mean_abs_logprob_diff = t.pairs > 0 ? t.abs_diff / static_cast<double>(t.pairs) : 0;
+    r.n_by_id = t.by_id;
+    r.n_by_bytes = t.by_bytes;
+    r.n_by_text = t.by_text;
+    r.n_ambiguous = t.ambiguous;
+    r.n_merged = t.merged;
+    finish_distance(r, remote.logprobs);
+    if (!have || r.distance < best.distance) best = std::move(r);
+    have = true;
   }
-  c.n_positions = t.positions;
-  c.n_pairs = t.pairs;
-  c.n_remote_tokens = remote.logprobs ? static_cast<int64_t>(t.total) : t.positions;
-  c.coverage = t.total > 0 ? t.covered / t.total : 0;
-  c.argmax_agreement = t.positions > 0 ? static_cast<double>(t.agree) / static_cast<double>(t.positions) : 0;
-  c.mean_abs_logprob_diff = t.pairs > 0 ? t.abs_diff / static_cast<double>(t.pairs) : 0;
-  if (t.positions == 0 || c.coverage < kMinCoverage) {
-    c.distance = std::numeric_limits<double>::infinity();
-  } else if (remote.logprobs) {
-    c.distance = c.mean_abs_logprob_diff + (1 - c.argmax_agreement) + (1 - c.coverage);
-  } else {
-    c.distance = (1 - c.argmax_agreement) + (1 - c.coverage);
-  }
+  model.set_decode_numerics(model::DecodeNumerics::kAuto);
+  c = std::move(best);
   return c;
 }
 

@@ -61,17 +61,31 @@ int word_count(const std::string& s) {
   return n;
 }
 
-std::string piece_from(const json& entry, const char* text_key) {
+// The token's bytes when the entry has a valid "bytes" array, else its text.
+std::string piece_from(const json& entry, const char* text_key, bool* is_bytes) {
+  *is_bytes = false;
   if (const auto b = entry.find("bytes"); b != entry.end() && b->is_array() && !b->empty()) {
     std::string s;
+    bool ok = true;
     for (const auto& v : *b) {
-      if (!v.is_number_integer()) return entry.value(text_key, std::string());
-      s.push_back(static_cast<char>(v.get<int>() & 0xff));
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 255) {
+        ok = false;
+        break;
+      }
+      s.push_back(static_cast<char>(v.get<int>()));
     }
-    return s;
+    if (ok) {
+      *is_bytes = true;
+      return s;
+    }
   }
   const auto t = entry.find(text_key);
   return t != entry.end() && t->is_string() ? t->get<std::string>() : std::string();
+}
+
+int64_t id_from(const json& entry) {
+  const auto i = entry.find("id");
+  return i != entry.end() && i->is_number_integer() && i->get<int64_t>() >= 0 ? i->get<int64_t>() : -1;
 }
 
 double logprob_of(const json& v, bool* ok) {
@@ -79,20 +93,26 @@ double logprob_of(const json& v, bool* ok) {
   return *ok ? v.get<double>() : 0.0;
 }
 
-// logprobs.content: [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]
-// (chat; also llama-server's completions).
+// logprobs.content: [{token, logprob, bytes, id?, top_logprobs: [{token, logprob, bytes, id?}]}]
+// (chat; llama-server's completions too).
 bool parse_content_logprobs(const json& content, RemoteProbe* p) {
   if (!content.is_array()) return false;
   for (const auto& e : content) {
     if (!e.is_object()) return false;
     RemoteToken t;
-    t.piece = piece_from(e, "token");
+    t.piece = piece_from(e, "token", &t.is_bytes);
+    t.id = id_from(e);
     t.logprob = logprob_of(e.value("logprob", json()), &t.has_logprob);
     if (const auto tl = e.find("top_logprobs"); tl != e.end() && tl->is_array()) {
       for (const auto& a : *tl) {
+        if (!a.is_object()) continue;
         bool ok = false;
-        const double lp = a.is_object() ? logprob_of(a.value("logprob", json()), &ok) : 0.0;
-        if (ok) t.top.emplace_back(piece_from(a, "token"), lp);
+        RemoteAlt alt;
+        alt.logprob = logprob_of(a.value("logprob", json()), &ok);
+        if (!ok) continue;
+        alt.piece = piece_from(a, "token", &alt.is_bytes);
+        alt.id = id_from(a);
+        t.top.push_back(std::move(alt));
       }
     }
     p->tokens.push_back(std::move(t));
@@ -114,9 +134,11 @@ bool parse_legacy_logprobs(const json& lp, RemoteProbe* p) {
     t.logprob = logprob_of((*lps)[i], &t.has_logprob);
     if (tops != lp.end() && tops->is_array() && i < tops->size() && (*tops)[i].is_object()) {
       for (const auto& [k, v] : (*tops)[i].items()) {
+        RemoteAlt alt;
         bool ok = false;
-        const double l = logprob_of(v, &ok);
-        if (ok) t.top.emplace_back(k, l);
+        alt.logprob = logprob_of(v, &ok);
+        alt.piece = k;
+        if (ok) t.top.push_back(std::move(alt));
       }
     }
     p->tokens.push_back(std::move(t));
@@ -129,17 +151,17 @@ struct HttpAnswer {
   std::string body;
 };
 
-HttpAnswer post(const VerifyConfig& cfg, const std::string& path, const std::string& body) {
+HttpAnswer http(const VerifyConfig& cfg, const char* method, const std::string& path, const std::string& body) {
   boost::asio::io_context io;
   ClientConfig cc;
   cc.tls = cfg.endpoint.tls;
   HttpClient client(io, cc);
   HttpRequest req;
-  req.method = "POST";
+  req.method = method;
   req.target = cfg.endpoint.url.target(path);
   req.timeout_ms = cfg.timeout_ms;
   req.body = body;
-  req.headers.push_back({"Content-Type", "application/json"});
+  if (!body.empty()) req.headers.push_back({"Content-Type", "application/json"});
   if (!cfg.endpoint.api_key.empty()) req.headers.push_back({"Authorization", "Bearer " + cfg.endpoint.api_key});
   HttpAnswer a;
   StreamHandlers h;
@@ -153,7 +175,22 @@ HttpAnswer post(const VerifyConfig& cfg, const std::string& path, const std::str
   return a;
 }
 
-json request_body(const VerifyConfig& cfg, const Probe& p, bool with_logprobs) {
+// The server behind the endpoint, by GET /v1/models' owned_by: "tachyon", "llama.cpp" or "".
+std::string identify_server(const VerifyConfig& cfg) {
+  HttpAnswer a = http(cfg, "GET", "/v1/models", "");
+  if (!a.err.ok()) return "";
+  const json j = json::parse(a.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("data") || !j["data"].is_array()) return "";
+  for (const auto& m : j["data"]) {
+    if (!m.is_object()) continue;
+    const std::string owner = m.value("owned_by", std::string());
+    if (owner == "tachyon") return "tachyon";
+    if (owner == "llamacpp") return "llama.cpp";
+  }
+  return "";
+}
+
+json request_body(const VerifyConfig& cfg, const std::string& server, const Probe& p, bool with_logprobs) {
   json b = {{"max_tokens", cfg.max_tokens}, {"temperature", 0}, {"seed", cfg.seed}, {"stream", false}};
   if (!cfg.endpoint.model.empty()) b["model"] = cfg.endpoint.model;
   if (cfg.endpoint.api == Api::kChat) {
@@ -166,11 +203,16 @@ json request_body(const VerifyConfig& cfg, const Probe& p, bool with_logprobs) {
     b["prompt"] = p.prompt;
     if (with_logprobs) b["logprobs"] = cfg.top_logprobs;
   }
+  // llama-server: evaluate every prompt afresh (a prompt-cache hit changes the rounding).
+  if (server == "llama.cpp") b["cache_prompt"] = false;
+  if (cfg.extra_body.is_object())
+    for (const auto& [k, v] : cfg.extra_body.items()) b[k] = v;
   return b;
 }
 
-// Parses one non-streamed answer; false + *why when it is not an OpenAI completion.
-bool parse_answer(const VerifyConfig& cfg, const std::string& body, RemoteProbe* p, std::string* why) {
+}  // namespace
+
+bool parse_answer(Api api, const std::string& body, RemoteProbe* p, std::string* why) {
   const json j = json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     *why = "the response is not JSON: '" + body.substr(0, 120) + "'";
@@ -182,7 +224,7 @@ bool parse_answer(const VerifyConfig& cfg, const std::string& body, RemoteProbe*
     return false;
   }
   const json& c = (*ch)[0];
-  if (cfg.endpoint.api == Api::kChat) {
+  if (api == Api::kChat) {
     const auto m = c.find("message");
     if (m != c.end() && m->is_object() && m->contains("content") && (*m)["content"].is_string())
       p->text = (*m)["content"].get<std::string>();
@@ -204,8 +246,6 @@ bool parse_answer(const VerifyConfig& cfg, const std::string& body, RemoteProbe*
   if (p->has_logprobs && p->tokens.empty() && !p->text.empty()) p->has_logprobs = false;
   return true;
 }
-
-}  // namespace
 
 std::vector<Probe> make_probes(int n, uint64_t seed) {
   Rng rng{seed * 0x2545f4914f6cdd1dULL + 0x1234567ULL};
@@ -235,11 +275,13 @@ std::vector<Probe> make_probes(int n, uint64_t seed) {
 
 Result<RemoteResult> query_endpoint(const VerifyConfig& cfg, const std::vector<Probe>& probes) {
   RemoteResult r;
+  r.server = identify_server(cfg);
+  if (cfg.log) cfg.log("server: " + (r.server.empty() ? std::string("not recognized") : r.server));
   bool with_logprobs = true;
   const std::string path = api_path(cfg.endpoint.api);
   const std::string where = cfg.endpoint.url.str() + path;
   for (size_t i = 0; i < probes.size(); ++i) {
-    HttpAnswer a = post(cfg, path, request_body(cfg, probes[i], with_logprobs).dump());
+    HttpAnswer a = http(cfg, "POST", path, request_body(cfg, r.server, probes[i], with_logprobs).dump());
     if (!a.err.ok() && a.err.kind == ErrorKind::kHttpStatus && a.err.http_status == 400 && with_logprobs) {
       // Some endpoints reject logprobs: fall back to comparing the text.
       r.note = "the endpoint rejected logprobs (" + a.err.message.substr(0, 200) + "); comparing greedy text instead";
@@ -254,7 +296,7 @@ Result<RemoteResult> query_endpoint(const VerifyConfig& cfg, const std::vector<P
                                               a.err.message);
     RemoteProbe p;
     std::string why;
-    if (!parse_answer(cfg, a.body, &p, &why)) return Status(ErrorCode::kInternal, "endpoint " + where + ": " + why);
+    if (!parse_answer(cfg.endpoint.api, a.body, &p, &why)) return Status(ErrorCode::kInternal, "endpoint " + where + ": " + why);
     r.probes.push_back(std::move(p));
     if (cfg.log)
       cfg.log("probe " + std::to_string(i + 1) + "/" + std::to_string(probes.size()) + ": " +

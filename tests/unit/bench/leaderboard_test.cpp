@@ -241,3 +241,125 @@ TEST(AvailabilityFloor, LeaderboardOrder) {
 
 }  // namespace
 }  // namespace bench_test
+
+namespace bench_test {
+namespace {
+
+// bench probe's JSON: alternating outcomes per endpoint, one file per run.
+std::string probe_json(const std::string& name, const std::vector<bool>& oks, int hour) {
+  nlohmann::json samples = nlohmann::json::array();
+  for (size_t i = 0; i < oks.size(); ++i) {
+    char at[32];
+    std::snprintf(at, sizeof at, "2026-12-07T%02d:%02zu:00Z", hour, i);
+    samples.push_back({{"endpoint", name}, {"at", at}, {"t_s", 60.0 * i}, {"ok", static_cast<bool>(oks[i])}});
+  }
+  return nlohmann::json{{"command", "probe"}, {"probe", {{"samples", samples}}}}.dump();
+}
+
+TEST(ProbeHistory, MergesFilesAndCountsStreaks) {
+  std::map<std::string, ProbeHistory> h;
+  ASSERT_TRUE(read_probe_history(probe_json("a", {true, false, false, true}, 10), "p1.json", &h));
+  ASSERT_TRUE(read_probe_history(probe_json("a", {false, true}, 11), "p2.json", &h));
+  ASSERT_EQ(h.count("a"), 1u);
+  EXPECT_EQ(h["a"].n, 6);
+  EXPECT_EQ(h["a"].n_ok, 3);
+  EXPECT_EQ(h["a"].longest_failure_streak, 2);  // a streak does not continue across files
+  EXPECT_EQ(h["a"].n_files, 2);
+  EXPECT_EQ(h["a"].first_at, "2026-12-07T10:00:00Z");
+  EXPECT_EQ(h["a"].last_at, "2026-12-07T11:01:00Z");
+  EXPECT_DOUBLE_EQ(h["a"].span_s, 180 + 60);
+  EXPECT_EQ(probe_history_text(h["a"]), "50.0% of 6 probes over 4 min, longest failure streak 2");
+  // Not a probe file: a clear error.
+  tachyon::Status st = read_probe_history("{\"runs\":[]}", "r.json", &h);
+  EXPECT_FALSE(st);
+  EXPECT_TRUE(has(st.message(), "r.json: no 'samples'")) << st.message();
+  EXPECT_FALSE(read_probe_history("not json", "x.json", &h));
+}
+
+TEST_F(FlakyCheapVsHealthy, ProbeHistoryAvailabilityConstraint) {
+  ASSERT_NE(rep_, nullptr);
+  Report rep = *rep_;
+  auto& healthy = rep.runs[row_named(rep, "healthy-pricey").run_index];
+  auto& flaky = rep.runs[row_named(rep, "flaky-cheap").run_index];
+  healthy.history = {};
+  healthy.history.n = 100;
+  healthy.history.n_ok = 97;  // 97% over time
+  healthy.history.span_s = 6000;
+  flaky.history = {};
+  // The healthy one now misses availability>=99%; the flaky one has no history at all.
+  build_leaderboard(rep, *parse_constraints("error_rate<60%,availability>=99%"), Objective::kCheapest);
+  EXPECT_EQ(rep.recommended.endpoint, "");
+  EXPECT_TRUE(has(leader_row_status(row_named(rep, "healthy-pricey")),
+                  "availability 97.0% (97/100 probes), wanted availability>=99%"))
+      << leader_row_status(row_named(rep, "healthy-pricey"));
+  EXPECT_TRUE(has(leader_row_status(row_named(rep, "flaky-cheap")), "availability unknown (no probe history"));
+  // At 95% the healthy one qualifies, and the recommendation names its history.
+  build_leaderboard(rep, *parse_constraints("availability>=95%"), Objective::kCheapest);
+  EXPECT_EQ(rep.recommended.endpoint, "healthy-pricey");
+  EXPECT_TRUE(has(rep.recommendation, "Probe history: 97.0% of 100 probes over 1.7 h")) << rep.recommendation;
+  // The text and JSON reports carry the column / field.
+  const std::string text = summary_text(rep, {});
+  EXPECT_TRUE(has(text, "probes ok")) << text;
+  EXPECT_TRUE(has(text, "97.0% of 100")) << text;
+  const nlohmann::json j = report_to_json(rep, {});
+  bool found = false;
+  for (const auto& r : j["runs"])
+    if (r.contains("probe_history")) found = r["probe_history"]["availability_pct"] == 97.0;
+  EXPECT_TRUE(found);
+}
+
+// --reference: the verify hook runs once per endpoint after the load; the reports and the
+// recommendation say which file each endpoint serves.
+TEST(CompareVerify, HookResultsReachEveryReport) {
+  stub::Server srv([](int, const nlohmann::json&) {
+    stub::Script s;
+    s.ttft_ms = 2;
+    s.gap_ms = 1;
+    s.n_tokens = 4;
+    return s;
+  });
+  BenchConfig c;
+  c.command = "compare";
+  for (const char* name : {"one", "two"}) {
+    EndpointSpec e;
+    e.url = *Url::parse(srv.url());
+    e.name = name;
+    e.model = "stub-model";
+    c.endpoints.push_back(e);
+  }
+  c.workload = small_workload(4);
+  c.run.num_requests = 4;
+  c.check_models = false;
+  int calls = 0;
+  c.verify = [&](const EndpointSpec& ep) {
+    ++calls;
+    if (ep.name == "two") return nlohmann::json{{"error", "endpoint returned 404"}};
+    return nlohmann::json{{"mode", "logprobs"},
+                          {"match", "/models/m-Q8_0.gguf"},
+                          {"decided_by", "mean |dlogprob| over 10 compared logprobs: m-Q8_0.gguf 0.0000 < 0.5000 x m-F16.gguf 0.0200"},
+                          {"candidates",
+                           {{{"path", "/models/m-Q8_0.gguf"}, {"distance", 0.0}, {"verdict", "match"}},
+                            {{"path", "/models/m-F16.gguf"}, {"distance", 0.02}, {"verdict", "no match"}}}}};
+  };
+  c.recommend = *parse_constraints("ttft_p90<5000ms");
+  auto rep = run_bench(c);
+  ASSERT_TRUE(rep.is_ok()) << rep.status().message();
+  EXPECT_EQ(calls, 2);
+  ASSERT_EQ(rep->verify.size(), 2u);
+  EXPECT_EQ(verify_cell(*rep, "one"), "m-Q8_0.gguf");
+  EXPECT_EQ(verify_cell(*rep, "two"), "error");
+  const std::string text = summary_text(*rep, {});
+  EXPECT_TRUE(has(text, "verify one: serves m-Q8_0.gguf (mean |dlogprob|")) << text;
+  EXPECT_TRUE(has(text, "verify two: error: endpoint returned 404")) << text;
+  const std::string html = render_html(*rep, {});
+  EXPECT_TRUE(has(html, "<th class=\"l\">serves (verify)</th>"));
+  EXPECT_TRUE(has(html, "class=\"verify-verdict\" data-endpoint=\"one\">serves <b>m-Q8_0.gguf</b>"));
+  EXPECT_TRUE(has(html, "decided by mean |dlogprob| over 10 compared logprobs"));
+  EXPECT_TRUE(has(html, "error: endpoint returned 404"));
+  EXPECT_EQ(report_to_json(*rep, {})["verify"].size(), 2u);
+  if (rep->recommended.endpoint == "one")
+    EXPECT_TRUE(has(rep->recommendation, "bench verify: it serves m-Q8_0.gguf.")) << rep->recommendation;
+}
+
+}  // namespace
+}  // namespace bench_test

@@ -102,12 +102,14 @@ TEST(server_response, UsageAndTimings) {
 
 TEST(server_response, Logprobs) {
   std::vector<engine::TopLogprob> top = {{7, "a", -0.1f}, {8, "b", -2.5f}};
-  ojson e = chat_logprob_entry("a", -0.1f, top);
+  ojson e = chat_logprob_entry(7, "a", -0.1f, top);
   EXPECT_EQ(e["token"], "a");
+  EXPECT_EQ(e["id"], 7);  // llama-server's extension: bench verify maps tokens by id
+  EXPECT_EQ(e["top_logprobs"][1]["id"], 8);
   EXPECT_EQ(e["bytes"], ojson::array({97}));
   EXPECT_EQ(e["top_logprobs"].size(), 2u);
   EXPECT_EQ(e["top_logprobs"][1]["token"], "b");
-  ojson inf = chat_logprob_entry("\xe2", -INFINITY, {});
+  ojson inf = chat_logprob_entry(3, "\xe2", -INFINITY, {});
   EXPECT_FLOAT_EQ(inf["logprob"].get<float>(), -9999.0f);
   EXPECT_EQ(inf["bytes"], ojson::array({0xe2}));
 
