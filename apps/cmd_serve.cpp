@@ -81,6 +81,12 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-queue", ec.max_queue, "waiting requests beyond which the server answers 429")
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
+  app.add_option_function<std::string>(
+         "--spec", [&](const std::string& v) { spec::parse_mode(v, &ec.spec_mode); },
+         "speculative decoding: off, ngram (draft from n-gram lookup whenever it finds a continuation), auto "
+         "(n-gram drafts sized by acceptance and measured step costs; none where it does not pay); default off")
+      ->check(CLI::IsMember({"off", "ngram", "auto"}));
+  app.add_option("--spec-max", ec.spec_max, "draft tokens per step at most")->check(CLI::Range(0, 16))->capture_default_str();
   app.add_option("--api-key", api_keys, "accepted API key (Authorization: Bearer KEY); repeatable");
   app.add_option("--name", name, "model name reported by the API (default: the file name)");
   app.add_option("--io-threads", io_threads, "HTTP I/O threads")->check(CLI::Range(1, 16))->capture_default_str();

@@ -16,6 +16,8 @@
 #include "kv/kv_pool.h"
 #include "kv/radix_cache.h"
 #include "model/model.h"
+#include "sched/plan.h"
+#include "spec/drafter.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tachyon::engine {
@@ -25,7 +27,7 @@ namespace {
 constexpr int kTiledPromptTokens = 64;  // prompts this long use the prefill attention numerics
 constexpr int kAdmitWindow = 4;         // waiting requests considered for cache-aware order
 constexpr int kMaxSkips = 4;            // times the oldest waiting request may be passed over
-constexpr int kMaxPrefillSkips = 8;     // steps a prefilling request may be passed over
+constexpr int kMaxDraft = 16;           // draft tokens per sequence and step at most
 constexpr int kKvTile = 64;             // key tile of the prefill attention (model/attention_rows.h kAttnTile)
 
 // First position whose sliding-window KV a sequence may still read once positions
@@ -73,6 +75,12 @@ struct Sequence {
   std::vector<kv::RadixCache::Node*> path;  // locked cache nodes = the first path.size() pages
   std::unique_ptr<sampling::Sampler> sampler;
   std::unique_ptr<TextStream> text;
+  // speculative decoding
+  spec::Mode spec = spec::Mode::kOff;
+  int spec_max = 0;
+  std::vector<int32_t> draft;  // this step's draft tokens (after the sampled last token)
+  spec::DraftLengthController controller;
+  int64_t n_drafted = 0, n_accepted = 0;
   double t_submit = 0, t_admit = 0, t_first = 0, t_last = 0;
 };
 
@@ -105,6 +113,16 @@ struct Engine::Impl {
   // Notify callbacks of this iteration's events, run by flush_notify() at its end.
   NotifyBatch notify_batch;
   std::vector<float> logits_buf;  // step()'s logits
+
+  // speculative decoding
+  spec::NgramDrafter ngram;
+  spec::SharedNgramIndex shared_ngrams;  // outputs of finished requests
+  static constexpr int kCalibrateMax = 12;
+  std::vector<double> step_ms;  // [n-1]: ms of a step of n tokens of one sequence (calibrated on first use)
+  bool calibrated = false;
+  void propose_drafts();
+  std::vector<double> step_cost_curve(int n_decode, int max_k) const;
+  void calibrate_step_costs();
   std::mutex dispatch_mu;
   std::function<void(NotifyBatch&&)> dispatch;  // under dispatch_mu
   void flush_notify();
@@ -258,6 +276,8 @@ Result<std::shared_ptr<RequestHandle>> Engine::submit(GenerateRequest req) {
     for (int32_t id : d.tokenizer->eog_ids()) req.sampling.banned_tokens.push_back(id);
   }
   s->sampler = std::make_unique<sampling::Sampler>(req.sampling);
+  s->spec = req.spec_mode.value_or(d.cfg.spec_mode);
+  s->spec_max = std::clamp(req.spec_max >= 0 ? req.spec_max : d.cfg.spec_max, 0, kMaxDraft);
   s->text = std::make_unique<TextStream>(*d.tokenizer, req.stop);
   s->req = std::move(req);
   std::shared_ptr<RequestHandle> h;
@@ -314,7 +334,15 @@ void Engine::Impl::finish(std::unique_ptr<Sequence> s, const std::string& reason
   e.queue_ms = s->admitted_once ? s->t_admit - s->t_submit : t - s->t_submit;
   e.prompt_ms = s->t_first > 0 ? s->t_first - s->t_admit : 0;
   e.decode_ms = s->t_first > 0 ? t - s->t_first : 0;
-  if (reason != "cancelled" && reason != "error") insert_full_pages(*s);
+  e.draft_tokens = static_cast<int>(s->n_drafted);
+  e.accepted_tokens = static_cast<int>(s->n_accepted);
+  if (reason != "cancelled" && reason != "error") {
+    insert_full_pages(*s);
+    // Its output (with a little of the prompt before it) joins the shared n-gram index
+    // that drafts for later requests.
+    const size_t from = static_cast<size_t>(std::max(0, s->n_prompt - spec::SharedNgramIndex::kN));
+    if (s->n_generated > 0) shared_ngrams.add(std::span<const int32_t>(s->tokens.data() + from, s->tokens.size() - from));
+  }
   release(*s);
   {
     std::lock_guard<std::mutex> sl(stats_mu);
@@ -499,34 +527,124 @@ bool Engine::Impl::reserve_pages(Sequence& s, int n_tokens) {
   return s.pt.reserve(*kv, n_tokens);
 }
 
+void Engine::Impl::propose_drafts() {
+  // Drafts for the decoding sequences that speculate (n-gram lookup over their own tokens,
+  // then over recent outputs of every request). ngram: as long as the drafter finds;
+  // auto: the length the controller picks from the sequence's acceptance and the
+  // measured step costs at this batch size.
+  int n_decode = 0;
+  for (auto& s : running) n_decode += static_cast<int>(s->tokens.size()) - s->pt.n_tokens == 1;
+  // The whole batch's objective: each sequence's draft length is chosen given the tokens
+  // already planned (n_step) and expected (expected) for the step, so that 8 sequences do
+  // not each assume they are the only one lengthening it.
+  int n_step = n_decode;
+  double expected = n_decode;
+  for (auto& sp : running) {
+    Sequence& s = *sp;
+    s.draft.clear();
+    if (s.spec == spec::Mode::kOff || static_cast<int>(s.tokens.size()) - s.pt.n_tokens != 1) continue;
+    // Room: max_tokens counts the token this step samples anyway; n_ctx bounds the KV.
+    int room = std::min(s.req.max_tokens - s.n_generated - 1, n_ctx - static_cast<int>(s.tokens.size()) - 1);
+    room = std::min(room, s.spec_max);
+    if (room <= 0) continue;
+    int k = room;
+    if (s.spec == spec::Mode::kAuto) {
+      if (!calibrated) {
+        calibrate_step_costs();
+        calibrated = true;
+      }
+      const std::vector<double> cost = step_cost_curve(n_step, room);
+      k = s.controller.choose(cost, room, expected - 1);
+    }
+    if (k <= 0) continue;
+    ngram.draft(s.tokens, k, &shared_ngrams, &s.draft);
+    n_step += static_cast<int>(s.draft.size());
+    expected += s.controller.expected_tokens(static_cast<int>(s.draft.size())) - 1;
+  }
+}
+
+// cost[k] = (time of a step of n_decode + k tokens) / (time of n_decode tokens), from the
+// calibration at start-up (interpolated; beyond its largest size, linear).
+std::vector<double> Engine::Impl::step_cost_curve(int n_decode, int max_k) const {
+  auto t = [&](int n) {
+    if (n <= 1 || step_ms.empty()) return step_ms.empty() ? 1.0 : step_ms[0];
+    const int last = static_cast<int>(step_ms.size());
+    if (n <= last) return step_ms[n - 1];
+    const double slope = last >= 2 ? (step_ms[last - 1] - step_ms[last - 2]) : step_ms[0];
+    return step_ms[last - 1] + slope * (n - last);
+  };
+  std::vector<double> c(max_k + 1);
+  const double base = t(std::max(1, n_decode));
+  for (int k = 0; k <= max_k; ++k) c[k] = t(std::max(1, n_decode) + k) / base;
+  return c;
+}
+
+// Times forward steps of one scratch sequence with 1..kCalibrateMax tokens (best of two),
+// the verify-cost curve the auto draft length uses. A few hundred ms for a 1B model.
+void Engine::Impl::calibrate_step_costs() {
+  // Without a measurement (no free pages now): a conservative prior, each extra token
+  // 30% of a one-token step.
+  step_ms.assign(kCalibrateMax, 0.0);
+  for (int n = 1; n <= kCalibrateMax; ++n) step_ms[n - 1] = 1.0 + 0.3 * (n - 1);
+  kv::PageTable pt;
+  if (kv->n_free() < (kCalibrateMax + kv->page_size() - 1) / kv->page_size() + 1 || !pt.reserve(*kv, kCalibrateMax))
+    return;
+  std::vector<float> logits;
+  std::vector<double> measured(kCalibrateMax, 0.0);
+  for (int n = 1; n <= kCalibrateMax; ++n) {
+    double best = 1e30;
+    for (int rep = 0; rep < 2; ++rep) {
+      model::Batch b;
+      b.seqs.push_back(&pt);
+      b.seq_tiled_until.push_back(0);
+      for (int i = 0; i < n; ++i) b.add(i % model->hparams().n_vocab, i, 0, true);
+      const double t0 = now_ms();
+      if (!model->forward(b, *kv, *pool, &logits)) {
+        pt.clear(*kv);
+        pool->rest();
+        return;
+      }
+      best = std::min(best, now_ms() - t0);
+    }
+    measured[n - 1] = best;
+  }
+  // A larger step never costs less than a smaller one (noise would make drafts look free).
+  for (int n = 1; n < kCalibrateMax; ++n) measured[n] = std::max(measured[n], measured[n - 1]);
+  step_ms = measured;
+  {
+    std::lock_guard<std::mutex> sl(stats_mu);
+    stats.spec_step_cost.clear();
+    for (double v : measured) stats.spec_step_cost.push_back(v / measured[0]);
+  }
+  pt.clear(*kv);
+  pool->rest();
+}
+
 void Engine::Impl::step() {
-  // Plan: every decoding sequence gets its one token; then prompts, shortest remaining
-  // first, until the step holds cfg.prefill_batch_target prefill tokens (or the budget is
-  // spent). Prefill is compute-bound: four 100-token prompts cost the same in one step
-  // or in four, but one at a time their first tokens arrive after 1, 2, 3 and 4 quarters
-  // of that time instead of all at the end. A prompt passed over kMaxPrefillSkips steps
-  // in a row goes first (bounded unfairness for long prompts).
+  // Plan (sched::plan_step): decoding sequences (next token + drafts), then prompt chunks.
+  propose_drafts();
+  std::vector<Sequence*> cand;
+  std::vector<sched::SeqCounts> counts;
+  for (auto& s : running) {
+    cand.push_back(s.get());
+    counts.push_back({static_cast<int>(s->tokens.size()) - s->pt.n_tokens, static_cast<int>(s->draft.size()),
+                      s->prefill_skips});
+  }
+  const std::vector<sched::PlanItem> plan = sched::plan_step(counts, {cfg.max_batch_tokens, cfg.prefill_batch_target});
+
   model::Batch batch;
   std::vector<Sequence*> in_batch;
   std::vector<int> chunk;
-  int budget = cfg.max_batch_tokens;
-  auto remaining_of = [](const Sequence* s) { return static_cast<int>(s->tokens.size()) - s->pt.n_tokens; };
-  std::vector<Sequence*> order, prompts;
-  for (auto& s : running) (remaining_of(s.get()) == 1 ? order : prompts).push_back(s.get());
-  const size_t n_decode = order.size();
-  std::stable_sort(prompts.begin(), prompts.end(), [&](const Sequence* a, const Sequence* b) {
-    const bool oa = a->prefill_skips >= kMaxPrefillSkips, ob = b->prefill_skips >= kMaxPrefillSkips;
-    if (oa != ob) return oa;
-    return remaining_of(a) < remaining_of(b);
-  });
-  order.insert(order.end(), prompts.begin(), prompts.end());
-  int prefill_tokens = 0;
-  for (size_t oi = 0; oi < order.size(); ++oi) {
-    Sequence* s = order[oi];
-    if (budget <= 0) break;
-    if (oi >= n_decode && prefill_tokens >= cfg.prefill_batch_target) break;
-    const int remaining = remaining_of(s);
-    const int take = std::min(remaining, budget);
+  std::vector<Sequence*> preempted;
+  for (const sched::PlanItem& item : plan) {
+    Sequence* s = cand[item.seq];
+    if (std::find(preempted.begin(), preempted.end(), s) != preempted.end()) continue;
+    int take = item.take;
+    if (!item.prefill && take > 1 && !reserve_pages(*s, s->pt.n_tokens + take)) {
+      take = 1;  // drafts are optional: never preempt for them
+      s->draft.clear();
+    }
+    if (!item.prefill) s->draft.resize(take - 1);
     if (!reserve_pages(*s, s->pt.n_tokens + take)) {
       // Out of KV: preempt the most recently admitted other sequence not yet in this
       // batch, else stop planning (what is planned still runs). While the batch is empty
@@ -544,9 +662,9 @@ void Engine::Impl::step() {
           }
         }
         if (!victim) break;
+        victim->draft.clear();
+        preempted.push_back(victim);
         preempt(*victim);
-        // the victim comes after s in `order` (it is not in the batch yet): drop it
-        order.erase(std::remove(order.begin() + oi + 1, order.end(), victim), order.end());
         fits = reserve_pages(*s, s->pt.n_tokens + take);
         if (fits || !in_batch.empty()) break;
       }
@@ -565,17 +683,22 @@ void Engine::Impl::step() {
     const int seq_idx = static_cast<int>(batch.seqs.size());
     batch.seqs.push_back(&s->pt);
     batch.seq_tiled_until.push_back(s->tiled ? s->n_prompt : 0);
+    const int remaining = static_cast<int>(s->tokens.size()) - s->pt.n_tokens;
     for (int i = 0; i < take; ++i) {
       const int pos = s->pt.n_tokens + i;
-      batch.add(s->tokens[pos], pos, seq_idx, i == remaining - 1);
+      if (item.prefill) {
+        batch.add(s->tokens[pos], pos, seq_idx, i == remaining - 1);
+      } else {
+        // The next token, then the drafts: logits at each (the verification rows).
+        batch.add(i == 0 ? s->tokens[pos] : s->draft[i - 1], pos, seq_idx, true);
+      }
     }
     in_batch.push_back(s);
     chunk.push_back(take);
-    budget -= take;
-    if (oi >= n_decode) prefill_tokens += take;
   }
-  for (Sequence* s : prompts) {
-    if (std::find(in_batch.begin(), in_batch.end(), s) != in_batch.end()) s->prefill_skips = 0;
+  for (auto& s : running) {
+    if (static_cast<int>(s->tokens.size()) - s->pt.n_tokens == 1) continue;
+    if (std::find(in_batch.begin(), in_batch.end(), s.get()) != in_batch.end()) s->prefill_skips = 0;
     else ++s->prefill_skips;
   }
   if (in_batch.empty()) return;
@@ -618,20 +741,34 @@ void Engine::Impl::step() {
 
   // Sample every sequence that has logits, over the pool (each sequence owns its sampler;
   // a full-vocabulary log-softmax is ~0.3 ms, 2-3 ms of an 8-sequence decode step alone).
+  // A sequence with drafts samples its rows in order and stops at the first sampled token
+  // that differs from the draft (sample-and-match): the tokens, the sampler's history and
+  // its random stream are exactly those of decoding without the drafts, one token a step.
   const int n_vocab = model->hparams().n_vocab;
   std::vector<int> row_of(in_batch.size(), -1);
   std::vector<Sequence*> to_sample;
+  int rows = 0;
   for (size_t k = 0; k < in_batch.size(); ++k) {
-    if (in_batch[k]->pt.n_tokens + chunk[k] == static_cast<int>(in_batch[k]->tokens.size())) {
-      row_of[k] = static_cast<int>(to_sample.size());
-      to_sample.push_back(in_batch[k]);
+    Sequence* s = in_batch[k];
+    const bool decoding = !s->draft.empty() || s->pt.n_tokens + chunk[k] == static_cast<int>(s->tokens.size());
+    if (decoding) {
+      row_of[k] = rows;
+      rows += 1 + static_cast<int>(s->draft.size());
+      to_sample.push_back(s);
     }
   }
-  std::vector<sampling::SampleResult> sampled(to_sample.size());
+  std::vector<std::vector<sampling::SampleResult>> sampled(to_sample.size());
   auto sample_one = [&](int64_t i) {
     Sequence& s = *to_sample[i];
-    sampled[i] = s.sampler->sample(logits.data() + static_cast<size_t>(i) * n_vocab, n_vocab,
-                                   std::max(0, s.req.top_logprobs));
+    const size_t k = std::find(in_batch.begin(), in_batch.end(), &s) - in_batch.begin();
+    const float* base = logits.data() + static_cast<size_t>(row_of[k]) * n_vocab;
+    auto& out = sampled[i];
+    out.clear();
+    for (size_t j = 0; j <= s.draft.size(); ++j) {
+      out.push_back(s.sampler->sample(base + j * n_vocab, n_vocab, std::max(0, s.req.top_logprobs)));
+      s.sampler->accept(out.back().token);
+      if (j == s.draft.size() || out.back().token != s.draft[j]) break;
+    }
   };
   if (to_sample.size() > 1 && pool->n_threads() > 1) {
     RangeSplit split(static_cast<int64_t>(to_sample.size()), pool->n_threads());
@@ -649,56 +786,87 @@ void Engine::Impl::step() {
   // worker wake-up at the next forward).
   pool->rest();
 
-  // Commit.
+  // Commit: accepted tokens append; the KV of rejected drafts stays behind pt.n_tokens,
+  // where the next step overwrites it (only this sequence's own last pages: drafts sit
+  // past every full page the radix tree may share).
   const double t = now_ms();
   std::vector<Sequence*> done;
   std::vector<std::string> done_reason;
+  int64_t n_drafted = 0, n_accepted = 0, n_spec_steps = 0;
   for (size_t k = 0; k < in_batch.size(); ++k) {
     Sequence& s = *in_batch[k];
-    s.pt.n_tokens += chunk[k];
-    drop_passed_windows(s);
     if (row_of[k] < 0) {
+      s.pt.n_tokens += chunk[k];
+      drop_passed_windows(s);
       insert_full_pages(s);  // share finished prompt pages with requests arriving now
       continue;
     }
-    const auto& r = sampled[row_of[k]];
-    s.sampler->accept(r.token);
-    const bool first = s.n_generated == 0;
-    {
-      std::lock_guard<std::mutex> sl(stats_mu);
-      if (first) stats.ttft_ms.push_back(t - s.t_submit);
-      else stats.itl_ms.push_back(t - s.t_last);
-      ++stats.generated_tokens;
+    const auto& rs = sampled[std::find(to_sample.begin(), to_sample.end(), &s) - to_sample.begin()];
+    const int n_draft = static_cast<int>(s.draft.size());
+    const int accepted = static_cast<int>(rs.size()) - 1;  // drafts that matched
+    s.pt.n_tokens += chunk[k] - n_draft + accepted;  // a prompt's last chunk, or 1 + the accepted drafts
+    drop_passed_windows(s);
+    if (n_draft > 0) {
+      s.controller.record(n_draft, accepted);
+      s.n_drafted += n_draft;
+      s.n_accepted += accepted;
+      n_drafted += n_draft;
+      n_accepted += accepted;
+      ++n_spec_steps;
     }
-    if (first) {
-      s.t_first = t;
-      insert_full_pages(s);
+    s.draft.clear();
+    bool finished = false;
+    for (const auto& r : rs) {
+      const bool first = s.n_generated == 0;
+      {
+        std::lock_guard<std::mutex> sl(stats_mu);
+        if (first) stats.ttft_ms.push_back(t - s.t_submit);
+        else stats.itl_ms.push_back(t - s.t_last);
+        ++stats.generated_tokens;
+      }
+      if (first) {
+        s.t_first = t;
+        insert_full_pages(s);
+      }
+      s.t_last = t;
+      if (!s.req.ignore_eos && tokenizer->is_eog(r.token)) {
+        done.push_back(&s);
+        done_reason.push_back("stop");
+        finished = true;
+        break;
+      }
+      s.tokens.push_back(r.token);
+      ++s.n_generated;
+      Event e;
+      e.kind = Event::Kind::kToken;
+      e.token = r.token;
+      bool hit_stop = false;
+      e.text = s.text->push(r.token, &hit_stop);
+      if (s.req.top_logprobs >= 0) {
+        e.logprob = r.logprob;
+        for (const auto& tl : r.top) e.top.push_back({tl.id, tokenizer->token_to_piece(tl.id, true), tl.logprob});
+      }
+      s.handle->push(std::move(e), &notify_batch);
+      if (hit_stop) {
+        done.push_back(&s);
+        done_reason.push_back("stop");
+        finished = true;
+        break;
+      }
+      if (s.n_generated >= s.req.max_tokens || static_cast<int>(s.tokens.size()) >= n_ctx) {
+        done.push_back(&s);
+        done_reason.push_back("length");
+        finished = true;
+        break;
+      }
     }
-    s.t_last = t;
-    if (!s.req.ignore_eos && tokenizer->is_eog(r.token)) {
-      done.push_back(&s);
-      done_reason.push_back("stop");
-      continue;
-    }
-    s.tokens.push_back(r.token);
-    ++s.n_generated;
-    Event e;
-    e.kind = Event::Kind::kToken;
-    e.token = r.token;
-    bool hit_stop = false;
-    e.text = s.text->push(r.token, &hit_stop);
-    if (s.req.top_logprobs >= 0) {
-      e.logprob = r.logprob;
-      for (const auto& tl : r.top) e.top.push_back({tl.id, tokenizer->token_to_piece(tl.id, true), tl.logprob});
-    }
-    s.handle->push(std::move(e), &notify_batch);
-    if (hit_stop) {
-      done.push_back(&s);
-      done_reason.push_back("stop");
-    } else if (s.n_generated >= s.req.max_tokens || static_cast<int>(s.tokens.size()) >= n_ctx) {
-      done.push_back(&s);
-      done_reason.push_back("length");
-    }
+    (void)finished;
+  }
+  if (n_spec_steps > 0) {
+    std::lock_guard<std::mutex> sl(stats_mu);
+    stats.spec_drafted += n_drafted;
+    stats.spec_accepted += n_accepted;
+    stats.spec_verify_steps += n_spec_steps;
   }
   for (size_t k = 0; k < done.size(); ++k) {
     auto it = std::find_if(running.begin(), running.end(), [&](auto& p) { return p.get() == done[k]; });

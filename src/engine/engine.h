@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "base/status.h"
 #include "model/attention.h"
 #include "sampling/sampler.h"
+#include "spec/drafter.h"
 
 namespace tachyon::model {
 class Model;
@@ -48,6 +50,12 @@ struct EngineConfig {
   // memory budget when kv_pages is 0 (fewer slots than pages, more pages for the same
   // memory), else one per page.
   int kv_local_slots = 0;
+  // Speculative decoding (requests may override): off, ngram (draft whenever the n-gram
+  // lookup finds a continuation, up to spec_max tokens), auto (n-gram drafts of the length
+  // that maximises expected tokens per second, from the sequence's acceptance and the
+  // step costs measured on first use; none when it does not pay).
+  spec::Mode spec_mode = spec::Mode::kOff;
+  int spec_max = 8;  // draft tokens per step at most (capped at 16)
 };
 
 // One generation request: token ids in, tokens out.
@@ -58,6 +66,8 @@ struct GenerateRequest {
   std::vector<std::string> stop;        // stop strings (text never includes them)
   bool ignore_eos = false;              // do not stop at end-of-generation tokens
   int top_logprobs = -1;                // -1: no logprobs; 0..20: chosen token (+ top n)
+  std::optional<spec::Mode> spec_mode;  // unset: the engine's
+  int spec_max = -1;                    // < 0: the engine's
 };
 
 struct TopLogprob {
@@ -86,6 +96,8 @@ struct Event {
   double queue_ms = 0;        // submit -> admitted
   double prompt_ms = 0;       // admitted -> first token sampled
   double decode_ms = 0;       // first token -> finish
+  int draft_tokens = 0;       // speculative decoding: tokens drafted for this request
+  int accepted_tokens = 0;    // of which the target model accepted
 };
 
 // The notify callbacks of the events one engine iteration produced, handed over at once.
@@ -136,6 +148,11 @@ struct EngineStats {
   // request), and the most held at once since start.
   int kv_local_slots_total = 0, kv_local_slots_free = 0, kv_local_slots_peak = 0;
   size_t kv_bytes = 0;  // memory of the KV pool (both arenas)
+  // Speculative decoding: draft tokens verified, those accepted, steps that verified any;
+  // the measured step cost of 1..12 tokens of one sequence relative to one (empty until
+  // an auto request first needed it).
+  uint64_t spec_drafted = 0, spec_accepted = 0, spec_verify_steps = 0;
+  std::vector<double> spec_step_cost;
   // Latency samples since the last snapshot_and_reset_latencies() call (ms).
   std::vector<double> ttft_ms, itl_ms;
 };

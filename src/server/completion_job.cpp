@@ -174,6 +174,8 @@ void CompletionJob::on_finish(Choice& c, const engine::Event& ev) {
   u.queue_ms = ev.queue_ms;
   u.prompt_ms = ev.prompt_ms;
   u.decode_ms = ev.decode_ms;
+  u.draft_tokens = ev.draft_tokens;
+  u.accepted_tokens = ev.accepted_tokens;
   ojson chunk = chat ? chat_chunk(meta_, c.index, ojson::object(), nullptr, finish_reason(ev))
                      : completion_chunk(meta_, c.index, "", nullptr, finish_reason(ev));
   chunk["timings"] = timings_json(u);  // llama-server puts them on the last chunk
@@ -188,6 +190,8 @@ Usage CompletionJob::usage() const {
     u.queue_ms = std::max(u.queue_ms, f.queue_ms);
     u.prompt_ms = std::max(u.prompt_ms, f.prompt_ms);
     u.decode_ms = std::max(u.decode_ms, f.decode_ms);
+    u.draft_tokens += f.draft_tokens;
+    u.accepted_tokens += f.accepted_tokens;
   }
   // The prompt counts once per prompt, not once per choice (as OpenAI counts n > 1).
   std::vector<int> seen;

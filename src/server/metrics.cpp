@@ -120,6 +120,18 @@ std::string ServerMetrics::render(const engine::EngineStats& s, const ServerGaug
          s.kv_local_slots_total);
   metric(&out, "tachyon_kv_local_slots_free", "gauge", "Sliding-window KV slots free", s.kv_local_slots_free);
   metric(&out, "tachyon_kv_bytes", "gauge", "Memory of the KV cache (bytes)", static_cast<double>(s.kv_bytes));
+  metric(&out, "tachyon_spec_draft_tokens_total", "counter", "Speculative decoding: draft tokens verified",
+         static_cast<double>(s.spec_drafted));
+  metric(&out, "tachyon_spec_accepted_tokens_total", "counter", "Speculative decoding: draft tokens accepted",
+         static_cast<double>(s.spec_accepted));
+  metric(&out, "tachyon_spec_verify_steps_total", "counter", "Speculative decoding: sequence-steps that verified drafts",
+         static_cast<double>(s.spec_verify_steps));
+  if (!s.spec_step_cost.empty()) {
+    header(&out, "tachyon_spec_step_cost", "gauge",
+           "Measured time of a step of N tokens of one sequence / a one-token step (the verify-cost curve)");
+    for (size_t i = 0; i < s.spec_step_cost.size(); ++i)
+      out += "tachyon_spec_step_cost{tokens=\"" + std::to_string(i + 1) + "\"} " + num(s.spec_step_cost[i]) + "\n";
+  }
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct CompletionParams {
   int logprobs = -1;                // -1: none; else top alternatives per token (0..20)
   bool stream = false;
   bool include_usage = false;
+  // "speculative": {"mode": "off|ngram|auto", "max_draft": N} (tachyon extension)
+  std::optional<spec::Mode> spec_mode;
+  int spec_max = -1;
 };
 
 struct ParseLimits {
@@ -83,6 +87,7 @@ std::string dump_json(const ojson& j);
 struct Usage {
   int prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;
   double queue_ms = 0, prompt_ms = 0, decode_ms = 0;
+  int draft_tokens = 0, accepted_tokens = 0;  // speculative decoding
 };
 ojson usage_json(const Usage& u);
 // llama-server's timings object (plus queue_ms and cached_n).

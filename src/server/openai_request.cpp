@@ -355,6 +355,24 @@ bool parse_completion_request(Endpoint ep, std::string_view body, const ParseLim
     r.logprobs = static_cast<int>(lp);
   }
 
+  if (const ojson* sp = q.field("speculative"); sp && !sp->is_null()) {
+    if (!sp->is_object()) return q.fail("speculative", "'speculative' must be an object {\"mode\", \"max_draft\"}");
+    for (auto it = sp->begin(); it != sp->end(); ++it) {
+      if (it.key() == "mode") {
+        spec::Mode m;
+        if (!it.value().is_string() || !spec::parse_mode(it.value().get<std::string>(), &m))
+          return q.fail("speculative.mode", "'speculative.mode' must be \"off\", \"ngram\" or \"auto\"");
+        r.spec_mode = m;
+      } else if (it.key() == "max_draft") {
+        if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > 16)
+          return q.fail("speculative.max_draft", "'speculative.max_draft' must be an integer in [0, 16]");
+        r.spec_max = static_cast<int>(it.value().get<int64_t>());
+      } else {
+        return q.fail("speculative." + it.key(), "unknown field 'speculative." + it.key() + "' (mode, max_draft)");
+      }
+    }
+  }
+
   if (const ojson* rf = q.field("response_format")) {
     if (!rf->is_object()) return q.fail("response_format", "'response_format' must be an object");
     auto t = rf->find("type");

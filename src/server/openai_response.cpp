@@ -56,7 +56,9 @@ ojson timings_json(const Usage& u) {
           {"predicted_ms", r3(u.decode_ms)},
           {"predicted_per_token_ms", per_token(u.decode_ms, u.completion_tokens)},
           {"predicted_per_second", per_second(u.decode_ms, u.completion_tokens)},
-          {"queue_ms", r3(u.queue_ms)}};
+          {"queue_ms", r3(u.queue_ms)},
+          {"draft_tokens", u.draft_tokens},
+          {"accepted_tokens", u.accepted_tokens}};
 }
 
 namespace {

@@ -351,6 +351,8 @@ void Server::handle_completion(const std::shared_ptr<Exchange>& ex, Endpoint ep)
       g.stop = p.stop;
       g.ignore_eos = p.ignore_eos;
       g.top_logprobs = p.logprobs;
+      g.spec_mode = p.spec_mode;
+      g.spec_max = p.spec_max;
       auto r = backend_.submit(std::move(g));
       if (!r) {
         cancel_all();

@@ -35,6 +35,18 @@ TEST(server_request, ChatDefaults) {
   ASSERT_EQ(r.p.messages.size(), 1u);
 }
 
+TEST(server_request, Speculative) {
+  auto r = chat(R"(,"speculative":{"mode":"ngram","max_draft":4})");
+  ASSERT_TRUE(r.ok) << r.err.message;
+  ASSERT_TRUE(r.p.spec_mode.has_value());
+  EXPECT_EQ(*r.p.spec_mode, spec::Mode::kNgram);
+  EXPECT_EQ(r.p.spec_max, 4);
+  r = chat("");
+  ASSERT_TRUE(r.ok);
+  EXPECT_FALSE(r.p.spec_mode.has_value());
+  EXPECT_EQ(r.p.spec_max, -1);
+}
+
 TEST(server_request, ChatAllParams) {
   auto r = chat(R"(,"model":"x","max_tokens":12,"temperature":0,"top_p":0.9,"top_k":40,"min_p":0.05,"seed":-7,
       "stop":["a","bb","","ccc","d","e"],"n":3,"presence_penalty":0.5,"frequency_penalty":-0.5,
@@ -120,6 +132,11 @@ TEST(server_request, WrongTypesNameTheField) {
       {R"(,"logit_bias":{"abc":-100})", "logit_bias"},
       {R"(,"logit_bias":{"5":"x"})", "logit_bias"},
       {R"(,"best_of":4)", "best_of"},
+      {R"(,"speculative":"ngram")", "speculative"},
+      {R"(,"speculative":{"mode":"eagle"})", "speculative.mode"},
+      {R"(,"speculative":{"max_draft":17})", "speculative.max_draft"},
+      {R"(,"speculative":{"max_draft":2.5})", "speculative.max_draft"},
+      {R"(,"speculative":{"draft_model":"x"})", "speculative.draft_model"},
   };
   for (const auto& [extra, param] : cases) {
     auto r = chat(extra);

@@ -95,6 +95,8 @@ TEST(server_response, UsageAndTimings) {
   EXPECT_DOUBLE_EQ(t["predicted_ms"].get<double>(), 10.0);
   EXPECT_DOUBLE_EQ(t["predicted_per_second"].get<double>(), 500.0);
   EXPECT_DOUBLE_EQ(t["queue_ms"].get<double>(), 1.5);
+  EXPECT_EQ(t["draft_tokens"], 0);  // speculative decoding off: present, 0 and 0
+  EXPECT_EQ(t["accepted_tokens"], 0);
   ojson uc = usage_chunk(ResponseMeta{"x", 1, "m"}, Endpoint::kChat, u);
   EXPECT_TRUE(uc["choices"].empty());
   EXPECT_EQ(uc["usage"]["total_tokens"], 15);
