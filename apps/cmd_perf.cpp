@@ -53,7 +53,7 @@ std::vector<int> parse_int_list(const std::string& s) {
 
 int cmd_perf(int argc, char** argv) {
   CLI::App app{"prompt and generation speed, GB/s and % of measured bandwidth", "tachyon perf"};
-  std::string path, depths_arg = "0", pps_arg = "512";
+  std::string path, depths_arg = "0", pps_arg = "512", verify_arg;
   int n_gen = 128, threads = default_threads(), reps = 3, batch = 1, ubatch = 512;
   bool json = false, bandwidth_only = false, scalar = false, phases = false;
   app.add_option("-m,--model", path, "GGUF model file");
@@ -68,6 +68,10 @@ int cmd_perf(int argc, char** argv) {
   app.add_option("--batch", batch, "sequences decoding together in tg (aggregate tok/s)")->check(CLI::Range(1, 1024));
   app.add_option("-d,--depth", depths_arg, "tokens already in the KV cache, comma-separated (e.g. 0,1024,4096)");
   app.add_option("--ubatch", ubatch, "prompt tokens per step")->check(CLI::Range(1, 1 << 16));
+  app.add_option("--verify", verify_arg,
+                 "speculative decoding's verify-cost curve: steps where each of --batch sequences carries K tokens "
+                 "(all with logits), for each K of a comma list (e.g. 1,2,3,4,5,6,7,8), -n steps at depth -d; prints "
+                 "ms per step and t(K)/t(1)");
   app.add_flag("--json", json, "JSON output");
   app.add_flag("--bandwidth", bandwidth_only, "only measure the memory read bandwidth");
   app.add_flag("--scalar", scalar, "use the scalar reference kernels");
@@ -79,10 +83,11 @@ int cmd_perf(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  std::vector<int> depths, pps;
+  std::vector<int> depths, pps, verify_ks;
   try {
     depths = parse_int_list(depths_arg);
     pps = parse_int_list(pps_arg);
+    if (!verify_arg.empty()) verify_ks = parse_int_list(verify_arg);
   } catch (const std::exception&) {
     return fail(invalid_argument("-d/-p: expected comma-separated integers"));
   }
@@ -90,6 +95,9 @@ int cmd_perf(int argc, char** argv) {
     if (v < 0) return fail(invalid_argument("-d: depths must be >= 0"));
   for (int v : pps)
     if (v < 0) return fail(invalid_argument("-p: prompt lengths must be >= 0"));
+  for (int v : verify_ks)
+    if (v < 1 || v > 64) return fail(invalid_argument("--verify: tokens per sequence must be in [1, 64]"));
+  if (!verify_ks.empty()) pps = {0};  // the curve only
   if (scalar) kernels::force_scalar_kernels(true);
   ThreadPool pool(threads);
   const double bw = measure_read_bandwidth(pool, size_t(1) << 30, 5);
@@ -109,7 +117,9 @@ int cmd_perf(int argc, char** argv) {
   }
   const int nv = model.hparams().n_vocab;
   int max_ctx = 0;
-  for (int d : depths) max_ctx = std::max(max_ctx, d + std::max(n_gen, *std::max_element(pps.begin(), pps.end())));
+  const int max_k = verify_ks.empty() ? 0 : *std::max_element(verify_ks.begin(), verify_ks.end());
+  for (int d : depths)
+    max_ctx = std::max(max_ctx, d + std::max(n_gen + max_k, *std::max_element(pps.begin(), pps.end())));
   const int page = 16;
   kv::KvType kv_type = kv::KvType::kF16;
   kv::parse_kv_type(kv_type_name, &kv_type);
@@ -177,7 +187,54 @@ int cmd_perf(int argc, char** argv) {
       std::fflush(stdout);
     }
   };
+  if (!verify_ks.empty()) {
+    // Each step: every sequence writes K tokens from its next position and asks logits for
+    // all of them (a draft of K - 1 being verified), then advances by one (all drafts
+    // rejected), so the depth stays put and only K varies.
+    const int steps = std::max(1, n_gen);
+    if (!json)
+      std::printf("\nverify-cost curve: %d sequence%s, %d steps per sample\n| %6s | %8s | %10s | %9s |\n", batch,
+                  batch > 1 ? "s" : "", steps, "K", "depth", "ms/step", "t(K)/t(1)");
+    for (int depth : depths) {
+      double t1 = 0;
+      for (int k : verify_ks) {
+        std::vector<double> ms_samples;
+        for (int r = 0; r <= reps; ++r) {
+          std::vector<kv::PageTable> pts(batch);
+          if (depth > 0) {
+            if (Status st = prefill(pts, random_tokens(depth)); !st) return fail(st);
+          }
+          for (auto& pt : pts)
+            if (!pt.reserve(kv.value(), pt.n_tokens + steps + k)) return fail(invalid_argument("kv: out of pages"));
+          const double t0 = now_ms();
+          for (int i = 0; i < steps; ++i) {
+            model::Batch b;
+            for (int sq = 0; sq < batch; ++sq) {
+              b.seqs.push_back(&pts[sq]);
+              for (int j = 0; j < k; ++j) b.add(static_cast<int32_t>(rng() % nv), pts[sq].n_tokens + j, sq, true);
+            }
+            if (Status st = model.forward(b, kv.value(), pool, &logits); !st) return fail(st);
+            for (auto& pt : pts) pt.n_tokens += 1;
+          }
+          const double ms = (now_ms() - t0) / steps;
+          if (r > 0) ms_samples.push_back(ms);
+          for (auto& pt : pts) pt.clear(kv.value());
+        }
+        const double best = *std::min_element(ms_samples.begin(), ms_samples.end());
+        if (k == verify_ks.front()) t1 = best;
+        const double ratio = t1 > 0 ? best / t1 : 0;
+        if (json) {
+          results.push_back({{"test", "verify"}, {"tokens_per_seq", k}, {"batch", batch}, {"depth", depth},
+                             {"ms_per_step", best}, {"ms_samples", ms_samples}, {"ratio_to_first", ratio}});
+        } else {
+          std::printf("| %6d | %8d | %10.3f | %9.3f |\n", k, depth, best, ratio);
+          std::fflush(stdout);
+        }
+      }
+    }
+  }
   for (int depth : depths) {
+    if (!verify_ks.empty()) break;
     for (int p : pps) {
       if (p <= 0) continue;
       std::vector<double> tps;

@@ -1,6 +1,9 @@
 // tachyon run -m FILE -p TEXT [-n N] [--temp T] [--seed S] [-t THREADS] [--json]
+//             [--spec off|ngram|draft|auto] [--draft FILE] [--spec-max N]
 // Generates a continuation of a prompt. Text streams to stdout; timings go to stderr
-// (or into the JSON object with --json).
+// (or into the JSON object with --json). With --spec or --draft the request runs through
+// the serving engine (one sequence), which does the speculative decoding; without them,
+// through a plain model::Session (llama.cpp's numerics step for step).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -9,6 +12,7 @@
 #include "base/clock.h"
 #include "base/cpu.h"
 #include "commands.h"
+#include "engine/engine.h"
 #include "kernels/traits.h"
 #include "model/model.h"
 #include "model/session.h"
@@ -28,6 +32,93 @@ std::string hex_bytes(const std::string& s) {
   }
   return h;
 }
+struct EngineRun {
+  std::string path, prompt, draft;
+  engine::EngineConfig ec;
+  sampling::SamplingParams sp;
+  int n_predict = 0;
+  bool json = false, no_special = false, ignore_eos = false;
+};
+
+// One request through the engine (speculative decoding lives there).
+int run_with_engine(EngineRun r) {
+  const double t0 = now_ms();
+  r.ec.model_path = r.path;
+  r.ec.draft_path = r.draft;
+  r.ec.max_running = 1;
+  auto e = engine::Engine::create(r.ec);
+  if (!e) return fail(e.status());
+  engine::Engine& eng = *e.value();
+  const double load_ms = now_ms() - t0;
+  const tok::Tokenizer& tokenizer = eng.tokenizer();
+  if (Status st = r.sp.validate(tokenizer.n_vocab()); !st) return fail(st);
+  engine::GenerateRequest req;
+  req.prompt = tokenizer.encode(r.prompt, true, !r.no_special);
+  if (req.prompt.empty()) return fail(invalid_argument("prompt: empty (and the model adds no BOS)"));
+  req.sampling = r.sp;
+  req.max_tokens = r.n_predict;
+  req.ignore_eos = r.ignore_eos;
+  const std::vector<int32_t> prompt_ids = req.prompt;
+  auto h = eng.submit(std::move(req));
+  if (!h) return fail(h.status());
+  std::vector<int32_t> out_ids;
+  std::string text;
+  engine::Event fin;
+  for (bool done = false; !done;) {
+    std::vector<engine::Event> ev;
+    h.value()->wait_drain(&ev, 1000);
+    for (auto& x : ev) {
+      if (x.kind == engine::Event::Kind::kFinish) {
+        fin = x;
+        done = true;
+      } else {
+        out_ids.push_back(x.token);
+      }
+      text += x.text;
+      if (!r.json && !x.text.empty()) {
+        std::fwrite(x.text.data(), 1, x.text.size(), stdout);
+        std::fflush(stdout);
+      }
+    }
+  }
+  if (fin.finish_reason == "error") return fail(Status(ErrorCode::kInternal, fin.error));
+  const int n_prompt = static_cast<int>(prompt_ids.size());
+  // decode_ms runs from the first token to the finish: out_ids.size() - 1 decode steps' worth
+  const int n_dec = std::max(0, static_cast<int>(out_ids.size()) - 1);
+  const double prompt_tps = fin.prompt_ms > 0 ? n_prompt / (fin.prompt_ms / 1000.0) : 0;
+  const double gen_tps = fin.decode_ms > 0 && n_dec > 0 ? n_dec / (fin.decode_ms / 1000.0) : 0;
+  if (r.json) {
+    nlohmann::json out = {
+        {"model", r.path},
+        {"prompt_tokens", prompt_ids},
+        {"tokens", out_ids},
+        {"text", text},
+        {"text_hex", hex_bytes(text)},
+        {"finish_reason", fin.finish_reason},
+        {"timings",
+         {{"load_ms", load_ms},
+          {"prompt_n", n_prompt},
+          {"prompt_ms", fin.prompt_ms},
+          {"prompt_tokens_per_s", prompt_tps},
+          {"predicted_n", static_cast<int>(out_ids.size())},
+          {"predicted_ms", fin.decode_ms},
+          {"predicted_tokens_per_s", gen_tps},
+          {"threads", r.ec.n_threads},
+          {"spec", spec::mode_name(r.ec.spec_mode)},
+          {"draft_tokens", fin.draft_tokens},
+          {"accepted_tokens", fin.accepted_tokens},
+          {"verify_steps", fin.verify_steps}}}};
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("\n");
+    std::fprintf(stderr,
+                 "\nload %.0f ms | prompt %d tok, %.1f tok/s | generation %zu tok, %.1f tok/s | speculative %s: %d drafted, "
+                 "%d accepted in %d steps | %d threads, %s\n",
+                 load_ms, n_prompt, prompt_tps, out_ids.size(), gen_tps, spec::mode_name(r.ec.spec_mode),
+                 fin.draft_tokens, fin.accepted_tokens, fin.verify_steps, r.ec.n_threads, cpu_features_string().c_str());
+  }
+  return 0;
+}
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
@@ -38,6 +129,8 @@ int cmd_run(int argc, char** argv) {
   sp.temperature = 0.8f;
   sp.penalty_last_n = 64;
   bool json = false, no_special = false, ignore_eos = false, scalar = false, seed_set = false;
+  std::string spec_mode, draft;
+  int spec_max = 8;
   uint64_t seed = 0;
   app.add_option("-m,--model", path, "GGUF model file")->required();
   auto* p_opt = app.add_option("-p,--prompt", prompt, "prompt text");
@@ -63,6 +156,11 @@ int cmd_run(int argc, char** argv) {
   app.add_flag("--no-special", no_special, "do not parse special-token text in the prompt");
   app.add_flag("--ignore-eos", ignore_eos, "keep generating past end-of-generation tokens");
   app.add_flag("--scalar", scalar, "use the scalar reference kernels");
+  app.add_option("--spec", spec_mode,
+                 "speculative decoding (runs through the serving engine): off, ngram, draft (needs --draft), auto")
+      ->check(CLI::IsMember({"off", "ngram", "draft", "auto"}));
+  app.add_option("--draft", draft, "draft model: a smaller GGUF with the same vocabulary")->check(CLI::ExistingFile);
+  app.add_option("--spec-max", spec_max, "draft tokens per step at most")->check(CLI::Range(0, 16));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -75,6 +173,26 @@ int cmd_run(int argc, char** argv) {
   }
   if (scalar) kernels::force_scalar_kernels(true);
   sp.seed = seed_set ? seed : static_cast<uint64_t>(now_us());
+  if (!spec_mode.empty() || !draft.empty()) {
+    EngineRun r;
+    r.path = path;
+    r.prompt = prompt;
+    r.draft = draft;
+    r.sp = sp;
+    r.n_predict = n_predict;
+    r.json = json;
+    r.no_special = no_special;
+    r.ignore_eos = ignore_eos;
+    r.ec.n_threads = threads;
+    r.ec.max_batch_tokens = ubatch;
+    r.ec.spec_mode = spec::Mode::kAuto;  // --draft alone: auto
+    if (!spec_mode.empty()) spec::parse_mode(spec_mode, &r.ec.spec_mode);
+    r.ec.spec_max = spec_max;
+    model::parse_decode_numerics(attn_numerics, &r.ec.decode_numerics);
+    kv::parse_kv_type(kv_type_name, &r.ec.kv_type);
+    r.ec.n_ctx = n_ctx;
+    return run_with_engine(r);
+  }
 
   const double t0 = now_ms();
   auto m = model::Model::load(path);
@@ -171,7 +289,9 @@ int cmd_run(int argc, char** argv) {
           {"predicted_ms", gen_ms},
           {"predicted_tokens_per_s", gen_tps},
           {"weights_gb_per_s", gbps},
-          {"threads", threads}}}};
+          {"threads", threads},
+          {"draft_tokens", 0},
+          {"accepted_tokens", 0}}}};
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     if (!tail.empty()) std::fwrite(tail.data(), 1, tail.size(), stdout);

@@ -83,9 +83,14 @@ int cmd_serve(int argc, char** argv) {
       ->capture_default_str();
   app.add_option_function<std::string>(
          "--spec", [&](const std::string& v) { spec::parse_mode(v, &ec.spec_mode); },
-         "speculative decoding: off, ngram (draft from n-gram lookup whenever it finds a continuation), auto "
-         "(n-gram drafts sized by acceptance and measured step costs; none where it does not pay); default off")
-      ->check(CLI::IsMember({"off", "ngram", "auto"}));
+         "speculative decoding: off, ngram (draft from n-gram lookup whenever it finds a continuation), draft "
+         "(the --draft model drafts --spec-max tokens), auto (the draft model if given, else n-gram lookup, at the "
+         "length that maximises measured tokens per second; none where it does not pay); default off")
+      ->check(CLI::IsMember({"off", "ngram", "draft", "auto"}));
+  app.add_option("--draft", ec.draft_path,
+                 "draft model for speculative decoding: a smaller GGUF with the same vocabulary (its KV shares the "
+                 "target's pages)")
+      ->check(CLI::ExistingFile);
   app.add_option("--spec-max", ec.spec_max, "draft tokens per step at most")->check(CLI::Range(0, 16))->capture_default_str();
   app.add_option("--api-key", api_keys, "accepted API key (Authorization: Bearer KEY); repeatable");
   app.add_option("--name", name, "model name reported by the API (default: the file name)");
@@ -154,6 +159,9 @@ int cmd_serve(int argc, char** argv) {
                info.id.c_str(), info.arch.c_str(), info.quantization.c_str(), info.n_ctx, s.kv_pages_total, local.c_str(),
                ec.kv_type == kv::KvType::kQ8_0 ? "q8_0" : "f16", s.kv_bytes / 1048576.0, ec.n_threads, ec.max_queue,
                api_keys.empty() ? "" : ", API key required");
+  if (!ec.draft_path.empty() || ec.spec_mode != spec::Mode::kOff)
+    std::fprintf(stderr, "speculative decoding: %s (at most %d draft tokens)%s%s\n", spec::mode_name(ec.spec_mode),
+                 ec.spec_max, ec.draft_path.empty() ? "" : ", draft model ", ec.draft_path.c_str());
   const bool v6 = host.find(':') != std::string::npos;
   std::fprintf(stderr, "listening on http://%s%s%s:%d\n", v6 ? "[" : "", host.c_str(), v6 ? "]" : "", srv.port());
   std::fflush(stderr);

@@ -80,7 +80,15 @@ struct Sequence {
   int spec_max = 0;
   std::vector<int32_t> draft;  // this step's draft tokens (after the sampled last token)
   spec::DraftLengthController controller;
-  int64_t n_drafted = 0, n_accepted = 0;
+  int64_t n_drafted = 0, n_accepted = 0, n_verify_steps = 0;
+  // Draft model: positions [0, draft_n) hold the draft's KV of committed tokens (its first
+  // draft_flagged pages are marked as such for the radix tree); draft_written: positions
+  // the drafting of this step wrote (committed ones, then drafts). Sampled requests draw
+  // drafts from the draft's distribution (draft_q: one row per draft token) and verify by
+  // rejection sampling; greedy ones take the draft's argmax and verify by matching.
+  int draft_n = 0, draft_flagged = 0, draft_written = 0;
+  std::unique_ptr<sampling::Sampler> draft_sampler;
+  std::vector<std::vector<float>> draft_q;
   double t_submit = 0, t_admit = 0, t_first = 0, t_last = 0;
 };
 
@@ -117,11 +125,28 @@ struct Engine::Impl {
   // speculative decoding
   spec::NgramDrafter ngram;
   spec::SharedNgramIndex shared_ngrams;  // outputs of finished requests
+  std::unique_ptr<model::Model> draft;   // draft model (optional)
+  std::unique_ptr<kv::KvPool> draft_kv;  // its KV: the same page ids as kv
+  std::vector<uint8_t> page_draft_ok;    // [page] 1 = the page's draft KV is complete and committed
+  std::vector<float> draft_logits;
+  double draft_step_rel = 0.3;           // a draft-model step of one token / a target step of one
+  void draft_with_model(std::vector<std::pair<Sequence*, int>>& seqs);
+  void sync_draft_pages(Sequence& s);
+  spec::Mode drafter_of(const Sequence& s) const {
+    if (s.spec == spec::Mode::kAuto)
+      return gate_arm == 2 ? spec::Mode::kDraft : gate_arm == 1 ? spec::Mode::kNgram : spec::Mode::kOff;
+    return s.spec;
+  }
   static constexpr int kCalibrateMax = 12;
   std::vector<double> step_ms;  // [n-1]: ms of a step of n tokens of one sequence (calibrated on first use)
   bool calibrated = false;
   void propose_drafts();
+  // auto's empirical guard (spec::SpecGate) and this step's part in it
+  spec::SpecGate gate;
+  bool gate_step = false;  // an auto sequence was decoding this step: the step is a sample
+  int gate_arm = 0;        // what auto sequences do this step: 0 no drafts, 1 n-gram, 2 draft model
   std::vector<double> step_cost_curve(int n_decode, int max_k) const;
+  double step_time(int n_tokens) const;  // ms of a step of n tokens (calibrated; interpolated)
   void calibrate_step_costs();
   std::mutex dispatch_mu;
   std::function<void(NotifyBatch&&)> dispatch;  // under dispatch_mu
@@ -215,12 +240,45 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
   if (!kv) return kv.status();
   impl->kv = std::make_unique<kv::KvPool>(std::move(kv.value()));
   impl->cache = std::make_unique<kv::RadixCache>(*impl->kv);
+  if (!cfg.draft_path.empty()) {
+    auto dm = model::Model::load(cfg.draft_path);
+    if (!dm) return dm.status();
+    auto dt = tok::Tokenizer::from_gguf(dm.value()->file());
+    if (!dt) return dt.status();
+    // The same vocabulary: the draft's token ids must mean the target's (same count, same
+    // bytes for every id). Verification never trusts the draft, but a draft over another
+    // vocabulary would only ever be rejected.
+    const int nv = impl->tokenizer->n_vocab();
+    if (dt.value()->n_vocab() != nv || dm.value()->hparams().n_vocab != impl->model->hparams().n_vocab)
+      return invalid_argument("draft model " + cfg.draft_path + ": vocabulary of " +
+                              std::to_string(dt.value()->n_vocab()) + " tokens, the target's has " + std::to_string(nv));
+    for (int32_t id = 0; id < nv; ++id)
+      if (dt.value()->token_to_piece(id, true) != impl->tokenizer->token_to_piece(id, true))
+        return invalid_argument("draft model " + cfg.draft_path + ": token " + std::to_string(id) +
+                                " differs from the target's (not the same vocabulary)");
+    impl->draft = std::move(dm.value());
+    impl->draft->set_decode_numerics(cfg.decode_numerics);
+    impl->draft->set_context_size(impl->n_ctx);
+    // Companion arena: one draft page per target page, every layer in the global arena
+    // (a sliding-window draft masks by window but keeps all its pages' KV).
+    kv::KvConfig dc = impl->draft->kv_config(n_pages, ps, cfg.kv_type);
+    dc.local_layers.clear();
+    dc.window = 0;
+    dc.n_local_slots = 0;
+    auto dkv = kv::KvPool::create(dc);
+    if (!dkv) return dkv.status();
+    impl->draft_kv = std::make_unique<kv::KvPool>(std::move(dkv.value()));
+    impl->page_draft_ok.assign(n_pages, 0);
+    impl->stats.has_draft_model = true;
+    impl->gate = spec::SpecGate(3);
+  }
   impl->pool = std::make_unique<ThreadPool>(cfg.n_threads);
   impl->stats.kv_pages_total = n_pages;
   impl->stats.kv_pages_free = n_pages;
   impl->stats.kv_local_slots_total = impl->kv->n_local_slots();
   impl->stats.kv_local_slots_free = impl->kv->n_local_slots();
-  impl->stats.kv_bytes = impl->kv->bytes();
+  impl->stats.kv_bytes = impl->kv->bytes() + (impl->draft_kv ? impl->draft_kv->bytes() : 0);
+  impl->stats.spec_accept_hist.assign(kMaxDraft + 1, 0);
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->loop(); });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -239,6 +297,7 @@ void Engine::shutdown() {
 
 const tok::Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
 const model::Model& Engine::model() const { return *impl_->model; }
+const model::Model* Engine::draft_model() const { return impl_->draft.get(); }
 int Engine::n_ctx() const { return impl_->n_ctx; }
 
 void Engine::set_notify_dispatcher(std::function<void(NotifyBatch&&)> dispatch) {
@@ -277,6 +336,17 @@ Result<std::shared_ptr<RequestHandle>> Engine::submit(GenerateRequest req) {
   }
   s->sampler = std::make_unique<sampling::Sampler>(req.sampling);
   s->spec = req.spec_mode.value_or(d.cfg.spec_mode);
+  if (s->spec == spec::Mode::kDraft && !d.draft)
+    return invalid_argument("speculative.mode: 'draft' needs a draft model (start the server with --draft FILE)");
+  if (d.draft && s->spec != spec::Mode::kOff && s->spec != spec::Mode::kNgram) {
+    // The draft's sampling: the request's temperature and truncation (no penalties: q
+    // only has to be the distribution the drafts were drawn from), its own random stream.
+    sampling::SamplingParams dp = req.sampling;
+    dp.repetition_penalty = 1.0f;
+    dp.presence_penalty = dp.frequency_penalty = 0.0f;
+    dp.seed = req.sampling.seed ^ 0xd1b54a32d192ed03ULL;
+    s->draft_sampler = std::make_unique<sampling::Sampler>(dp);
+  }
   s->spec_max = std::clamp(req.spec_max >= 0 ? req.spec_max : d.cfg.spec_max, 0, kMaxDraft);
   s->text = std::make_unique<TextStream>(*d.tokenizer, req.stop);
   s->req = std::move(req);
@@ -316,6 +386,7 @@ void Engine::Impl::release(Sequence& s) {
   if (kv->has_local_layers())
     for (size_t i = s.local_from; i < s.pt.pages.size(); ++i) kv->drop_local(s.pt.pages[i]);
   s.local_from = 0;
+  s.draft_n = s.draft_flagged = s.draft_written = 0;
   cache->unlock(s.path);
   s.path.clear();
   s.pt.clear(*kv);
@@ -336,6 +407,7 @@ void Engine::Impl::finish(std::unique_ptr<Sequence> s, const std::string& reason
   e.decode_ms = s->t_first > 0 ? t - s->t_first : 0;
   e.draft_tokens = static_cast<int>(s->n_drafted);
   e.accepted_tokens = static_cast<int>(s->n_accepted);
+  e.verify_steps = static_cast<int>(s->n_verify_steps);
   if (reason != "cancelled" && reason != "error") {
     insert_full_pages(*s);
     // Its output (with a little of the prompt before it) joins the shared n-gram index
@@ -386,6 +458,10 @@ void Engine::Impl::insert_full_pages(Sequence& s) {
       if (reads_window) kv->drop_local(s.pt.pages[i]);
       kv->release(s.pt.pages[i]);
       s.pt.pages[i] = cached;
+      if (draft && !page_draft_ok[cached] && s.draft_n > i * ps) {
+        s.draft_n = s.draft_written = i * ps;  // the cached page has no draft KV: the drafter catches up from here
+        s.draft_flagged = std::min(s.draft_flagged, i);
+      }
     }
   }
 }
@@ -473,6 +549,12 @@ void Engine::Impl::admit() {
       s.pt.pages.push_back(p);
     }
     s.pt.n_tokens = static_cast<int>(path.size()) * ps;
+    if (draft) {
+      int ok = 0;
+      while (ok < static_cast<int>(s.pt.pages.size()) && page_draft_ok[s.pt.pages[ok]]) ++ok;
+      s.draft_flagged = ok;
+      s.draft_n = s.draft_written = ok * ps;
+    }
     // Read the window KV of the prefix's last pages: hold their slots (usable_prefix
     // checked they are attached; nothing was allocated since).
     s.local_from = window_keep_from(s.pt.n_tokens, kv->config().window) / ps;
@@ -524,58 +606,179 @@ bool Engine::Impl::reserve_pages(Sequence& s, int n_tokens) {
   // none: only running sequences do), so a shortage of those preempts.
   if (kv->n_free_pages() < need) cache->evict(need - kv->n_free_pages());
   if (kv->n_free() < need) return false;
-  return s.pt.reserve(*kv, n_tokens);
+  const size_t before = s.pt.pages.size();
+  const bool ok = s.pt.reserve(*kv, n_tokens);
+  if (draft)
+    for (size_t i = before; i < s.pt.pages.size(); ++i) page_draft_ok[s.pt.pages[i]] = 0;
+  return ok;
+}
+
+// Marks the pages wholly inside [0, draft_n) as holding committed draft KV.
+void Engine::Impl::sync_draft_pages(Sequence& s) {
+  if (!draft) return;
+  const int ps = kv->page_size();
+  const int full = std::min<int>(s.draft_n / ps, static_cast<int>(s.pt.pages.size()));
+  s.draft_flagged = std::min(s.draft_flagged, full);
+  for (; s.draft_flagged < full; ++s.draft_flagged) page_draft_ok[s.pt.pages[s.draft_flagged]] = 1;
 }
 
 void Engine::Impl::propose_drafts() {
-  // Drafts for the decoding sequences that speculate (n-gram lookup over their own tokens,
-  // then over recent outputs of every request). ngram: as long as the drafter finds;
-  // auto: the length the controller picks from the sequence's acceptance and the
-  // measured step costs at this batch size.
+  // Drafts for the decoding sequences that speculate: n-gram lookup over their own tokens,
+  // then over recent outputs of every request, or the draft model (all its sequences in
+  // one batched step per draft position). ngram/draft: spec_max tokens (n-gram: as many as
+  // the lookup finds); auto: the length the controller picks from the sequence's
+  // acceptance and the measured step costs at this batch size.
   int n_decode = 0;
   for (auto& s : running) n_decode += static_cast<int>(s->tokens.size()) - s->pt.n_tokens == 1;
   // The whole batch's objective: each sequence's draft length is chosen given the tokens
   // already planned (n_step) and expected (expected) for the step, so that 8 sequences do
-  // not each assume they are the only one lengthening it.
+  // not each assume they are the only one lengthening it; draft-model rounds are shared,
+  // so a sequence pays only for rounds beyond those already planned.
   int n_step = n_decode;
   double expected = n_decode;
+  int rounds_planned = 0;
+  gate_step = false;
+  for (auto& s : running)
+    gate_step |= s->spec == spec::Mode::kAuto && static_cast<int>(s->tokens.size()) - s->pt.n_tokens == 1;
+  gate_arm = gate_step ? gate.choose(n_decode) : 0;
+  std::vector<std::pair<Sequence*, int>> by_model;
+  const int ps = kv->page_size();
   for (auto& sp : running) {
     Sequence& s = *sp;
     s.draft.clear();
+    s.draft_q.clear();
     if (s.spec == spec::Mode::kOff || static_cast<int>(s.tokens.size()) - s.pt.n_tokens != 1) continue;
     // Room: max_tokens counts the token this step samples anyway; n_ctx bounds the KV.
     int room = std::min(s.req.max_tokens - s.n_generated - 1, n_ctx - static_cast<int>(s.tokens.size()) - 1);
     room = std::min(room, s.spec_max);
     if (room <= 0) continue;
+    const spec::Mode how = drafter_of(s);
     int k = room;
     if (s.spec == spec::Mode::kAuto) {
+      if (how == spec::Mode::kOff) continue;
       if (!calibrated) {
         calibrate_step_costs();
         calibrated = true;
       }
-      const std::vector<double> cost = step_cost_curve(n_step, room);
+      std::vector<double> cost = step_cost_curve(n_step, room);
+      if (how == spec::Mode::kDraft) {
+        const double rel = draft_step_rel * step_time(1) / step_time(std::max(1, n_step));
+        for (int j = rounds_planned + 1; j <= room; ++j) cost[j] += (j - rounds_planned) * rel;
+      }
       k = s.controller.choose(cost, room, expected - 1);
     }
     if (k <= 0) continue;
-    ngram.draft(s.tokens, k, &shared_ngrams, &s.draft);
-    n_step += static_cast<int>(s.draft.size());
-    expected += s.controller.expected_tokens(static_cast<int>(s.draft.size())) - 1;
+    if (how == spec::Mode::kNgram) {
+      ngram.draft(s.tokens, k, &shared_ngrams, &s.draft);
+      n_step += static_cast<int>(s.draft.size());
+      expected += s.controller.expected_tokens(static_cast<int>(s.draft.size())) - 1;
+      continue;
+    }
+    // Pages for the drafts' KV (the draft model writes it first); drafts never evict or
+    // preempt anything.
+    const int L = static_cast<int>(s.tokens.size());
+    const int need = (L + k + ps - 1) / ps - static_cast<int>(s.pt.pages.size());
+    if (need > 0 && (kv->n_free() < need || !reserve_pages(s, L + k))) continue;
+    by_model.push_back({&s, k});
+    n_step += k;
+    expected += s.controller.expected_tokens(k) - 1;
+    rounds_planned = std::max(rounds_planned, k);
   }
+  if (!by_model.empty()) draft_with_model(by_model);
+}
+
+// The draft model's part of a step: round 0 feeds each sequence's committed tokens the
+// draft has not seen (usually the last sampled one or two; the whole prompt the first
+// time, within the step's token budget) and drafts one token; round r feeds draft r and
+// drafts r + 1. One forward per round for all sequences. Greedy requests take the draft's
+// argmax; sampled ones draw from its distribution (kept for rejection sampling).
+void Engine::Impl::draft_with_model(std::vector<std::pair<Sequence*, int>>& seqs) {
+  const double t0 = now_ms();
+  const int nv = draft->hparams().n_vocab;
+  int budget = cfg.max_batch_tokens;
+  model::Batch b;
+  std::vector<Sequence*> rows;  // sequences with a logits row, in order
+  std::vector<std::pair<Sequence*, int>> partial;  // caught up part way: (sequence, tokens fed)
+  for (auto& [s, k] : seqs) {
+    const int L = static_cast<int>(s->tokens.size());
+    const int n = L - s->draft_n;
+    const int idx = static_cast<int>(b.seqs.size());
+    if (n > budget) {
+      if (budget > 0) {
+        b.seqs.push_back(&s->pt);
+        for (int i = 0; i < budget; ++i) b.add(s->tokens[s->draft_n + i], s->draft_n + i, idx, false);
+        partial.push_back({s, budget});
+        budget = 0;
+      }
+      k = 0;
+      continue;
+    }
+    budget -= n;
+    b.seqs.push_back(&s->pt);
+    for (int i = 0; i < n; ++i) b.add(s->tokens[s->draft_n + i], s->draft_n + i, idx, i == n - 1);
+    rows.push_back(s);
+  }
+  auto sample_rows = [&](const std::vector<Sequence*>& rs) {
+    for (size_t r = 0; r < rs.size(); ++r) {
+      Sequence& s = *rs[r];
+      const float* row = draft_logits.data() + r * static_cast<size_t>(nv);
+      const bool sampled = s.req.sampling.temperature > 0.0f;
+      std::vector<float> q;
+      const int32_t d = s.draft_sampler->sample_draft(row, nv, &q);
+      if (d < 0) continue;
+      s.draft.push_back(d);
+      if (sampled) s.draft_q.push_back(std::move(q));
+    }
+  };
+  Status st = b.size() > 0 ? draft->forward(b, *draft_kv, *pool, &draft_logits) : Status::ok();
+  if (!st) {
+    for (auto& [s, k] : seqs) s->draft.clear(), s->draft_q.clear();
+    return;
+  }
+  for (auto& [s, n] : partial) {
+    s->draft_n += n;
+    s->draft_written = s->draft_n;
+    sync_draft_pages(*s);
+  }
+  for (Sequence* s : rows) s->draft_n = s->draft_written = static_cast<int>(s->tokens.size());
+  for (Sequence* s : rows) sync_draft_pages(*s);
+  sample_rows(rows);
+  for (int r = 1;; ++r) {
+    b.clear();
+    std::vector<Sequence*> next;
+    for (auto& [s, k] : seqs) {
+      if (k <= r || static_cast<int>(s->draft.size()) != r) continue;  // done, or stopped early
+      if (tokenizer->is_eog(s->draft.back())) continue;  // nothing follows an end of generation
+      const int idx = static_cast<int>(b.seqs.size());
+      b.seqs.push_back(&s->pt);
+      b.add(s->draft.back(), static_cast<int>(s->tokens.size()) - 1 + r, idx, true);
+      next.push_back(s);
+    }
+    if (next.empty()) break;
+    if (!draft->forward(b, *draft_kv, *pool, &draft_logits)) break;
+    for (Sequence* s : next) s->draft_written = static_cast<int>(s->tokens.size()) + r;
+    sample_rows(next);
+  }
+  const double dt = now_ms() - t0;
+  std::lock_guard<std::mutex> sl(stats_mu);
+  stats.spec_draft_ms += dt;
+}
+
+double Engine::Impl::step_time(int n) const {
+  if (step_ms.empty()) return 1.0;
+  if (n <= 1) return step_ms[0];
+  const int last = static_cast<int>(step_ms.size());
+  if (n <= last) return step_ms[n - 1];
+  const double slope = last >= 2 ? (step_ms[last - 1] - step_ms[last - 2]) : step_ms[0];
+  return step_ms[last - 1] + slope * (n - last);
 }
 
 // cost[k] = (time of a step of n_decode + k tokens) / (time of n_decode tokens), from the
 // calibration at start-up (interpolated; beyond its largest size, linear).
 std::vector<double> Engine::Impl::step_cost_curve(int n_decode, int max_k) const {
-  auto t = [&](int n) {
-    if (n <= 1 || step_ms.empty()) return step_ms.empty() ? 1.0 : step_ms[0];
-    const int last = static_cast<int>(step_ms.size());
-    if (n <= last) return step_ms[n - 1];
-    const double slope = last >= 2 ? (step_ms[last - 1] - step_ms[last - 2]) : step_ms[0];
-    return step_ms[last - 1] + slope * (n - last);
-  };
   std::vector<double> c(max_k + 1);
-  const double base = t(std::max(1, n_decode));
-  for (int k = 0; k <= max_k; ++k) c[k] = t(std::max(1, n_decode) + k) / base;
+  const double base = step_time(std::max(1, n_decode));
+  for (int k = 0; k <= max_k; ++k) c[k] = step_time(std::max(1, n_decode) + k) / base;
   return c;
 }
 
@@ -590,10 +793,11 @@ void Engine::Impl::calibrate_step_costs() {
   if (kv->n_free() < (kCalibrateMax + kv->page_size() - 1) / kv->page_size() + 1 || !pt.reserve(*kv, kCalibrateMax))
     return;
   std::vector<float> logits;
-  std::vector<double> measured(kCalibrateMax, 0.0);
-  for (int n = 1; n <= kCalibrateMax; ++n) {
-    double best = 1e30;
-    for (int rep = 0; rep < 2; ++rep) {
+  // Three interleaved rounds over the sizes, the fastest of each: a burst of noise (this
+  // machine is shared) spoils one sample of a few sizes, not every sample of one size.
+  std::vector<double> measured(kCalibrateMax, 1e30);
+  for (int round = 0; round < 3; ++round) {
+    for (int n = 1; n <= kCalibrateMax; ++n) {
       model::Batch b;
       b.seqs.push_back(&pt);
       b.seq_tiled_until.push_back(0);
@@ -604,13 +808,26 @@ void Engine::Impl::calibrate_step_costs() {
         pool->rest();
         return;
       }
+      measured[n - 1] = std::min(measured[n - 1], now_ms() - t0);
+    }
+  }
+  // A larger step never costs less than a smaller one: the closest non-decreasing curve
+  // (a running max would carry one slow sample to every larger size).
+  spec::fit_non_decreasing(&measured);
+  step_ms = measured;
+  if (draft) {
+    // One draft-model round of one token, relative to a one-token target step.
+    double best = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+      model::Batch b;
+      b.seqs.push_back(&pt);
+      b.add(rep % model->hparams().n_vocab, rep, 0, true);
+      const double t0 = now_ms();
+      if (!draft->forward(b, *draft_kv, *pool, &logits)) break;
       best = std::min(best, now_ms() - t0);
     }
-    measured[n - 1] = best;
+    if (best < 1e30 && measured[0] > 0) draft_step_rel = best / measured[0];
   }
-  // A larger step never costs less than a smaller one (noise would make drafts look free).
-  for (int n = 1; n < kCalibrateMax; ++n) measured[n] = std::max(measured[n], measured[n - 1]);
-  step_ms = measured;
   {
     std::lock_guard<std::mutex> sl(stats_mu);
     stats.spec_step_cost.clear();
@@ -622,6 +839,17 @@ void Engine::Impl::calibrate_step_costs() {
 
 void Engine::Impl::step() {
   // Plan (sched::plan_step): decoding sequences (next token + drafts), then prompt chunks.
+  if (!calibrated) {
+    // The step-cost curve, measured once on first need (outside the timed step: auto's
+    // guard must not charge the calibration to a drafter).
+    for (auto& s : running)
+      if (s->spec == spec::Mode::kAuto && static_cast<int>(s->tokens.size()) - s->pt.n_tokens == 1) {
+        calibrate_step_costs();
+        calibrated = true;
+        break;
+      }
+  }
+  const double t_step0 = now_ms();
   propose_drafts();
   std::vector<Sequence*> cand;
   std::vector<sched::SeqCounts> counts;
@@ -644,7 +872,10 @@ void Engine::Impl::step() {
       take = 1;  // drafts are optional: never preempt for them
       s->draft.clear();
     }
-    if (!item.prefill) s->draft.resize(take - 1);
+    if (!item.prefill) {
+      s->draft.resize(take - 1);
+      if (s->draft_q.size() > s->draft.size()) s->draft_q.resize(s->draft.size());
+    }
     if (!reserve_pages(*s, s->pt.n_tokens + take)) {
       // Out of KV: preempt the most recently admitted other sequence not yet in this
       // batch, else stop planning (what is planned still runs). While the batch is empty
@@ -712,6 +943,7 @@ void Engine::Impl::step() {
   std::vector<float>& logits = logits_buf;  // reused: 1 MB for 8 x 32k logits, allocated and zeroed per step before
   const double t_fwd0 = now_ms();
   Status st = model->forward(batch, *kv, *pool, &logits);
+  const double fwd_ms = now_ms() - t_fwd0;
   static const bool step_log = std::getenv("TACHYON_STEP_LOG") != nullptr;  // debugging aid: one line per step
   if (step_log) {
     std::string parts;
@@ -726,6 +958,26 @@ void Engine::Impl::step() {
     std::lock_guard<std::mutex> sl(stats_mu);
     ++stats.steps;
     stats.last_batch_tokens = static_cast<int>(batch.size());
+  }
+  bool decode_only = true;  // no prompt chunk in the step
+  int n_decoding = 0;
+  for (size_t k = 0; k < in_batch.size(); ++k) {
+    decode_only &= in_batch[k]->pt.n_tokens + chunk[k] - static_cast<int>(in_batch[k]->draft.size()) ==
+                   static_cast<int>(in_batch[k]->tokens.size());
+    ++n_decoding;
+  }
+  if (st && calibrated && !step_ms.empty()) {
+    // Keep the cost curve current with the real decode steps (no prompt chunks): a slow
+    // EMA, each sample clipped to [0.5, 2] x the current value so one stall cannot move it.
+    const int n = static_cast<int>(batch.size());
+    if (decode_only && n <= static_cast<int>(step_ms.size())) {
+      const double cur = step_ms[n - 1], sample = std::clamp(fwd_ms, 0.5 * cur, 2.0 * cur);
+      step_ms[n - 1] = 0.95 * cur + 0.05 * sample;
+      spec::fit_non_decreasing(&step_ms);
+      std::lock_guard<std::mutex> sl(stats_mu);
+      stats.spec_step_cost.resize(step_ms.size());
+      for (size_t i = 0; i < step_ms.size(); ++i) stats.spec_step_cost[i] = step_ms[i] / step_ms[0];
+    }
   }
   if (!st) {
     // A failed step ends its requests with an error (the server answers 500), never
@@ -764,8 +1016,17 @@ void Engine::Impl::step() {
     const float* base = logits.data() + static_cast<size_t>(row_of[k]) * n_vocab;
     auto& out = sampled[i];
     out.clear();
+    const int n_top = std::max(0, s.req.top_logprobs);
     for (size_t j = 0; j <= s.draft.size(); ++j) {
-      out.push_back(s.sampler->sample(base + j * n_vocab, n_vocab, std::max(0, s.req.top_logprobs)));
+      if (j < s.draft.size() && j < s.draft_q.size()) {
+        // a draft drawn from the draft model's distribution: rejection sampling
+        bool accepted = false;
+        out.push_back(s.sampler->verify_draft(base + j * n_vocab, n_vocab, n_top, s.draft[j], s.draft_q[j].data(), &accepted));
+        s.sampler->accept(out.back().token);
+        if (!accepted) break;
+        continue;
+      }
+      out.push_back(s.sampler->sample(base + j * n_vocab, n_vocab, n_top));
       s.sampler->accept(out.back().token);
       if (j == s.draft.size() || out.back().token != s.draft[j]) break;
     }
@@ -806,10 +1067,26 @@ void Engine::Impl::step() {
     const int accepted = static_cast<int>(rs.size()) - 1;  // drafts that matched
     s.pt.n_tokens += chunk[k] - n_draft + accepted;  // a prompt's last chunk, or 1 + the accepted drafts
     drop_passed_windows(s);
+    if (draft) {
+      // The draft's KV stays valid for the committed tokens it saw; past them it held
+      // rejected drafts, which the next round overwrites.
+      s.draft_n = s.draft_written = std::min(s.draft_written, s.pt.n_tokens);
+      sync_draft_pages(s);
+    }
     if (n_draft > 0) {
       s.controller.record(n_draft, accepted);
+      {
+        std::lock_guard<std::mutex> sl(stats_mu);
+        ++stats.spec_accept_hist[std::min(accepted, kMaxDraft)];
+        if (!step_ms.empty()) {
+          // accepted tokens came at no extra step; the drafts made this step longer
+          const int n_step = static_cast<int>(batch.size());
+          stats.spec_saved_ms += accepted * step_time(1) - (step_time(n_step) - step_time(n_step - n_draft));
+        }
+      }
       s.n_drafted += n_draft;
       s.n_accepted += accepted;
+      ++s.n_verify_steps;
       n_drafted += n_draft;
       n_accepted += accepted;
       ++n_spec_steps;
@@ -861,6 +1138,14 @@ void Engine::Impl::step() {
       }
     }
     (void)finished;
+  }
+  if (gate_step && decode_only) {
+    // auto's guard learns from whole iterations (drafting, verify, sampling, commit)
+    int produced = 0;
+    for (const auto& rs : sampled) produced += static_cast<int>(rs.size());
+    gate.record(n_decoding, gate_arm, now_ms() - t_step0, produced);
+    std::lock_guard<std::mutex> sl(stats_mu);
+    ++stats.spec_auto_steps[gate_arm];
   }
   if (n_spec_steps > 0) {
     std::lock_guard<std::mutex> sl(stats_mu);

@@ -56,6 +56,11 @@ struct EngineConfig {
   // step costs measured on first use; none when it does not pay).
   spec::Mode spec_mode = spec::Mode::kOff;
   int spec_max = 8;  // draft tokens per step at most (capped at 16)
+  // A draft model (a smaller GGUF with the same vocabulary) for modes draft and auto. Its
+  // KV lives in a companion arena indexed by the target's page ids: a sequence's page
+  // table addresses both, so radix sharing, eviction and preemption cover the draft's KV
+  // with no second allocator.
+  std::string draft_path;
 };
 
 // One generation request: token ids in, tokens out.
@@ -98,6 +103,7 @@ struct Event {
   double decode_ms = 0;       // first token -> finish
   int draft_tokens = 0;       // speculative decoding: tokens drafted for this request
   int accepted_tokens = 0;    // of which the target model accepted
+  int verify_steps = 0;       // steps that verified a draft of this request
 };
 
 // The notify callbacks of the events one engine iteration produced, handed over at once.
@@ -153,6 +159,16 @@ struct EngineStats {
   // an auto request first needed it).
   uint64_t spec_drafted = 0, spec_accepted = 0, spec_verify_steps = 0;
   std::vector<double> spec_step_cost;
+  // [n] sequence-steps that verified a draft and accepted n of its tokens (n = 0..16).
+  std::vector<uint64_t> spec_accept_hist;
+  double spec_draft_ms = 0;  // time in draft-model forward steps
+  // Estimated decode time saved (ms): per verified draft, accepted tokens x the measured
+  // one-token step, minus the step's measured extra cost for its drafts (0 until the step
+  // costs are calibrated). Draft-model time is counted separately (spec_draft_ms).
+  double spec_saved_ms = 0;
+  bool has_draft_model = false;
+  // Decode steps of auto requests by what auto ran: no drafts, n-gram lookup, draft model.
+  uint64_t spec_auto_steps[3] = {0, 0, 0};
   // Latency samples since the last snapshot_and_reset_latencies() call (ms).
   std::vector<double> ttft_ms, itl_ms;
 };
@@ -172,6 +188,7 @@ class Engine {
 
   const tok::Tokenizer& tokenizer() const;
   const model::Model& model() const;
+  const model::Model* draft_model() const;  // null without one
   int n_ctx() const;
   EngineStats stats(bool take_latencies = false);
   // Receives, on the engine thread once per iteration, every notify callback that

@@ -349,7 +349,20 @@ SampleResult Sampler::sample(const float* logits, int n_vocab, int n_top_logprob
     return result;
   }
 
-  // 6-8: truncation; each keeps a best-first prefix, applied as a stable filter.
+  // 6-8: truncation
+  n_cand = truncate(prep);
+
+  // 9-10: temperature, softmax, draw
+  const Candidate chosen = cand_[draw(n_cand, prep.max_logit, n_cand == prep.n_cand ? prep.sum_w : -1.0)];
+  result.token = chosen.id;
+  result.logprob = static_cast<float>(chosen.logit - prep.log_norm);
+  return result;
+}
+
+// Steps 6-8 over prepare()'s candidates: each keeps a best-first prefix, applied as a
+// stable filter (ids stay ascending). Returns the survivors' count (>= 1).
+int Sampler::truncate(const Prepared& prep) {
+  int n_cand = prep.n_cand;
   const int k = params_.top_k;
   if (k > 0 && k < n_cand) n_cand = keep_top_k(n_cand, k);
   const bool use_top_p = params_.top_p < 1.0f && n_cand > 1;
@@ -364,12 +377,115 @@ SampleResult Sampler::sample(const float* logits, int n_vocab, int n_top_logprob
     n_cand = static_cast<int>(end - cand_.begin());
   }
   assert(n_cand >= 1);  // the best candidate survives every filter
+  return n_cand;
+}
 
-  // 9-10: temperature, softmax, draw
-  const Candidate chosen = cand_[draw(n_cand, prep.max_logit, n_cand == prep.n_cand ? prep.sum_w : -1.0)];
-  result.token = chosen.id;
-  result.logprob = static_cast<float>(chosen.logit - prep.log_norm);
+// Steps 1-4 and the logprob fields of a result for `token` (top list included).
+SampleResult Sampler::result_for(const Prepared& prep, int32_t token, float token_logit, int n_top_logprobs) {
+  SampleResult result;
+  result.token = token;
+  result.logprob = static_cast<float>(token_logit - prep.log_norm);
+  const int n_top = std::clamp(n_top_logprobs, 0, prep.n_cand);
+  if (n_top > 0) {
+    auto cmp = [](const Candidate& a, const Candidate& b) { return better(a.logit, a.id, b.logit, b.id); };
+    std::partial_sort_copy(cand_.begin(), cand_.begin() + prep.n_cand, work_.begin(), work_.begin() + n_top, cmp);
+    result.top.reserve(n_top);
+    for (int j = 0; j < n_top; ++j)
+      result.top.push_back({work_[j].id, static_cast<float>(work_[j].logit - prep.log_norm)});
+  }
   return result;
+}
+
+// The distribution sample() draws from, dense: steps 1-9 with the weights normalized
+// (greedy: all mass on the argmax). Fills dist_ [n_vocab]; false when nothing is finite.
+bool Sampler::fill_distribution(const Prepared& prep, int n_vocab) {
+  dist_.assign(n_vocab, 0.0f);
+  if (prep.n_cand == 0) return false;
+  if (!(params_.temperature > 0.0f)) {
+    dist_[prep.best] = 1.0f;
+    return true;
+  }
+  const int n_cand = truncate(prep);
+  const float temp = params_.temperature;
+  double total = 0.0;
+  for (int i = 0; i < n_cand; ++i) {
+    const float w = temp == 1.0f ? cand_[i].w : std::exp((cand_[i].logit - prep.max_logit) / temp);
+    dist_[cand_[i].id] = w;
+    total += w;
+  }
+  const float inv = static_cast<float>(1.0 / total);
+  for (int i = 0; i < n_cand; ++i) dist_[cand_[i].id] *= inv;
+  return true;
+}
+
+int32_t Sampler::draw_dense(const float* w, int n, double total) {
+  const double target = rng_.uniform() * total;
+  double cum = 0.0;
+  int32_t last_positive = -1;
+  for (int i = 0; i < n; ++i) {
+    if (w[i] <= 0.0f) continue;
+    cum += w[i];
+    last_positive = i;
+    if (cum > target) return i;
+  }
+  return last_positive;
+}
+
+int32_t Sampler::sample_draft(const float* logits, int n_vocab, std::vector<float>* q) {
+  const Prepared prep = prepare(logits, n_vocab);
+  if (!fill_distribution(prep, n_vocab)) {
+    q->assign(n_vocab, 0.0f);
+    return -1;
+  }
+  q->swap(dist_);
+  const int32_t t = draw_dense(q->data(), n_vocab, 1.0);
+  return t;
+}
+
+SampleResult Sampler::verify_draft(const float* logits, int n_vocab, int n_top_logprobs, int32_t draft, const float* q,
+                                   bool* accepted) {
+  *accepted = false;
+  const Prepared prep = prepare(logits, n_vocab);
+  if (prep.n_cand == 0) {
+    SampleResult r;
+    const int32_t id = lowest_unbanned_id();
+    r.token = id < n_vocab ? id : 0;
+    r.logprob = kNegInf;
+    return r;
+  }
+  // lg_ keeps the penalized logits by id: the reported logprob of whichever token wins.
+  const SampleResult top = result_for(prep, prep.best, prep.max_logit, n_top_logprobs);
+  fill_distribution(prep, n_vocab);
+  const float* p = dist_.data();
+  int32_t token = -1;
+  if (draft >= 0 && draft < n_vocab && q[draft] > 0.0f) {
+    // accept with probability min(1, p/q)
+    const double u = rng_.uniform();
+    if (u * static_cast<double>(q[draft]) < static_cast<double>(p[draft])) {
+      token = draft;
+      *accepted = true;
+    }
+  }
+  if (token < 0) {
+    // the normalized residual max(0, p - q); all of p when it is empty (p <= q everywhere
+    // can only mean p == q, where the draft is always accepted, or rounding)
+    double total = 0.0;
+    for (int i = 0; i < n_vocab; ++i) {
+      const float r = std::max(0.0f, p[i] - q[i]);
+      dist_[i] = r;
+      total += r;
+    }
+    if (!(total > 0.0)) {
+      fill_distribution(prep, n_vocab);
+      total = 1.0;
+    }
+    token = draw_dense(dist_.data(), n_vocab, total);
+    if (token < 0) token = prep.best;
+  }
+  SampleResult r = top;
+  r.token = token;
+  r.logprob = static_cast<float>(lg_[token] - prep.log_norm);
+  return r;
 }
 
 }  // namespace tachyon::sampling

@@ -97,6 +97,20 @@ class Sampler {
   // Clears the history and re-seeds the RNG: the next samples repeat the first ones.
   void reset();
 
+  // Speculative decoding with a sampled draft (Leviathan et al.; Chen et al.).
+  // sample_draft: the drafter's side. Fills *q [n_vocab] with the distribution sample()
+  // draws from (steps 1-9, normalized; greedy: all mass on the argmax) and draws one
+  // token from it (one RNG draw, in ascending id order); -1 when nothing is finite.
+  int32_t sample_draft(const float* logits, int n_vocab, std::vector<float>* q);
+  // verify_draft: the target's side, for a draft token drawn from q. With p this
+  // sampler's distribution for `logits`: accepts the draft with probability
+  // min(1, p(draft) / q(draft)) (one draw), else draws from the normalized residual
+  // max(0, p - q) (a second draw). Either way the token returned is distributed exactly as
+  // sample()'s would be. *accepted tells which happened; logprob and top are step 4's,
+  // as sample() reports them. Does not call accept().
+  SampleResult verify_draft(const float* logits, int n_vocab, int n_top_logprobs, int32_t draft, const float* q,
+                            bool* accepted);
+
   const SamplingParams& params() const { return params_; }
 
  private:
@@ -123,6 +137,10 @@ class Sampler {
   };
 
   Prepared prepare(const float* logits, int n_vocab);
+  int truncate(const Prepared& prep);  // steps 6-8 over cand_; the survivors' count
+  SampleResult result_for(const Prepared& prep, int32_t token, float token_logit, int n_top_logprobs);
+  bool fill_distribution(const Prepared& prep, int n_vocab);  // into dist_
+  int32_t draw_dense(const float* w, int n, double total);     // one draw over w[0, n), ascending id
   bool penalties_active() const;
   void apply_penalties(int n_vocab);
   int32_t lowest_unbanned_id() const;
@@ -147,6 +165,7 @@ class Sampler {
   std::vector<Candidate> cand_;      // [n_vocab] the finite candidates, then survivors; ascending id
   std::vector<Candidate> work_;      // [n_vocab] selection scratch (top_k, top_p, logprobs)
   std::vector<double> bucket_mass_;  // [kTopPBuckets] top_p mass per logit bucket
+  std::vector<float> dist_;          // [n_vocab] a dense distribution (speculative decoding)
 };
 
 }  // namespace tachyon::sampling

@@ -176,6 +176,7 @@ void CompletionJob::on_finish(Choice& c, const engine::Event& ev) {
   u.decode_ms = ev.decode_ms;
   u.draft_tokens = ev.draft_tokens;
   u.accepted_tokens = ev.accepted_tokens;
+  u.verify_steps = ev.verify_steps;
   ojson chunk = chat ? chat_chunk(meta_, c.index, ojson::object(), nullptr, finish_reason(ev))
                      : completion_chunk(meta_, c.index, "", nullptr, finish_reason(ev));
   chunk["timings"] = timings_json(u);  // llama-server puts them on the last chunk
@@ -192,6 +193,7 @@ Usage CompletionJob::usage() const {
     u.decode_ms = std::max(u.decode_ms, f.decode_ms);
     u.draft_tokens += f.draft_tokens;
     u.accepted_tokens += f.accepted_tokens;
+    u.verify_steps += f.verify_steps;
   }
   // The prompt counts once per prompt, not once per choice (as OpenAI counts n > 1).
   std::vector<int> seen;

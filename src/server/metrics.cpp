@@ -126,6 +126,34 @@ std::string ServerMetrics::render(const engine::EngineStats& s, const ServerGaug
          static_cast<double>(s.spec_accepted));
   metric(&out, "tachyon_spec_verify_steps_total", "counter", "Speculative decoding: sequence-steps that verified drafts",
          static_cast<double>(s.spec_verify_steps));
+  if (!s.spec_accept_hist.empty()) {
+    // Accepted tokens per verified draft, as a Prometheus histogram (le = accepted tokens).
+    header(&out, "tachyon_spec_accepted_length", "histogram",
+           "Speculative decoding: draft tokens accepted per sequence-step that verified a draft");
+    uint64_t cum = 0, sum = 0;
+    for (size_t i = 0; i < s.spec_accept_hist.size(); ++i) {
+      cum += s.spec_accept_hist[i];
+      sum += s.spec_accept_hist[i] * i;
+      out += "tachyon_spec_accepted_length_bucket{le=\"" + std::to_string(i) + "\"} " + std::to_string(cum) + "\n";
+    }
+    out += "tachyon_spec_accepted_length_bucket{le=\"+Inf\"} " + std::to_string(cum) + "\n";
+    out += "tachyon_spec_accepted_length_sum " + std::to_string(sum) + "\n";
+    out += "tachyon_spec_accepted_length_count " + std::to_string(cum) + "\n";
+  }
+  header(&out, "tachyon_spec_auto_steps_total", "counter",
+         "Speculative decoding: decode steps of auto requests by the drafter auto measured fastest (or explored)");
+  {
+    static const char* const kArm[3] = {"none", "ngram", "draft"};
+    for (int a = 0; a < 3; ++a)
+      out += std::string("tachyon_spec_auto_steps_total{drafter=\"") + kArm[a] + "\"} " +
+             std::to_string(s.spec_auto_steps[a]) + "\n";
+  }
+  metric(&out, "tachyon_spec_draft_model_seconds_total", "counter", "Speculative decoding: time in draft-model steps",
+         s.spec_draft_ms / 1000.0);
+  metric(&out, "tachyon_spec_time_saved_seconds_total", "counter",
+         "Speculative decoding: estimated decode time saved (accepted tokens x the one-token step, minus the drafts' "
+         "extra verify cost; draft-model time not subtracted)",
+         s.spec_saved_ms / 1000.0);
   if (!s.spec_step_cost.empty()) {
     header(&out, "tachyon_spec_step_cost", "gauge",
            "Measured time of a step of N tokens of one sequence / a one-token step (the verify-cost curve)");

@@ -361,7 +361,7 @@ bool parse_completion_request(Endpoint ep, std::string_view body, const ParseLim
       if (it.key() == "mode") {
         spec::Mode m;
         if (!it.value().is_string() || !spec::parse_mode(it.value().get<std::string>(), &m))
-          return q.fail("speculative.mode", "'speculative.mode' must be \"off\", \"ngram\" or \"auto\"");
+          return q.fail("speculative.mode", "'speculative.mode' must be \"off\", \"ngram\", \"draft\" or \"auto\"");
         r.spec_mode = m;
       } else if (it.key() == "max_draft") {
         if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > 16)

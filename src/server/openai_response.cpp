@@ -58,7 +58,8 @@ ojson timings_json(const Usage& u) {
           {"predicted_per_second", per_second(u.decode_ms, u.completion_tokens)},
           {"queue_ms", r3(u.queue_ms)},
           {"draft_tokens", u.draft_tokens},
-          {"accepted_tokens", u.accepted_tokens}};
+          {"accepted_tokens", u.accepted_tokens},
+          {"verify_steps", u.verify_steps}};
 }
 
 namespace {

@@ -23,8 +23,10 @@
 
 namespace tachyon::spec {
 
-enum class Mode { kOff, kNgram, kAuto };
-// "off" | "ngram" | "auto"; false on anything else.
+// off; ngram (prompt lookup); draft (a smaller model with the same vocabulary); auto (the
+// draft model when the engine has one, else n-gram lookup, at the length that pays).
+enum class Mode { kOff, kNgram, kDraft, kAuto };
+// "off" | "ngram" | "draft" | "auto"; false on anything else.
 bool parse_mode(const std::string& s, Mode* out);
 const char* mode_name(Mode m);
 
@@ -63,6 +65,10 @@ class NgramDrafter {
   int min_n_, max_n_;
 };
 
+// The non-decreasing sequence closest to *v in least squares (pool adjacent violators),
+// in place: a measured cost curve with its noise dips and spikes averaged out.
+void fit_non_decreasing(std::vector<double>* v);
+
 class DraftLengthController {
  public:
   // cost[k] = time of a step with 1 + k tokens of this sequence / time of a 1-token step
@@ -87,6 +93,48 @@ class DraftLengthController {
  private:
   double hits_, misses_;
   int idle_steps_ = 0;
+};
+
+// The empirical guard of auto: whatever the cost model predicts, a drafter stays in use
+// only where it measurably produces tokens faster. Arms: 0 = no drafts, 1 = n-gram
+// lookup, 2 = the draft model (when there is one). Per batch-size bucket (1, 2-3, 4-7,
+// 8-15, 16+ decoding sequences) it keeps an EMA of the wall time per generated token of
+// the decode steps each arm ran (drafting included), and runs the fastest; the others
+// stay measured: every kExploreEvery steps the next of them runs kExploreSteps steps (an
+// arm kEliminate x slower than the best only every kFarExplore-th time).
+// Until each arm has kWarmup samples in a bucket, they take turns (an arm kEliminate x
+// slower than the best after two samples drops out of the turns). Engine thread only.
+class SpecGate {
+ public:
+  static constexpr int kBuckets = 5;
+  static constexpr int kMaxArms = 3;
+  static constexpr int kWarmup = 8;
+  static constexpr int kExploreEvery = 32;
+  static constexpr int kExploreSteps = 2;
+  static constexpr double kAlpha = 0.05;
+  static constexpr double kEliminate = 1.3;
+  static constexpr int kFarExplore = 8;
+
+  explicit SpecGate(int n_arms = 2) : n_arms_(n_arms) {}
+  static int bucket(int n_decode);
+  // The arm this step runs (advances the bucket's schedule).
+  int choose(int n_decode);
+  // A decode-only step of `arm`: its wall time and the tokens it committed.
+  void record(int n_decode, int arm, double ms, int tokens);
+  // ms per token of an arm (0: no sample yet) and the arm currently fastest (-1: warming up).
+  double ms_per_token(int n_decode, int arm) const { return b_[bucket(n_decode)].est[arm]; }
+  int best(int n_decode) const;
+  int n_arms() const { return n_arms_; }
+
+ private:
+  struct Bucket {
+    double est[kMaxArms] = {};
+    int n[kMaxArms] = {};
+    int64_t step = 0;
+  };
+  bool warmed(int bucket_index, int arm) const;
+  int n_arms_;
+  Bucket b_[kBuckets];
 };
 
 }  // namespace tachyon::spec

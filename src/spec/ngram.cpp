@@ -8,6 +8,7 @@ namespace tachyon::spec {
 bool parse_mode(const std::string& s, Mode* out) {
   if (s == "off") *out = Mode::kOff;
   else if (s == "ngram") *out = Mode::kNgram;
+  else if (s == "draft") *out = Mode::kDraft;
   else if (s == "auto") *out = Mode::kAuto;
   else return false;
   return true;
@@ -17,6 +18,7 @@ const char* mode_name(Mode m) {
   switch (m) {
     case Mode::kOff: return "off";
     case Mode::kNgram: return "ngram";
+    case Mode::kDraft: return "draft";
     case Mode::kAuto: return "auto";
   }
   return "off";
@@ -90,6 +92,25 @@ void NgramDrafter::draft(std::span<const int32_t> t, int max_draft, const Shared
   if (shared) shared->lookup(t, max_draft, out);
 }
 
+void fit_non_decreasing(std::vector<double>* v) {
+  // blocks of (sum, count); merge while a block's mean falls below the previous one's
+  std::vector<std::pair<double, int>> blocks;
+  for (double x : *v) {
+    blocks.push_back({x, 1});
+    while (blocks.size() > 1) {
+      auto& b = blocks[blocks.size() - 1];
+      auto& a = blocks[blocks.size() - 2];
+      if (a.first / a.second <= b.first / b.second) break;
+      a.first += b.first;
+      a.second += b.second;
+      blocks.pop_back();
+    }
+  }
+  size_t i = 0;
+  for (const auto& [sum, n] : blocks)
+    for (int j = 0; j < n; ++j) (*v)[i++] = sum / n;
+}
+
 void DraftLengthController::record(int drafted, int accepted) {
   if (drafted <= 0) return;
   hits_ = kDecay * hits_ + accepted;
@@ -127,6 +148,73 @@ int DraftLengthController::choose(const std::vector<double>& cost, int max_k, do
     return 1;
   }
   return 0;
+}
+
+int SpecGate::bucket(int n_decode) {
+  int b = 0;
+  for (int n = std::max(1, n_decode); n > 1 && b < kBuckets - 1; n >>= 1) ++b;
+  return b;
+}
+
+namespace {
+// The lowest estimate among arms with two samples or more (0: none).
+double lead_of(const double* est, const int* n, int n_arms) {
+  double lead = 0;
+  for (int a = 0; a < n_arms; ++a)
+    if (n[a] >= 2 && (lead == 0 || est[a] < lead)) lead = est[a];
+  return lead;
+}
+}  // namespace
+
+// Warmed: kWarmup samples, or two already kEliminate x slower than the lead.
+bool SpecGate::warmed(int bucket_index, int arm) const {
+  const Bucket& k = b_[bucket_index];
+  if (k.n[arm] >= kWarmup) return true;
+  const double lead = lead_of(k.est, k.n, n_arms_);
+  return k.n[arm] >= 2 && k.est[arm] > kEliminate * lead;
+}
+
+int SpecGate::best(int n_decode) const {
+  const int bi = bucket(n_decode);
+  const Bucket& k = b_[bi];
+  int best = -1;
+  for (int a = 0; a < n_arms_; ++a) {
+    if (!warmed(bi, a)) return -1;
+    if (best < 0 || k.est[a] < k.est[best]) best = a;
+  }
+  return best;
+}
+
+int SpecGate::choose(int n_decode) {
+  const int bi = bucket(n_decode);
+  Bucket& k = b_[bi];
+  const int64_t step = k.step++;
+  const int b = best(n_decode);
+  if (b < 0) {
+    // warming up: the unwarmed arm with the fewest samples (ties: the lowest)
+    int arm = -1;
+    for (int a = 0; a < n_arms_; ++a)
+      if (!warmed(bi, a) && (arm < 0 || k.n[a] < k.n[arm])) arm = a;
+    return arm < 0 ? 0 : arm;
+  }
+  if (n_arms_ > 1 && step % kExploreEvery < kExploreSteps) {
+    // explore the other arms in turn; one far slower than the best (kEliminate x) only
+    // every kFarExplore-th turn: exploring costs what the arm loses
+    const int64_t round = step / kExploreEvery;
+    const int other = static_cast<int>(round % (n_arms_ - 1));
+    const int arm = other < b ? other : other + 1;
+    const bool far = k.est[arm] > kEliminate * k.est[b];
+    if (!far || (round / (n_arms_ - 1)) % kFarExplore == 0) return arm;
+  }
+  return b;
+}
+
+void SpecGate::record(int n_decode, int arm, double ms, int tokens) {
+  if (tokens <= 0 || !(ms > 0) || arm < 0 || arm >= n_arms_) return;
+  Bucket& k = b_[bucket(n_decode)];
+  const double per = ms / tokens;
+  k.est[arm] = k.n[arm] == 0 ? per : (1 - kAlpha) * k.est[arm] + kAlpha * per;
+  ++k.n[arm];
 }
 
 }  // namespace tachyon::spec

@@ -1,12 +1,16 @@
-// Speculative decoding is exact: with n-gram drafts (and auto under a batch of 8) the
-// greedy tokens equal those without speculation on every model in the shared data, and a
-// seeded sampled request gives the same tokens with drafts on and off (sample-and-match
-// keeps the sampler's random stream).
+// Speculative decoding is exact: with n-gram drafts, a draft model (and auto under a batch
+// of 8) the greedy tokens equal those without speculation on every model in the shared
+// data; a seeded sampled request gives the same tokens with n-gram drafts on and off
+// (sample-and-match keeps the sampler's random stream); with a draft model, sampled
+// tokens follow the target's distribution (rejection sampling; chi-square).
 #include <gtest/gtest.h>
 
 #include <dirent.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -61,9 +65,19 @@ const char* const kPrompts[] = {
     "for i in range(10):\n    print(i)\nfor j in range(10):\n    print(j)\nfor k in range(10):\n",
 };
 
-std::unique_ptr<Engine> engine_for(const std::string& file, spec::Mode mode) {
+// A draft for `file`: another quantization of the same model (same vocabulary, close but
+// not equal predictions: drafts are partly accepted), else the file itself.
+std::string draft_for(const std::string& file) {
+  const std::string stem = file.substr(0, file.rfind('-') + 1);
+  for (const std::string& f : model_files())
+    if (f != file && f.starts_with(stem) && f.find('-', stem.size()) == std::string::npos) return f;
+  return file;
+}
+
+std::unique_ptr<Engine> engine_for(const std::string& file, spec::Mode mode, const std::string& draft = "") {
   EngineConfig c;
   c.model_path = kModels + "/" + file;
+  if (!draft.empty()) c.draft_path = kModels + "/" + draft;
   c.n_threads = 2;
   c.n_ctx = 256;
   c.spec_mode = mode;
@@ -114,6 +128,31 @@ TEST_P(SpecExact, GreedyTokensEqualWithoutSpeculation) {
     for (const char* p : kPrompts) hs.push_back(au->submit(request(*au, p, 64)).value());
   for (size_t i = 0; i < hs.size(); ++i)
     EXPECT_EQ(collect(hs[i]).tokens, want[i % want.size()]) << file << " prompt " << i % want.size() << " (auto, batch 8)";
+  au.reset();
+
+  // A draft model: one request at a time (mode draft), then auto under a batch of 8.
+  const std::string dfile = draft_for(file);
+  auto dm = engine_for(file, spec::Mode::kDraft, dfile);
+  ASSERT_TRUE(dm) << file << " with draft " << dfile;
+  drafted = 0;
+  int accepted = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    Out o = collect(dm->submit(request(*dm, kPrompts[i], 64)).value());
+    EXPECT_EQ(o.tokens, want[i]) << file << " prompt " << i << " (draft model " << dfile << ")";
+    drafted += o.finish.draft_tokens;
+    accepted += o.finish.accepted_tokens;
+  }
+  EXPECT_GT(drafted, 0) << file << ": the draft model never drafted";
+  EXPECT_GT(accepted, 0) << file << ": no draft of " << dfile << " accepted; the accept path was never exercised";
+  dm.reset();
+  auto ad = engine_for(file, spec::Mode::kAuto, dfile);
+  ASSERT_TRUE(ad);
+  hs.clear();
+  for (int rep = 0; rep < 2; ++rep)
+    for (const char* p : kPrompts) hs.push_back(ad->submit(request(*ad, p, 64)).value());
+  for (size_t i = 0; i < hs.size(); ++i)
+    EXPECT_EQ(collect(hs[i]).tokens, want[i % want.size()])
+        << file << " prompt " << i % want.size() << " (auto with draft model, batch 8)";
 }
 
 INSTANTIATE_TEST_SUITE_P(AllModels, SpecExact, ::testing::ValuesIn(model_files()),
@@ -149,6 +188,62 @@ TEST(SpecExactSampling, SeededSampledTokensEqualWithNgramDrafts) {
     if (std::string(file).starts_with("code-tiny"))
       EXPECT_GT(accepted, 0) << file << ": no draft accepted; the accept path was never exercised";
   }
+}
+
+// With a draft model, sampled requests verify by rejection sampling: the tokens differ
+// from a run without speculation, their distribution must not. Many seeds, the third
+// generated token (whose step verified drafts), two-sample chi-square against --spec off.
+TEST(SpecDraftSampling, RejectionSamplingKeepsTheTargetDistribution) {
+  constexpr int kRuns = 600, kPos = 2;
+  std::vector<std::map<int32_t, int>> hist(2);
+  int drafted = 0, accepted = 0;
+  for (int mode = 0; mode < 2; ++mode) {
+    auto e = mode == 0 ? engine_for("code-tiny-F16.gguf", spec::Mode::kOff)
+                       : engine_for("code-tiny-F16.gguf", spec::Mode::kDraft, "code-tiny-draft-F16.gguf");
+    ASSERT_TRUE(e);
+    for (int base = 0; base < kRuns; base += 50) {
+      std::vector<std::shared_ptr<RequestHandle>> hs;
+      for (int i = base; i < base + 50; ++i) {
+        GenerateRequest r = request(*e, "import os\nimport sys\n\ndef main(", kPos + 2, 1.0f, 977 + i * 7919);
+        hs.push_back(e->submit(std::move(r)).value());
+      }
+      for (auto& h : hs) {
+        Out o = collect(h);
+        ASSERT_GT(static_cast<int>(o.tokens.size()), kPos);
+        ++hist[mode][o.tokens[kPos]];
+        drafted += o.finish.draft_tokens;
+        accepted += o.finish.accepted_tokens;
+      }
+    }
+  }
+  EXPECT_GT(accepted, kRuns / 4) << "drafts were rarely accepted: the test would check little (drafted " << drafted << ")";
+  // Cells: tokens seen >= 10 times in all; the rest merged.
+  std::map<int32_t, int> total;
+  for (auto& h : hist)
+    for (auto& [t, c] : h) total[t] += c;
+  std::vector<std::array<double, 2>> cells;
+  std::array<double, 2> rest = {0, 0};
+  for (auto& [t, c] : total) {
+    std::array<double, 2> cell = {static_cast<double>(hist[0][t]), static_cast<double>(hist[1][t])};
+    if (c >= 10) cells.push_back(cell);
+    else rest[0] += cell[0], rest[1] += cell[1];
+  }
+  if (rest[0] + rest[1] >= 10) cells.push_back(rest);
+  ASSERT_GE(cells.size(), 3u) << "the third token barely varies; pick another prompt";
+  double chi = 0;
+  for (auto& c : cells) {
+    const double row = c[0] + c[1];
+    for (int m = 0; m < 2; ++m) {
+      const double e = row * kRuns / (2.0 * kRuns);
+      chi += (c[m] - e) * (c[m] - e) / e;
+    }
+  }
+  const int dof = static_cast<int>(cells.size()) - 1;
+  // 0.1% critical value, Wilson-Hilferty approximation
+  const double z = 3.0902, k = dof;
+  const double crit = k * std::pow(1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k)), 3);
+  EXPECT_LT(chi, crit) << "token distribution with the draft model differs from --spec off (" << cells.size()
+                       << " cells)";
 }
 
 }  // namespace

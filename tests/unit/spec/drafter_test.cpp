@@ -63,6 +63,68 @@ TEST(Mode, Parse) {
   EXPECT_TRUE(parse_mode("auto", &m));
   EXPECT_EQ(m, Mode::kAuto);
   EXPECT_TRUE(parse_mode("off", &m));
-  EXPECT_FALSE(parse_mode("draft", &m));
+  EXPECT_TRUE(parse_mode("draft", &m));
+  EXPECT_EQ(m, Mode::kDraft);
+  EXPECT_FALSE(parse_mode("mtp", &m));  // not yet
+  EXPECT_FALSE(parse_mode("Draft", &m));
   EXPECT_STREQ(mode_name(Mode::kNgram), "ngram");
 }
+
+namespace {
+TEST(FitNonDecreasing, AveragesOutDipsAndKeepsMonotoneInput) {
+  std::vector<double> v = {1.0, 1.2, 1.1, 1.5, 9.0, 1.6, 1.7};
+  tachyon::spec::fit_non_decreasing(&v);
+  for (size_t i = 1; i < v.size(); ++i) EXPECT_LE(v[i - 1], v[i] + 1e-12);
+  EXPECT_NEAR(v[1], 1.15, 1e-12);  // 1.2, 1.1 pooled
+  EXPECT_NEAR(v[2], 1.15, 1e-12);
+  EXPECT_NEAR(v[4], (9.0 + 1.6 + 1.7) / 3, 1e-12);  // the spike pooled with what follows, not carried to the end
+  std::vector<double> m = {1, 2, 3, 4};
+  tachyon::spec::fit_non_decreasing(&m);
+  EXPECT_EQ(m, (std::vector<double>{1, 2, 3, 4}));
+}
+}  // namespace
+
+namespace {
+using tachyon::spec::SpecGate;
+
+// Runs the gate on a fake engine whose arms cost ms_per_token[arm]; returns steps per arm.
+std::vector<int> simulate(SpecGate& g, int n_decode, const std::vector<double>& ms_per_token, int steps) {
+  std::vector<int> used(ms_per_token.size(), 0);
+  for (int i = 0; i < steps; ++i) {
+    const int arm = g.choose(n_decode);
+    ++used[arm];
+    g.record(n_decode, arm, 2.0 * ms_per_token[arm], 2);
+  }
+  return used;
+}
+
+TEST(SpecGate, RunsTheFastestArmAndKeepsMeasuringTheOthers) {
+  SpecGate g(3);
+  // drafting with n-gram lookup is slower than none, the draft model faster
+  std::vector<int> used = simulate(g, 1, {1.0, 1.5, 0.7}, 640);
+  EXPECT_EQ(g.best(1), 2);
+  const int explore = 640 / SpecGate::kExploreEvery * SpecGate::kExploreSteps;
+  EXPECT_GE(used[2], 640 - explore - 3 * SpecGate::kWarmup);
+  // arms far slower than the best leave the warm-up early, and are still probed later
+  EXPECT_LT(used[0], SpecGate::kWarmup + 640 / SpecGate::kExploreEvery * SpecGate::kExploreSteps);
+  std::vector<int> later = simulate(g, 1, {1.0, 1.5, 0.7}, 2000);
+  EXPECT_GT(later[0], 0);
+  EXPECT_GT(later[1], 0);
+  EXPECT_LT(later[0] + later[1], 2000 / SpecGate::kExploreEvery * SpecGate::kExploreSteps / 2);
+}
+
+TEST(SpecGate, NoDraftsWhereDraftingIsSlowerAndBucketsAreSeparate) {
+  SpecGate g(2);
+  std::vector<int> used = simulate(g, 8, {1.0, 1.2}, 640);
+  EXPECT_EQ(g.best(8), 0);
+  EXPECT_LE(used[1], SpecGate::kWarmup + 640 / SpecGate::kExploreEvery * SpecGate::kExploreSteps);
+  EXPECT_EQ(g.best(1), -1);  // batch 1 has its own estimates: nothing known yet
+  EXPECT_EQ(SpecGate::bucket(1), 0);
+  EXPECT_EQ(SpecGate::bucket(3), 1);
+  EXPECT_EQ(SpecGate::bucket(8), 3);
+  EXPECT_EQ(SpecGate::bucket(1000), SpecGate::kBuckets - 1);
+  // the workload changes: drafting becomes faster, and the exploration finds it
+  simulate(g, 8, {1.0, 0.5}, 200);
+  EXPECT_EQ(g.best(8), 1);
+}
+}  // namespace
