@@ -78,7 +78,10 @@ std::unique_ptr<Engine> engine_for(const std::string& file, spec::Mode mode, con
   EngineConfig c;
   c.model_path = kModels + "/" + file;
   if (!draft.empty()) c.draft_path = kModels + "/" + draft;
-  c.n_threads = 2;
+  // One thread: the outputs do not depend on it, and under `ctest -j2` two processes of
+  // two spinning threads each on two cores made every barrier wait out a time slice
+  // (these tests ran 20x slower than alone).
+  c.n_threads = 1;
   c.n_ctx = 256;
   c.spec_mode = mode;
   c.spec_max = 6;
@@ -130,7 +133,11 @@ TEST_P(SpecExact, GreedyTokensEqualWithoutSpeculation) {
     EXPECT_EQ(collect(hs[i]).tokens, want[i % want.size()]) << file << " prompt " << i % want.size() << " (auto, batch 8)";
   au.reset();
 
-  // A draft model: one request at a time (mode draft), then auto under a batch of 8.
+  // A draft model: one request at a time (mode draft), then auto under a batch of 8. What
+  // the draft path adds (its companion KV, batched drafting, rollback) depends on the
+  // architecture, not the weight type: one file per family (its F16) and code-tiny's Q8_0
+  // (a second type) keep the suite's time in bounds.
+  if (!file.ends_with("-F16.gguf") && file != "code-tiny-Q8_0.gguf") return;
   const std::string dfile = draft_for(file);
   auto dm = engine_for(file, spec::Mode::kDraft, dfile);
   ASSERT_TRUE(dm) << file << " with draft " << dfile;
@@ -194,16 +201,16 @@ TEST(SpecExactSampling, SeededSampledTokensEqualWithNgramDrafts) {
 // from a run without speculation, their distribution must not. Many seeds, the third
 // generated token (whose step verified drafts), two-sample chi-square against --spec off.
 TEST(SpecDraftSampling, RejectionSamplingKeepsTheTargetDistribution) {
-  constexpr int kRuns = 600, kPos = 2;
+  constexpr int kRuns = 500, kPos = 2;
   std::vector<std::map<int32_t, int>> hist(2);
   int drafted = 0, accepted = 0;
   for (int mode = 0; mode < 2; ++mode) {
     auto e = mode == 0 ? engine_for("code-tiny-F16.gguf", spec::Mode::kOff)
                        : engine_for("code-tiny-F16.gguf", spec::Mode::kDraft, "code-tiny-draft-F16.gguf");
     ASSERT_TRUE(e);
-    for (int base = 0; base < kRuns; base += 50) {
+    for (int base = 0; base < kRuns; base += 100) {
       std::vector<std::shared_ptr<RequestHandle>> hs;
-      for (int i = base; i < base + 50; ++i) {
+      for (int i = base; i < base + 100; ++i) {
         GenerateRequest r = request(*e, "import os\nimport sys\n\ndef main(", kPos + 2, 1.0f, 977 + i * 7919);
         hs.push_back(e->submit(std::move(r)).value());
       }
