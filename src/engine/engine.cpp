@@ -1143,9 +1143,13 @@ void Engine::Impl::step() {
     // auto's guard learns from whole iterations (drafting, verify, sampling, commit)
     int produced = 0;
     for (const auto& rs : sampled) produced += static_cast<int>(rs.size());
-    gate.record(n_decoding, gate_arm, now_ms() - t_step0, produced);
+    // A step that drafted nothing (the lookup found no continuation, the controller chose
+    // 0) was a plain step whatever the arm: it measures "none". So n-gram lookup, free
+    // when it finds nothing, is judged by the steps where it did draft.
+    const int arm = n_spec_steps > 0 ? gate_arm : 0;
+    gate.record(n_decoding, arm, now_ms() - t_step0, produced);
     std::lock_guard<std::mutex> sl(stats_mu);
-    ++stats.spec_auto_steps[gate_arm];
+    ++stats.spec_auto_steps[arm];
   }
   if (n_spec_steps > 0) {
     std::lock_guard<std::mutex> sl(stats_mu);

@@ -113,7 +113,7 @@ class SpecGate {
   static constexpr int kExploreSteps = 2;
   static constexpr double kAlpha = 0.05;
   static constexpr double kEliminate = 1.3;
-  static constexpr int kFarExplore = 8;
+  static constexpr int kFarExplore = 32;
 
   explicit SpecGate(int n_arms = 2) : n_arms_(n_arms) {}
   static int bucket(int n_decode);
