@@ -254,3 +254,25 @@ TEST(SpecDraftSampling, RejectionSamplingKeepsTheTargetDistribution) {
 }
 
 }  // namespace
+
+namespace {
+TEST(SpecDraftModel, RefusesADraftWithAnotherVocabularyAndDraftModeWithoutOne) {
+  EngineConfig c;
+  c.model_path = kModels + "/code-tiny-F16.gguf";
+  c.draft_path = kModels + "/llama-spm32k-F16.gguf";  // 32000 tokens against 4096
+  c.n_ctx = 256;
+  auto e = Engine::create(c);
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.status().message().find("vocabulary"), std::string::npos) << e.status().message();
+  c.draft_path = kModels + "/no-such-draft.gguf";
+  EXPECT_FALSE(Engine::create(c));
+  // mode draft on an engine without a draft model: the request is refused, not run
+  auto plain = engine_for("code-tiny-F16.gguf", spec::Mode::kOff);
+  ASSERT_TRUE(plain);
+  GenerateRequest r = request(*plain, "def f(", 8);
+  r.spec_mode = spec::Mode::kDraft;
+  auto h = plain->submit(std::move(r));
+  ASSERT_FALSE(h);
+  EXPECT_NE(h.status().message().find("--draft"), std::string::npos);
+}
+}  // namespace
