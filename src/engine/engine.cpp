@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <list>
 
 #include "base/clock.h"
@@ -722,12 +723,22 @@ void Engine::Impl::draft_with_model(std::vector<std::pair<Sequence*, int>>& seqs
     for (size_t r = 0; r < rs.size(); ++r) {
       Sequence& s = *rs[r];
       const float* row = draft_logits.data() + r * static_cast<size_t>(nv);
-      const bool sampled = s.req.sampling.temperature > 0.0f;
+      if (!(s.req.sampling.temperature > 0.0f)) {
+        // greedy: the draft's argmax (ties: the lowest id), no distribution to keep; one
+        // pass instead of the sampler's exponentials over the vocabulary
+        int32_t d = -1;
+        float best = -std::numeric_limits<float>::infinity();
+        for (int32_t j = 0; j < nv; ++j)
+          if (row[j] > best) best = row[j], d = j;
+        if (d < 0) continue;
+        s.draft.push_back(d);
+        continue;
+      }
       std::vector<float> q;
       const int32_t d = s.draft_sampler->sample_draft(row, nv, &q);
       if (d < 0) continue;
       s.draft.push_back(d);
-      if (sampled) s.draft_q.push_back(std::move(q));
+      s.draft_q.push_back(std::move(q));
     }
   };
   Status st = b.size() > 0 ? draft->forward(b, *draft_kv, *pool, &draft_logits) : Status::ok();
