@@ -146,6 +146,7 @@ struct Engine::Impl {
   spec::SpecGate gate;
   bool gate_step = false;  // an auto sequence was decoding this step: the step is a sample
   int gate_arm = 0;        // what auto sequences do this step: 0 no drafts, 1 n-gram, 2 draft model
+  double t_step0 = 0;      // when this step's drafting began (auto's guard times whole steps)
   std::vector<double> step_cost_curve(int n_decode, int max_k) const;
   double step_time(int n_tokens) const;  // ms of a step of n tokens (calibrated; interpolated)
   void calibrate_step_costs();
@@ -641,6 +642,13 @@ void Engine::Impl::propose_drafts() {
   gate_step = false;
   for (auto& s : running)
     gate_step |= s->spec == spec::Mode::kAuto && static_cast<int>(s->tokens.size()) - s->pt.n_tokens == 1;
+  if (gate_step && !calibrated) {
+    // The step-cost curve, measured once on first need, before the step's clock starts:
+    // auto's guard must not charge the calibration to a drafter.
+    calibrate_step_costs();
+    calibrated = true;
+  }
+  t_step0 = now_ms();
   gate_arm = gate_step ? gate.choose(n_decode) : 0;
   std::vector<std::pair<Sequence*, int>> by_model;
   const int ps = kv->page_size();
@@ -657,10 +665,6 @@ void Engine::Impl::propose_drafts() {
     int k = room;
     if (s.spec == spec::Mode::kAuto) {
       if (how == spec::Mode::kOff) continue;
-      if (!calibrated) {
-        calibrate_step_costs();
-        calibrated = true;
-      }
       std::vector<double> cost = step_cost_curve(n_step, room);
       if (how == spec::Mode::kDraft) {
         const double rel = draft_step_rel * step_time(1) / step_time(std::max(1, n_step));
@@ -850,18 +854,7 @@ void Engine::Impl::calibrate_step_costs() {
 
 void Engine::Impl::step() {
   // Plan (sched::plan_step): decoding sequences (next token + drafts), then prompt chunks.
-  if (!calibrated) {
-    // The step-cost curve, measured once on first need (outside the timed step: auto's
-    // guard must not charge the calibration to a drafter).
-    for (auto& s : running)
-      if (s->spec == spec::Mode::kAuto && static_cast<int>(s->tokens.size()) - s->pt.n_tokens == 1) {
-        calibrate_step_costs();
-        calibrated = true;
-        break;
-      }
-  }
-  const double t_step0 = now_ms();
-  propose_drafts();
+  propose_drafts();  // sets t_step0
   std::vector<Sequence*> cand;
   std::vector<sched::SeqCounts> counts;
   for (auto& s : running) {
@@ -971,12 +964,9 @@ void Engine::Impl::step() {
     stats.last_batch_tokens = static_cast<int>(batch.size());
   }
   bool decode_only = true;  // no prompt chunk in the step
-  int n_decoding = 0;
-  for (size_t k = 0; k < in_batch.size(); ++k) {
+  for (size_t k = 0; k < in_batch.size(); ++k)
     decode_only &= in_batch[k]->pt.n_tokens + chunk[k] - static_cast<int>(in_batch[k]->draft.size()) ==
                    static_cast<int>(in_batch[k]->tokens.size());
-    ++n_decoding;
-  }
   if (st && calibrated && !step_ms.empty()) {
     // Keep the cost curve current with the real decode steps (no prompt chunks): a slow
     // EMA, each sample clipped to [0.5, 2] x the current value so one stall cannot move it.
@@ -1158,7 +1148,7 @@ void Engine::Impl::step() {
     // 0) was a plain step whatever the arm: it measures "none". So n-gram lookup, free
     // when it finds nothing, is judged by the steps where it did draft.
     const int arm = n_spec_steps > 0 ? gate_arm : 0;
-    gate.record(n_decoding, arm, now_ms() - t_step0, produced);
+    gate.record(static_cast<int>(in_batch.size()), arm, now_ms() - t_step0, produced);
     std::lock_guard<std::mutex> sl(stats_mu);
     ++stats.spec_auto_steps[arm];
   }
