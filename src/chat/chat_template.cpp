@@ -10,7 +10,22 @@ namespace tachyon::chat {
 
 namespace {
 
+// ChatML; with tools, the Hermes / Qwen2.5 convention: the tools as JSON in the system
+// turn, calls as <tool_call>{"name": ..., "arguments": ...}</tool_call>, results as
+// <tool_response> in a user turn. Without tools it renders plain ChatML.
 constexpr std::string_view kDefaultTemplate =
+    "{%- set ns = namespace(tools_text='') -%}\n"
+    "{%- if tools -%}\n"
+    "{%- set ns.tools_text = '# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\\n<tools>' -%}\n"
+    "{%- for tool in tools -%}{%- set ns.tools_text = ns.tools_text + '\\n' + (tool | tojson) -%}{%- endfor -%}\n"
+    "{%- set ns.tools_text = ns.tools_text + '\\n</tools>\\n\\nFor each function call, return a json object with "
+    "function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\"name\": "
+    "<function-name>, \"arguments\": <args-json-object>}\\n</tool_call>' -%}\n"
+    "{%- if messages[0]['role'] != 'system' -%}\n"
+    "{{- '<|im_start|>system\\n' + ns.tools_text + '<|im_end|>\\n' -}}\n"
+    "{%- endif -%}\n"
+    "{%- endif -%}\n"
     "{%- for message in messages -%}\n"
     "{%- set content = message['content'] -%}\n"
     "{%- if content is none or content is undefined -%}\n"
@@ -18,7 +33,24 @@ constexpr std::string_view kDefaultTemplate =
     "{%- elif content is not string -%}\n"
     "{%- set content = content | selectattr('type', 'equalto', 'text') | map(attribute='text') | join('') -%}\n"
     "{%- endif -%}\n"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + content + '<|im_end|>\\n' -}}\n"
+    "{%- if tools and loop.first and message['role'] == 'system' -%}\n"
+    "{%- set content = content + '\\n\\n' + ns.tools_text -%}\n"
+    "{%- endif -%}\n"
+    "{%- if message['role'] == 'tool' -%}\n"
+    "{{- '<|im_start|>user\\n<tool_response>\\n' + content + '\\n</tool_response><|im_end|>\\n' -}}\n"
+    "{%- else -%}\n"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + content -}}\n"
+    "{%- if message['tool_calls'] -%}\n"
+    "{%- for tc in message['tool_calls'] -%}\n"
+    "{%- if content or not loop.first -%}{{- '\\n' -}}{%- endif -%}\n"
+    "{{- '<tool_call>\\n{\"name\": \"' + tc['function']['name'] + '\", \"arguments\": ' -}}\n"
+    "{%- if tc['function']['arguments'] is string -%}{{- tc['function']['arguments'] -}}\n"
+    "{%- else -%}{{- tc['function']['arguments'] | tojson -}}{%- endif -%}\n"
+    "{{- '}\\n</tool_call>' -}}\n"
+    "{%- endfor -%}\n"
+    "{%- endif -%}\n"
+    "{{- '<|im_end|>\\n' -}}\n"
+    "{%- endif -%}\n"
     "{%- endfor -%}\n"
     "{%- if add_generation_prompt -%}\n"
     "{{- '<|im_start|>assistant\\n' -}}\n"

@@ -8,7 +8,8 @@
 //   2. penalties over the last penalty_last_n accepted tokens, per distinct token with
 //               count c > 0:  l = l > 0 ? l / repetition_penalty : l * repetition_penalty
 //                             l -= frequency_penalty * c + presence_penalty
-//   3. banned   l = -inf
+//   3. banned   l = -inf; with a constraint mask (sample()'s `allowed`), also every token
+//               whose bit is 0 (structured output: the grammar's allowed tokens)
 //   4. logprobs log-softmax of these logits over the whole vocabulary (temperature and
 //               truncation do not enter it, as in the OpenAI API); `top` = the best
 //               n_top_logprobs of that distribution
@@ -89,6 +90,11 @@ class Sampler {
   // search that sorts a few hundred tokens at most; never a full sort. No allocation
   // after the first call, except `top` when n_top_logprobs > 0. ~1 ms for 150k tokens.
   SampleResult sample(const float* logits, int n_vocab, int n_top_logprobs = 0);
+  // The constraint stage: as sample(), with every token whose bit in allowed (bit id of
+  // allowed[id / 32]) is 0 treated as banned in step 3, so logprobs, truncation and the
+  // draw all see the constrained distribution. Degenerate (nothing allowed is finite):
+  // the lowest allowed id that is not banned. allowed == nullptr: sample().
+  SampleResult sample(const float* logits, int n_vocab, int n_top_logprobs, const uint32_t* allowed);
 
   // Appends a token to the penalty history (generated tokens; the engine may also feed
   // prompt tokens, as llama.cpp's server does). O(1). Negative ids are ignored.
@@ -136,14 +142,14 @@ class Sampler {
     double sum_w = 0.0;     // the candidates' weights summed (sum_weights in sampler.cpp)
   };
 
-  Prepared prepare(const float* logits, int n_vocab);
+  Prepared prepare(const float* logits, int n_vocab, const uint32_t* allowed = nullptr);
   int truncate(const Prepared& prep);  // steps 6-8 over cand_; the survivors' count
   SampleResult result_for(const Prepared& prep, int32_t token, float token_logit, int n_top_logprobs);
   bool fill_distribution(const Prepared& prep, int n_vocab);  // into dist_
   int32_t draw_dense(const float* w, int n, double total);     // one draw over w[0, n), ascending id
   bool penalties_active() const;
   void apply_penalties(int n_vocab);
-  int32_t lowest_unbanned_id() const;
+  int32_t lowest_unbanned_id(const uint32_t* allowed = nullptr, int n_vocab = 0) const;
   int keep_top_k(int n_cand, int k);
   Candidate top_p_threshold(int n_cand, float max_logit);
   // index into cand_; known_total: the weights' sum when already known (< 0: not)
