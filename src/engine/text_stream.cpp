@@ -5,16 +5,17 @@
 namespace tachyon::engine {
 
 namespace {
-tok::StreamDecoder::Options decoder_options() {
+tok::StreamDecoder::Options decoder_options(bool exact_bytes) {
   tok::StreamDecoder::Options o;
+  o.clean_up_spaces = !exact_bytes;
   o.leading = tok::LeadingSpace::kKeep;  // generated text continues the prompt
   o.replace_invalid_utf8 = true;         // JSON/SSE output must be valid UTF-8
   return o;
 }
 }  // namespace
 
-TextStream::TextStream(const tok::Tokenizer& tokenizer, std::vector<std::string> stop)
-    : decoder_(tokenizer, decoder_options()), stop_(std::move(stop)) {
+TextStream::TextStream(const tok::Tokenizer& tokenizer, std::vector<std::string> stop, bool exact_bytes)
+    : decoder_(tokenizer, decoder_options(exact_bytes)), stop_(std::move(stop)) {
   stop_.erase(std::remove_if(stop_.begin(), stop_.end(), [](const std::string& s) { return s.empty(); }), stop_.end());
 }
 

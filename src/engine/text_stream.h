@@ -12,7 +12,8 @@ namespace tachyon::engine {
 
 class TextStream {
  public:
-  TextStream(const tok::Tokenizer& tokenizer, std::vector<std::string> stop);
+  // exact_bytes: the text is the tokens' bytes with no clean-up of spaces (constrained output).
+  TextStream(const tok::Tokenizer& tokenizer, std::vector<std::string> stop, bool exact_bytes = false);
 
   // Adds one generated token; returns the text that is now safe to emit. Sets *hit_stop
   // when a stop string completed (the returned text then ends right before it, and the

@@ -98,7 +98,7 @@ std::string StreamDecoder::push(int32_t id) {
   std::string piece = tok_.token_to_piece(id, opts_.render_special);
   strip_leading(tok_, opts_.leading, id, at_start_, &strip_pending_, &piece);
   at_start_ = false;
-  if (!tok_.clean_up_spaces()) return emit(std::move(piece), false);
+  if (!tok_.clean_up_spaces() || !opts_.clean_up_spaces) return emit(std::move(piece), false);
   pending_raw_ += piece;
   size_t cut = pending_raw_.size();
   while (cut > 0 && clean_blocks_cut(pending_raw_[cut - 1])) --cut;
@@ -111,7 +111,7 @@ std::string StreamDecoder::push(int32_t id) {
 
 std::string StreamDecoder::flush() {
   std::string rest = std::move(pending_raw_);
-  if (tok_.clean_up_spaces()) clean_spaces(&rest);
+  if (tok_.clean_up_spaces() && opts_.clean_up_spaces) clean_spaces(&rest);
   std::string out = emit(std::move(rest), true);
   reset();
   return out;

@@ -141,6 +141,9 @@ class StreamDecoder {
     // prompt): the first generated token's space is real.
     LeadingSpace leading = LeadingSpace::kLlamaCpp;
     bool replace_invalid_utf8 = false;
+    // false: never apply the vocab's clean_up_tokenization_spaces, so the text is exactly the
+    // tokens' bytes (constrained output: the grammar judged those bytes).
+    bool clean_up_spaces = true;
   };
   explicit StreamDecoder(const Tokenizer& tok) : StreamDecoder(tok, Options{}) {}
   StreamDecoder(const Tokenizer& tok, Options opts);
