@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "app_util.h"
 #include "chat/chat_template.h"
@@ -98,6 +100,12 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--read-timeout", read_timeout_ms, "ms a client may take to send a request's header, and its body "
                  "(default 10000 and 30000)")->check(CLI::Range(1, 3'600'000));
   app.add_option("--max-body", max_body, "request body limit, e.g. 8M (413 beyond)")->capture_default_str();
+  std::string chat_template_file;
+  app.add_option("--chat-template", chat_template_file,
+                 "a Jinja chat template file that replaces the model's (models without one get tachyon's "
+                 "ChatML template, which renders tools in the Hermes <tool_call> format)");
+  bool no_webui = false;
+  app.add_flag("--no-webui", no_webui, "do not serve the chat page at / (404 there)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -133,7 +141,17 @@ int cmd_serve(int argc, char** argv) {
     } else {
       std::fprintf(stderr, "warning: the model's chat template: %s; using ChatML\n", t.status().message().c_str());
     }
-    if (!ci->has_template) std::fprintf(stderr, "note: the model has no chat template; using ChatML\n");
+    if (!ci->has_template && chat_template_file.empty())
+      std::fprintf(stderr, "note: the model has no chat template; using ChatML\n");
+  }
+  if (!chat_template_file.empty()) {
+    std::ifstream in(chat_template_file, std::ios::binary);
+    if (!in) return fail(invalid_argument("--chat-template: cannot read " + chat_template_file));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto t = chat::ChatTemplate::parse(ss.str());
+    if (!t) return fail(invalid_argument("--chat-template " + chat_template_file + ": " + t.status().message()));
+    chat_format.tmpl = std::move(t.value());
   }
 
   server::ServerConfig sc;
@@ -144,6 +162,7 @@ int cmd_serve(int argc, char** argv) {
   if (read_timeout_ms > 0) sc.http.header_timeout_ms = sc.http.body_timeout_ms = read_timeout_ms;
   sc.api_keys = api_keys;
   sc.handle_signals = true;
+  sc.webui = !no_webui;
   server::EngineBackend backend(engine);
   const server::ModelInfo info = server::model_info_from_engine(engine, path, name);
   server::Server srv(sc, backend, engine.tokenizer(), std::move(chat_format), info);

@@ -10,6 +10,7 @@ PACKAGES=(
   libssl-dev  # TLS for bench's https endpoints (Boost.Asio SSL)
   clang libclang-rt-14-dev
   curl nodejs
+  python3 python3-jsonschema  # validates structured output in the e2e tests (tests/e2e/structured_test.py)
   chromium  # headless, renders the bench HTML report (tests/unit/bench/html_test.cpp)
 )
 # Debian's npm package; NodeSource's nodejs bundles npm and conflicts with it

@@ -10,8 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "chat/tool_calls.h"
+#include "server/anthropic_api.h"
 #include "server/http.h"
 #include "server/openai.h"
+#include "server/responses_api.h"
 
 namespace tachyon::tok {
 class Tokenizer;
@@ -20,6 +23,22 @@ class Tokenizer;
 namespace tachyon::server {
 
 class Server;
+
+// The API a job answers in. Every API is one internal chat request; only the response's
+// shape differs (Anthropic and Responses: one choice).
+enum class Api { kOpenAI, kAnthropic, kResponses };
+
+struct JobOptions {
+  Api api = Api::kOpenAI;
+  std::vector<std::string> warnings;  // structured output: keywords loosened etc.
+  // chat: split the output into content, reasoning and tool calls (when the request has
+  // tools or the template reasons); off: all text is content
+  bool parse_output = false;
+  chat::ToolFamily family = chat::ToolFamily::kNone;
+  chat::ReasoningFormat reasoning;
+  bool tools_enabled = false;
+  ojson request_echo;  // Responses: the request fields echoed in the response object
+};
 
 class CompletionJob : public ExchangeOwner, public std::enable_shared_from_this<CompletionJob> {
  public:
@@ -34,9 +53,12 @@ class CompletionJob : public ExchangeOwner, public std::enable_shared_from_this<
     CompletionLogprobs completion_logprobs;
     bool done = false;
     engine::Event final;   // the kFinish event
+    std::unique_ptr<chat::OutputParser> parser;  // JobOptions::parse_output
+    int tool_calls = 0;    // tool calls streamed so far
   };
 
-  CompletionJob(Server& server, std::shared_ptr<Exchange> ex, CompletionParams params, std::vector<Choice> choices);
+  CompletionJob(Server& server, std::shared_ptr<Exchange> ex, CompletionParams params, std::vector<Choice> choices,
+                JobOptions opts = {});
   ~CompletionJob() override;
 
   // Installs the notify callbacks, sends stream headers, and drains what is pending.
@@ -50,14 +72,21 @@ class CompletionJob : public ExchangeOwner, public std::enable_shared_from_this<
   void on_finish(Choice& c, const engine::Event& ev);
   void finish();
   Usage usage() const;
-  std::string finish_reason(const engine::Event& ev) const;
+  std::string finish_reason(const Choice& c) const;
+  // Streams one choice's output pieces in the job's API (logprobs ride on the first chunk).
+  void emit(Choice& c, const std::vector<chat::OutputDelta>& deltas, ojson logprobs);
+  TurnOutput turn_output(const Choice& c) const;
+  void respond_error(int status, const std::string& message);
 
   Server& server_;
   const tok::Tokenizer& tok_;
   std::shared_ptr<Exchange> ex_;
   CompletionParams params_;
   std::vector<Choice> choices_;
+  JobOptions opts_;
   ResponseMeta meta_;
+  std::unique_ptr<AnthropicStream> anthropic_;
+  std::unique_ptr<ResponsesStream> responses_;
   std::shared_ptr<Notifier> notifier_;
   std::vector<engine::Event> events_;  // scratch for drain()
   bool finished_ = false;

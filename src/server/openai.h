@@ -17,6 +17,7 @@ namespace tachyon::server {
 using ojson = nlohmann::ordered_json;
 
 enum class Endpoint { kChat, kCompletions };
+enum class ResponseFormat { kText, kJsonObject, kJsonSchema };
 
 // An error as OpenAI returns it: {"error":{"message","type","param","code"}}.
 struct ApiError {
@@ -57,6 +58,13 @@ struct CompletionParams {
   // "speculative": {"mode": "off|ngram|auto", "max_draft": N} (tachyon extension)
   std::optional<spec::Mode> spec_mode;
   int spec_max = -1;
+  // structured output: response_format (chat and completions)
+  ResponseFormat format = ResponseFormat::kText;
+  ojson json_schema;                // kJsonSchema: the schema as sent
+  bool json_schema_strict = false;  // json_schema.strict: unsupported keywords are errors
+  bool parallel_tool_calls = true;
+  std::string grammar;              // "grammar": GBNF (llama-server's field)
+  std::string regex;                // "regex": the output must match it (whole)
 };
 
 struct ParseLimits {

@@ -1,5 +1,6 @@
 // Request parsing and validation. Every error names the offending field in `param` and
 // says what was expected; no input can make it throw or crash.
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -267,9 +268,25 @@ bool parse_completion_request(Endpoint ep, std::string_view body, const ParseLim
     if (!parse_messages(q, *it, &r.messages)) return false;
     if (const ojson* tools = q.field("tools")) {
       if (!tools->is_array()) return q.fail("tools", "'tools' must be an array");
-      for (size_t i = 0; i < tools->size(); ++i)
-        if (!(*tools)[i].is_object())
-          return q.fail("tools[" + std::to_string(i) + "]", "'tools' entries must be objects");
+      for (size_t i = 0; i < tools->size(); ++i) {
+        const std::string at = "tools[" + std::to_string(i) + "]";
+        const ojson& t = (*tools)[i];
+        if (!t.is_object()) return q.fail(at, "'tools' entries must be objects");
+        auto ty = t.find("type");
+        if (ty != t.end() && !(ty->is_string() && *ty == "function"))
+          return q.fail(at + ".type", "tool type must be 'function'");
+        auto fn = t.find("function");
+        if (fn == t.end() || !fn->is_object()) return q.fail(at + ".function", "'" + at + ".function' must be an object");
+        auto name = fn->find("name");
+        if (name == fn->end() || !name->is_string() || name->get_ref<const std::string&>().empty())
+          return q.fail(at + ".function.name", "'" + at + ".function.name' is required (a non-empty string)");
+        for (char ch : name->get_ref<const std::string&>())
+          if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.'))
+            return q.fail(at + ".function.name", "'" + at + ".function.name' may only contain a-z, A-Z, 0-9, '_', '-' and '.'");
+        auto params = fn->find("parameters");
+        if (params != fn->end() && !params->is_null() && !params->is_object())
+          return q.fail(at + ".function.parameters", "'" + at + ".function.parameters' must be a JSON Schema object");
+      }
       if (!tools->empty()) r.tools = *tools;
     }
     if (const ojson* tc = q.field("tool_choice")) {
@@ -277,9 +294,23 @@ bool parse_completion_request(Endpoint ep, std::string_view body, const ParseLim
         return q.fail("tool_choice", "'tool_choice' must be a string or an object");
       if (tc->is_string() && *tc != "none" && *tc != "auto" && *tc != "required")
         return q.fail("tool_choice", "'tool_choice' must be 'none', 'auto', 'required' or an object");
+      if (tc->is_object()) {
+        auto fn = tc->find("function");
+        const ojson* name = nullptr;
+        if (fn != tc->end() && fn->is_object())
+          if (auto it = fn->find("name"); it != fn->end()) name = &*it;
+        if (name == nullptr || !name->is_string())
+          return q.fail("tool_choice.function.name", "'tool_choice' object must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        bool found = false;
+        if (r.tools.is_array())
+          for (const auto& t : r.tools) found |= t["function"]["name"] == *name;
+        if (!found)
+          return q.fail("tool_choice.function.name", "tool_choice names function '" + name->get<std::string>() + "', which is not in 'tools'");
+      }
       r.tool_choice = *tc;
       if (*tc == "none") r.tools = nullptr;  // the model must not see tools it may not call
     }
+    if (!q.get_bool("parallel_tool_calls", &r.parallel_tool_calls)) return false;
   } else {
     if (!parse_prompt(q, q.field("prompt"), lim, &r.prompts)) return false;
     bool echo = false;
@@ -373,12 +404,43 @@ bool parse_completion_request(Endpoint ep, std::string_view body, const ParseLim
     }
   }
 
+  for (const char* key : {"grammar", "regex"}) {
+    if (const ojson* g = q.field(key)) {
+      if (g->is_null()) continue;
+      if (!g->is_string()) return q.fail(key, std::string("'") + key + "' must be a string");
+      (std::string(key) == "grammar" ? r.grammar : r.regex) = g->get<std::string>();
+    }
+  }
+  if (!r.grammar.empty() && !r.regex.empty()) return q.fail("regex", "'grammar' and 'regex' cannot both be given");
   if (const ojson* rf = q.field("response_format")) {
     if (!rf->is_object()) return q.fail("response_format", "'response_format' must be an object");
     auto t = rf->find("type");
     if (t == rf->end() || !t->is_string()) return q.fail("response_format.type", "'response_format.type' must be a string");
-    if (*t != "text") return q.fail("response_format", "response_format type '" + t->get<std::string>() + "' is not supported");
+    if (*t == "json_object") {
+      r.format = ResponseFormat::kJsonObject;
+    } else if (*t == "json_schema") {
+      auto js = rf->find("json_schema");
+      if (js == rf->end() || !js->is_object())
+        return q.fail("response_format.json_schema", "'response_format.json_schema' must be an object with 'name' and 'schema'");
+      auto name = js->find("name");
+      if (name != js->end() && !name->is_string())
+        return q.fail("response_format.json_schema.name", "'response_format.json_schema.name' must be a string");
+      auto schema = js->find("schema");
+      if (schema == js->end() || !(schema->is_object() || schema->is_boolean()))
+        return q.fail("response_format.json_schema.schema", "'response_format.json_schema.schema' must be a JSON Schema object");
+      auto strict = js->find("strict");
+      if (strict != js->end() && !strict->is_null() && !strict->is_boolean())
+        return q.fail("response_format.json_schema.strict", "'response_format.json_schema.strict' must be a boolean");
+      r.format = ResponseFormat::kJsonSchema;
+      r.json_schema = *schema;
+      r.json_schema_strict = strict != js->end() && strict->is_boolean() && strict->get<bool>();
+    } else if (*t != "text") {
+      return q.fail("response_format.type", "response_format type '" + t->get<std::string>() +
+                                                "' is not supported (text, json_object, json_schema)");
+    }
   }
+  if (r.format != ResponseFormat::kText && (!r.grammar.empty() || !r.regex.empty()))
+    return q.fail("response_format", "'response_format' cannot be combined with 'grammar' or 'regex'");
   return true;
 }
 

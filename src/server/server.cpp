@@ -3,7 +3,11 @@
 #include <csignal>
 #include <random>
 
+#include "server/anthropic_api.h"
 #include "server/completion_job.h"
+#include "server/responses_api.h"
+#include "server/structured.h"
+#include "server/webui.h"
 
 namespace tachyon::server {
 
@@ -85,6 +89,7 @@ Server::Server(ServerConfig cfg, Backend& backend, const tok::Tokenizer& tokeniz
       backend_(backend),
       tok_(tokenizer),
       chat_(std::move(chat)),
+      tool_family_(chat::detect_tool_family(chat_.tmpl.source())),
       info_(std::move(info)),
       http_(with_hooks(cfg_.http, &metrics_), [this](std::shared_ptr<Exchange> ex) { handle(ex); }) {
   // One post (one I/O thread wake-up) per engine step for all streams' notifications;
@@ -129,7 +134,10 @@ void Server::schedule_stats() {
 void Server::send_error(const std::shared_ptr<Exchange>& ex, const ApiError& e, const HeaderList& extra) {
   HeaderList h = kCors;
   h.insert(h.end(), extra.begin(), extra.end());
-  ex->respond(e.status, "application/json", error_json(e), h);
+  // Anthropic's routes answer in Anthropic's error shape
+  const auto target = ex->request().target();
+  const bool anthropic = std::string_view(target.data(), target.size()).rfind("/v1/messages", 0) == 0;
+  ex->respond(e.status, "application/json", anthropic ? anthropic_error_json(e) : error_json(e), h);
 }
 
 void Server::handle(const std::shared_ptr<Exchange>& ex) {
@@ -148,13 +156,33 @@ void Server::handle(const std::shared_ptr<Exchange>& ex) {
     return;
   }
 
-  enum class Route { kNone, kHealth, kMetrics, kModels, kChat, kCompletions };
+  if (cfg_.webui && (path == "/" || path == "/index.html")) {  // the chat page; it sends the key itself
+    if (method != http::verb::get) {
+      ApiError e;
+      e.status = 405;
+      e.message = "Method " + std::string(req.method_string()) + " not allowed for " + std::string(path) + " (use GET)";
+      return send_error(ex, e, {{"Allow", "GET"}});
+    }
+    // The CSP keeps the page to this server: no other origin can be fetched or loaded.
+    ex->respond(200, "text/html; charset=utf-8", std::string(webui_index_html()),
+                {{"Cache-Control", "no-cache"},
+                 {"X-Content-Type-Options", "nosniff"},
+                 {"Content-Security-Policy",
+                  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+                  "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"}});
+    return;
+  }
+
+  enum class Route { kNone, kHealth, kMetrics, kModels, kChat, kCompletions, kMessages, kCountTokens, kResponses };
   Route route = Route::kNone;
   if (path == "/health" || path == "/v1/health") route = Route::kHealth;
   else if (path == "/metrics") route = Route::kMetrics;
   else if (path == "/v1/models" || path == "/models") route = Route::kModels;
   else if (path == "/v1/chat/completions" || path == "/chat/completions") route = Route::kChat;
   else if (path == "/v1/completions" || path == "/completions") route = Route::kCompletions;
+  else if (path == "/v1/messages") route = Route::kMessages;
+  else if (path == "/v1/messages/count_tokens") route = Route::kCountTokens;
+  else if (path == "/v1/responses" || path == "/responses") route = Route::kResponses;
 
   if (route == Route::kNone) {
     ApiError e;
@@ -164,7 +192,8 @@ void Server::handle(const std::shared_ptr<Exchange>& ex) {
     send_error(ex, e);
     return;
   }
-  const bool post = route == Route::kChat || route == Route::kCompletions;
+  const bool post = route == Route::kChat || route == Route::kCompletions || route == Route::kMessages ||
+                    route == Route::kCountTokens || route == Route::kResponses;
   if (method != (post ? http::verb::post : http::verb::get)) {
     ApiError e;
     e.status = 405;
@@ -188,6 +217,13 @@ void Server::handle(const std::shared_ptr<Exchange>& ex) {
     case Route::kCompletions:
       if (check_api_key(ex)) handle_completion(ex, route == Route::kChat ? Endpoint::kChat : Endpoint::kCompletions);
       return;
+    case Route::kMessages:
+    case Route::kCountTokens:
+      if (check_api_key(ex)) handle_anthropic(ex, route == Route::kCountTokens);
+      return;
+    case Route::kResponses:
+      if (check_api_key(ex)) handle_responses(ex);
+      return;
     case Route::kNone: return;
   }
 }
@@ -199,6 +235,12 @@ bool Server::check_api_key(const std::shared_ptr<Exchange>& ex) {
   ApiError e;
   e.status = 401;
   e.code = "invalid_api_key";
+  if (auto xk = req.find("x-api-key"); xk != req.end()) {  // Anthropic clients send the key here
+    std::string_view v(xk->value().data(), xk->value().size());
+    bool ok = false;
+    for (const auto& k : cfg_.api_keys) ok |= same_secret(v, k);
+    if (ok) return true;
+  }
   if (it == req.end()) {
     e.message = "Missing API key: send it as 'Authorization: Bearer <key>'";
   } else {
@@ -245,7 +287,7 @@ void Server::handle_metrics(const std::shared_ptr<Exchange>& ex) {
   ex->respond(200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render(s, g));
 }
 
-bool Server::chat_prompt(const CompletionParams& p, std::vector<int32_t>* ids, ApiError* err) const {
+bool Server::chat_prompt(const CompletionParams& p, std::vector<int32_t>* ids, ApiError* err, std::string* rendered) const {
   chat::RenderOptions opts;
   opts.bos_token = chat_.bos_token;
   opts.eos_token = chat_.eos_token;
@@ -258,6 +300,7 @@ bool Server::chat_prompt(const CompletionParams& p, std::vector<int32_t>* ids, A
     err->message = "chat template: " + text.status().message();
     return false;
   }
+  if (rendered) *rendered = text.value();
   std::string_view t = text.value();
   // The template writes the BOS text itself; encode() adds the BOS id: keep one.
   if (tok_.add_bos() && !chat_.bos_token.empty() && t.substr(0, chat_.bos_token.size()) == chat_.bos_token)
@@ -300,6 +343,73 @@ void Server::handle_completion(const std::shared_ptr<Exchange>& ex, Endpoint ep)
   CompletionParams p;
   ApiError err;
   if (!parse_completion_request(ep, ex->request().body(), cfg_.limits, &p, &err)) return send_error(ex, err);
+  run_completion(ex, std::move(p), JobOptions{});
+}
+
+namespace {
+// A converted API's body as JSON (its own parse errors named as the OpenAI parser names them).
+bool parse_body(std::string_view body, const ParseLimits& lim, ojson* out, ApiError* err) {
+  err->status = 400;
+  if (json_nesting_depth(body) > lim.max_depth) {
+    err->message = "JSON nested deeper than " + std::to_string(lim.max_depth) + " levels";
+    return false;
+  }
+  *out = ojson::parse(body, nullptr, false);
+  if (out->is_discarded()) {
+    err->message = "invalid JSON in the request body";
+    return false;
+  }
+  if (!out->is_object()) {
+    err->message = "the request body must be a JSON object";
+    return false;
+  }
+  return true;
+}
+}  // namespace
+
+void Server::handle_anthropic(const std::shared_ptr<Exchange>& ex, bool count_tokens) {
+  ApiError err;
+  ojson body, chat_req;
+  if (!parse_body(ex->request().body(), cfg_.limits, &body, &err)) return send_error(ex, err);
+  if (!anthropic_to_chat_request(body, &chat_req, &err,
+                                 count_tokens ? AnthropicEndpoint::kCountTokens : AnthropicEndpoint::kCreate))
+    return send_error(ex, err);
+  CompletionParams p;
+  if (!parse_completion_request(Endpoint::kChat, dump_json(chat_req), cfg_.limits, &p, &err)) return send_error(ex, err);
+  if (count_tokens) {
+    std::vector<int32_t> ids;
+    std::string rendered;
+    if (!chat_prompt(p, &ids, &err, &rendered)) return send_error(ex, err);
+    ex->respond(200, "application/json", dump_json(anthropic_count_tokens_json(static_cast<int>(ids.size()))), kCors);
+    return;
+  }
+  JobOptions o;
+  o.api = Api::kAnthropic;
+  run_completion(ex, std::move(p), std::move(o));
+}
+
+void Server::handle_responses(const std::shared_ptr<Exchange>& ex) {
+  ApiError err;
+  ojson body, chat_req;
+  if (!parse_body(ex->request().body(), cfg_.limits, &body, &err)) return send_error(ex, err);
+  if (!responses_to_chat_request(body, &chat_req, &err)) return send_error(ex, err);
+  CompletionParams p;
+  if (!parse_completion_request(Endpoint::kChat, dump_json(chat_req), cfg_.limits, &p, &err)) return send_error(ex, err);
+  JobOptions o;
+  o.api = Api::kResponses;
+  o.request_echo = body;
+  run_completion(ex, std::move(p), std::move(o));
+}
+
+void Server::run_completion(const std::shared_ptr<Exchange>& ex, CompletionParams p, JobOptions opts) {
+  ApiError err;
+  const Endpoint ep = p.endpoint;
+  if (opts.api != Api::kOpenAI && p.n != 1) {
+    err.status = 400;
+    err.param = "n";
+    err.message = "this API returns one choice: 'n' must be 1";
+    return send_error(ex, err);
+  }
   if (http_.stopping()) {
     err.status = 503;
     err.type = "server_error";
@@ -308,9 +418,10 @@ void Server::handle_completion(const std::shared_ptr<Exchange>& ex, Endpoint ep)
   }
 
   std::vector<std::vector<int32_t>> prompts;
+  std::string rendered;
   if (ep == Endpoint::kChat) {
     prompts.emplace_back();
-    if (!chat_prompt(p, &prompts.back(), &err)) return send_error(ex, err);
+    if (!chat_prompt(p, &prompts.back(), &err, &rendered)) return send_error(ex, err);
   } else {
     for (const auto& in : p.prompts) {
       prompts.emplace_back();
@@ -336,6 +447,18 @@ void Server::handle_completion(const std::shared_ptr<Exchange>& ex, Endpoint ep)
     return send_error(ex, err);
   }
 
+  // Structured output and tool calls: the grammar, and how the output is read back.
+  StructuredPlan plan;
+  if (!plan_structured(p, tool_family_, grammars_, &plan, &err)) return send_error(ex, err);
+  opts.warnings = std::move(plan.warnings);
+  if (ep == Endpoint::kChat) {
+    opts.family = tool_family_;
+    opts.tools_enabled = p.tools.is_array() && !p.tools.empty();
+    const size_t tail = std::min<size_t>(rendered.size(), 64);
+    opts.reasoning = chat::detect_reasoning(chat_.tmpl.source(), std::string_view(rendered).substr(rendered.size() - tail));
+    opts.parse_output = opts.tools_enabled || !opts.reasoning.open.empty();
+  }
+
   std::vector<CompletionJob::Choice> choices;
   auto cancel_all = [&] {
     for (auto& c : choices) c.handle->cancel();
@@ -353,6 +476,7 @@ void Server::handle_completion(const std::shared_ptr<Exchange>& ex, Endpoint ep)
       g.top_logprobs = p.logprobs;
       g.spec_mode = p.spec_mode;
       g.spec_max = p.spec_max;
+      g.constraint = plan.constraint;
       auto r = backend_.submit(std::move(g));
       if (!r) {
         cancel_all();
@@ -385,7 +509,7 @@ void Server::handle_completion(const std::shared_ptr<Exchange>& ex, Endpoint ep)
       choices.push_back(std::move(c));
     }
   }
-  auto job = std::make_shared<CompletionJob>(*this, ex, std::move(p), std::move(choices));
+  auto job = std::make_shared<CompletionJob>(*this, ex, std::move(p), std::move(choices), std::move(opts));
   job->start();
 }
 

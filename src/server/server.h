@@ -7,6 +7,8 @@
 //                                                     quantization and context length
 //   GET  /health                                      200 {"status":"ok"} (no key needed)
 //   GET  /metrics                                     Prometheus text (no key needed)
+//   GET  /, /index.html                               the chat page (webui.h; no key needed;
+//                                                     404 when ServerConfig::webui is false)
 // Status codes: 200; 400 invalid JSON / parameter (param names it) or
 // context_length_exceeded (code); 401 missing or wrong API key (code invalid_api_key);
 // 404 unknown route; 405 wrong method (Allow header); 408 request not received in
@@ -24,9 +26,11 @@
 
 #include "chat/chat_template.h"
 #include "server/backend.h"
+#include "server/completion_job.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/openai.h"
+#include "server/structured.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tachyon::server {
@@ -38,6 +42,7 @@ struct ServerConfig {
   int retry_after_s = 1;              // 429's Retry-After
   bool handle_signals = false;        // SIGINT/SIGTERM -> stop()
   int stats_interval_ms = 5'000;      // how often engine latency samples are collected
+  bool webui = true;                  // GET / and /index.html serve the chat page (webui.h)
 };
 
 // How chat messages become a prompt.
@@ -69,12 +74,18 @@ class Server {
   friend class CompletionJob;
   void handle(const std::shared_ptr<Exchange>& ex);
   void handle_completion(const std::shared_ptr<Exchange>& ex, Endpoint ep);
+  // POST /v1/messages (and count_tokens), POST /v1/responses: converted to one chat request
+  void handle_anthropic(const std::shared_ptr<Exchange>& ex, bool count_tokens);
+  void handle_responses(const std::shared_ptr<Exchange>& ex);
+  // Validated request -> prompt(s), structured-output plan, engine requests, the job.
+  void run_completion(const std::shared_ptr<Exchange>& ex, CompletionParams p, JobOptions opts);
   void handle_models(const std::shared_ptr<Exchange>& ex);
   void handle_metrics(const std::shared_ptr<Exchange>& ex);
   bool check_api_key(const std::shared_ptr<Exchange>& ex);
   void send_error(const std::shared_ptr<Exchange>& ex, const ApiError& e, const HeaderList& extra = {});
   // Prompt tokens for one chat request or one completions prompt; false + *err on bad input.
-  bool chat_prompt(const CompletionParams& p, std::vector<int32_t>* ids, ApiError* err) const;
+  bool chat_prompt(const CompletionParams& p, std::vector<int32_t>* ids, ApiError* err,
+                   std::string* rendered = nullptr) const;
   bool completion_prompt(const PromptInput& in, std::vector<int32_t>* ids, ApiError* err) const;
   void schedule_stats();
 
@@ -82,6 +93,8 @@ class Server {
   Backend& backend_;
   const tok::Tokenizer& tok_;
   ChatFormat chat_;
+  chat::ToolFamily tool_family_;  // the template's tool-call format
+  GrammarCache grammars_;         // compiled structured-output grammars, by text
   ModelInfo info_;
   ServerMetrics metrics_;
   std::atomic<int> active_requests_{0};
