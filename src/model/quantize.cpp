@@ -233,14 +233,24 @@ Status generate_model(const std::string& preset_name, const std::string& vocab_p
     for (const auto& kv : v.value()->metadata())
       if (kv.key.rfind("tokenizer.", 0) == 0) w.copy_kv(std::string(kv.key), kv.value);
   } else {
-    // No vocabulary given: a placeholder SentencePiece-style one of the preset's size
-    // (<unk>, <s>, </s>, the 256 byte tokens, then "t<id>" pieces), so that the file keeps
-    // the real output width and loads in any GGUF engine.
+    // No vocabulary given: a placeholder SentencePiece-style one of the preset's size, so
+    // that the file keeps the real output width, loads in any GGUF engine and chats
+    // without any other file: <unk>, <s>, </s>, the 256 byte tokens, ChatML's <|im_start|>
+    // and <|im_end|> (control; <|im_end|> ends a turn), the printable ASCII characters,
+    // then made-up words of two-letter syllables ("▁bako", "rimu"), half with a leading
+    // space, each an SPM merge of two shorter pieces.
+    static const char* kSyl[] = {"ba", "be", "bi", "bo", "bu", "da", "de", "di", "do", "du", "ka", "ke", "ki",
+                                 "ko", "ku", "la", "le", "li", "lo", "lu", "ma", "me", "mi", "mo", "mu", "na",
+                                 "ne", "ni", "no", "nu", "ra", "re", "ri", "ro", "ru", "sa", "se", "si", "so",
+                                 "su", "ta", "te", "ti", "to", "tu", "va", "ve", "vi", "vo", "vu"};
+    constexpr int kNSyl = sizeof(kSyl) / sizeof(kSyl[0]);
     std::vector<std::string> toks(n_vocab);
     std::vector<float> scores(n_vocab, 0.f);
     std::vector<int32_t> types(n_vocab, 1);  // normal
+    const int first_char = 3 + 256 + 2, first_word = first_char + 95;
     for (int i = 0; i < n_vocab; ++i) {
       char b[32];
+      scores[i] = -static_cast<float>(i);
       if (i < 3) {
         toks[i] = i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>";
         types[i] = i == 0 ? 2 : 3;  // unknown, control
@@ -248,10 +258,21 @@ Status generate_model(const std::string& preset_name, const std::string& vocab_p
         std::snprintf(b, sizeof b, "<0x%02X>", i - 3);
         toks[i] = b;
         types[i] = 6;  // byte
+      } else if (i < first_char) {
+        toks[i] = i == 3 + 256 ? "<|im_start|>" : "<|im_end|>";
+        types[i] = 3;
+      } else if (i < first_word) {
+        const int c = 0x20 + (i - first_char);  // ' ' .. '~'
+        toks[i] = c == ' ' ? std::string("\xe2\x96\x81") : std::string(1, static_cast<char>(c));
       } else {
-        std::snprintf(b, sizeof b, "\xe2\x96\x81t%d", i);  // "▁t<id>"
-        toks[i] = b;
-        scores[i] = -static_cast<float>(i);
+        const int k = i - first_word;
+        std::string w = k % 2 ? "\xe2\x96\x81" : "";
+        std::string syl;
+        for (int n = k / 2;; n = n / kNSyl - 1) {  // bijective base kNSyl: every id a distinct word
+          syl.insert(0, kSyl[n % kNSyl]);
+          if (n < kNSyl) break;
+        }
+        toks[i] = w + syl;
       }
     }
     w.set_str("tokenizer.ggml.model", "llama");
