@@ -100,6 +100,8 @@ struct Sequence {
   bool lazy_fired = false;  // this step's draw started the grammar (fed through its token)
   std::string lazy_tail;
   std::vector<uint32_t> mask;  // the allowed-token bitset when the first draw was refused
+  uint64_t constrained_tokens = 0, budget_restricts = 0;
+  double constraint_ms = 0;
   double t_submit = 0, t_admit = 0, t_first = 0, t_last = 0;
 };
 
@@ -526,6 +528,7 @@ void Engine::Impl::finish(std::unique_ptr<Sequence> s, const std::string& reason
   e.draft_tokens = static_cast<int>(s->n_drafted);
   e.accepted_tokens = static_cast<int>(s->n_accepted);
   e.verify_steps = static_cast<int>(s->n_verify_steps);
+  e.constraint_ms = s->constraint_ms;
   if (reason != "cancelled" && reason != "error") {
     insert_full_pages(*s);
     // Its output (with a little of the prompt before it) joins the shared n-gram index
@@ -538,6 +541,16 @@ void Engine::Impl::finish(std::unique_ptr<Sequence> s, const std::string& reason
     std::lock_guard<std::mutex> sl(stats_mu);
     ++stats.requests_finished;
     if (reason == "cancelled") ++stats.requests_cancelled;
+    if (s->req.constraint) {
+      ++stats.constrained_requests;
+      stats.constrained_tokens += s->constrained_tokens;
+      stats.constraint_budget_restricts += s->budget_restricts;
+      stats.constraint_ms += s->constraint_ms;
+      if (s->matcher) {
+        stats.constraint_masks += s->matcher->stats().masks;
+        stats.constraint_mask_cache_hits += s->matcher->stats().cache_hits;
+      }
+    }
   }
   s->handle->push(std::move(e), &notify_batch);
 }
@@ -1152,6 +1165,7 @@ void Engine::Impl::step() {
         // within the tokens left after it (the grammar's fewest bytes to a full sentence;
         // one token spells at least one byte), so that a request cut by max_tokens or the
         // context still ends in a sentence of the grammar (a JSON schema's output parses).
+        const double t_c0 = now_ms();
         const float* row = base + j * n_vocab;
         const int left = std::min(s.req.max_tokens - s.n_generated, n_ctx - static_cast<int>(s.tokens.size()));
         const uint32_t budget = static_cast<uint32_t>(std::max(0, left - 1));  // tokens after this one
@@ -1167,9 +1181,12 @@ void Engine::Impl::step() {
           if (s.matcher->min_completion_after(out.back().token) > budget) {
             out.pop_back();
             restrict_to_budget(s, budget);
+            ++s.budget_restricts;
             out.push_back(s.sampler->sample(row, n_vocab, n_top, s.mask.data()));
           }
         }
+        ++s.constrained_tokens;
+        s.constraint_ms += now_ms() - t_c0;
         s.sampler->accept(out.back().token);
         break;  // no drafts under a constraint
       }

@@ -124,6 +124,7 @@ struct Event {
   int draft_tokens = 0;       // speculative decoding: tokens drafted for this request
   int accepted_tokens = 0;    // of which the target model accepted
   int verify_steps = 0;       // steps that verified a draft of this request
+  double constraint_ms = 0;   // structured output: time in the constraint stage
 };
 
 // The notify callbacks of the events one engine iteration produced, handed over at once.
@@ -189,6 +190,12 @@ struct EngineStats {
   bool has_draft_model = false;
   // Decode steps of auto requests by what auto ran: no drafts, n-gram lookup, draft model.
   uint64_t spec_auto_steps[3] = {0, 0, 0};
+  // Structured output (counted when a constrained request finishes): requests, tokens drawn
+  // under an active grammar, full masks computed (of which served from a cache), draws the
+  // token budget restricted, and the time of the constraint stage (checks, masks, redraws).
+  uint64_t constrained_requests = 0, constrained_tokens = 0, constraint_masks = 0, constraint_mask_cache_hits = 0,
+           constraint_budget_restricts = 0;
+  double constraint_ms = 0;
   // Latency samples since the last snapshot_and_reset_latencies() call (ms).
   std::vector<double> ttft_ms, itl_ms;
 };

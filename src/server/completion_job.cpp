@@ -297,6 +297,7 @@ void CompletionJob::on_finish(Choice& c, const engine::Event& ev) {
   u.draft_tokens = ev.draft_tokens;
   u.accepted_tokens = ev.accepted_tokens;
   u.verify_steps = ev.verify_steps;
+  u.constraint_ms = ev.constraint_ms;
   ojson chunk = chat ? chat_chunk(meta_, c.index, ojson::object(), nullptr, finish_reason(c))
                      : completion_chunk(meta_, c.index, "", nullptr, finish_reason(c));
   chunk["timings"] = timings_json(u);  // llama-server puts them on the last chunk
@@ -314,6 +315,7 @@ Usage CompletionJob::usage() const {
     u.draft_tokens += f.draft_tokens;
     u.accepted_tokens += f.accepted_tokens;
     u.verify_steps += f.verify_steps;
+    u.constraint_ms += f.constraint_ms;
   }
   // The prompt counts once per prompt, not once per choice (as OpenAI counts n > 1).
   std::vector<int> seen;

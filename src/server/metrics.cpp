@@ -154,6 +154,20 @@ std::string ServerMetrics::render(const engine::EngineStats& s, const ServerGaug
          "Speculative decoding: estimated decode time saved (accepted tokens x the one-token step, minus the drafts' "
          "extra verify cost; draft-model time not subtracted)",
          s.spec_saved_ms / 1000.0);
+  metric(&out, "tachyon_constrained_requests_total", "counter", "Structured output: finished constrained requests",
+         static_cast<double>(s.constrained_requests));
+  metric(&out, "tachyon_constrained_tokens_total", "counter", "Structured output: tokens drawn under an active grammar",
+         static_cast<double>(s.constrained_tokens));
+  metric(&out, "tachyon_constraint_masks_total", "counter",
+         "Structured output: full token masks needed (the unconstrained draw was refused)",
+         static_cast<double>(s.constraint_masks));
+  metric(&out, "tachyon_constraint_mask_cache_hits_total", "counter",
+         "Structured output: masks served from a cache (by recognizer state)", static_cast<double>(s.constraint_mask_cache_hits));
+  metric(&out, "tachyon_constraint_budget_restricts_total", "counter",
+         "Structured output: draws the token budget restricted (so that a cut output still completes)",
+         static_cast<double>(s.constraint_budget_restricts));
+  metric(&out, "tachyon_constraint_seconds_total", "counter",
+         "Structured output: time in the constraint stage (checks, masks, redraws)", s.constraint_ms / 1000.0);
   if (!s.spec_step_cost.empty()) {
     header(&out, "tachyon_spec_step_cost", "gauge",
            "Measured time of a step of N tokens of one sequence / a one-token step (the verify-cost curve)");

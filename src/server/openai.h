@@ -96,6 +96,7 @@ struct Usage {
   int prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;
   double queue_ms = 0, prompt_ms = 0, decode_ms = 0;
   int draft_tokens = 0, accepted_tokens = 0, verify_steps = 0;  // speculative decoding
+  double constraint_ms = 0;  // structured output: time in the constraint stage
 };
 ojson usage_json(const Usage& u);
 // llama-server's timings object (plus queue_ms and cached_n).

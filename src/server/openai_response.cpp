@@ -59,7 +59,8 @@ ojson timings_json(const Usage& u) {
           {"queue_ms", r3(u.queue_ms)},
           {"draft_tokens", u.draft_tokens},
           {"accepted_tokens", u.accepted_tokens},
-          {"verify_steps", u.verify_steps}};
+          {"verify_steps", u.verify_steps},
+          {"constraint_ms", r3(u.constraint_ms)}};
 }
 
 namespace {
