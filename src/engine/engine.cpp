@@ -183,7 +183,7 @@ struct Engine::Impl {
   // A generated token through the sequence's constraint (activating a lazy one at its
   // trigger); true when the grammar is complete and nothing can follow (finish: "stop").
   bool advance_constraint(Sequence& s, int32_t token);
-  void restrict_to_budget(Sequence& s, uint32_t budget);
+  void restrict_to_budget(Sequence& s, uint32_t budget, const float* row);
   void check_lazy_trigger(Sequence& s, const float* row, int n_vocab, int n_top,
                           std::vector<sampling::SampleResult>* out);
   void insert_full_pages(Sequence& s);
@@ -441,9 +441,38 @@ void Engine::Impl::release(Sequence& s) {
   s.pt.clear(*kv);
 }
 
-// Keeps the mask's tokens after which the grammar can be completed within `budget` tokens;
-// when none can (a budget below the grammar's minimum), the ones that get closest.
-void Engine::Impl::restrict_to_budget(Sequence& s, uint32_t budget) {
+// Keeps the mask's tokens after which the grammar can be completed within `budget` tokens.
+// Checking a token walks its bytes, and inside a JSON string most of a 100k vocabulary is
+// allowed: so the model's best kBudgetCandidates allowed tokens are checked first and, when
+// any fits, the draw is among those that fit (the budget binds only at the end of a
+// request cut short; there the draw is truncated to the likeliest fitting tokens). When none
+// of them fits, every allowed token is checked; when none fits at all (a budget below the
+// grammar's minimum), the ones that get closest are kept.
+void Engine::Impl::restrict_to_budget(Sequence& s, uint32_t budget, const float* row) {
+  constexpr size_t kBudgetCandidates = 256;
+  std::vector<int32_t> allowed;
+  for (int w = 0; w < static_cast<int>(s.mask.size()); ++w)
+    for (uint32_t bits = s.mask[w]; bits != 0; bits &= bits - 1) allowed.push_back(w * 32 + __builtin_ctz(bits));
+  if (allowed.size() > kBudgetCandidates) {
+    auto better = [row](int32_t a, int32_t b) {
+      const float la = std::isnan(row[a]) ? -INFINITY : row[a], lb = std::isnan(row[b]) ? -INFINITY : row[b];
+      return la > lb || (la == lb && a < b);
+    };
+    std::nth_element(allowed.begin(), allowed.begin() + kBudgetCandidates, allowed.end(), better);
+    std::vector<uint32_t> top(s.mask.size(), 0);
+    bool any = false;
+    for (size_t i = 0; i < kBudgetCandidates; ++i) {
+      const int32_t t = allowed[i];
+      if (s.matcher->min_completion_after(t) <= budget) {
+        top[t >> 5] |= 1u << (t & 31);
+        any = true;
+      }
+    }
+    if (any) {
+      s.mask.swap(top);
+      return;
+    }
+  }
   uint32_t best = UINT32_MAX;
   std::vector<std::pair<int32_t, uint32_t>> kept;
   for (int w = 0; w < static_cast<int>(s.mask.size()); ++w) {
@@ -1147,6 +1176,7 @@ void Engine::Impl::step() {
     auto& out = sampled[i];
     out.clear();
     const int n_top = std::max(0, s.req.top_logprobs);
+    const bool greedy = !(s.req.sampling.temperature > 0.0f);
     for (size_t j = 0; j <= s.draft.size(); ++j) {
       if (j < s.draft.size() && j < s.draft_q.size()) {
         // a draft drawn from the draft model's distribution: rejection sampling
@@ -1169,20 +1199,27 @@ void Engine::Impl::step() {
         const float* row = base + j * n_vocab;
         const int left = std::min(s.req.max_tokens - s.n_generated, n_ctx - static_cast<int>(s.tokens.size()));
         const uint32_t budget = static_cast<uint32_t>(std::max(0, left - 1));  // tokens after this one
+        // Greedy without logprobs: argmax passes, no log-softmax (a 100k-vocabulary
+        // row's exponentials cost more than the grammar).
+        const bool fast = greedy && s.req.top_logprobs < 0;
+        auto draw = [&](const uint32_t* allowed) {
+          if (fast) out.push_back({s.sampler->greedy_token(row, n_vocab, allowed), 0.0f, {}});
+          else out.push_back(s.sampler->sample(row, n_vocab, n_top, allowed));
+        };
         bool ok = false;
         if (s.req.top_logprobs < 0) {
-          out.push_back(s.sampler->sample(row, n_vocab, 0));
+          draw(nullptr);
           ok = s.matcher->min_completion_after(out.back().token) <= budget;
           if (!ok) out.pop_back();
         }
         if (!ok) {
           s.matcher->fill_mask(&s.mask);
-          out.push_back(s.sampler->sample(row, n_vocab, n_top, s.mask.data()));
+          draw(s.mask.data());
           if (s.matcher->min_completion_after(out.back().token) > budget) {
             out.pop_back();
-            restrict_to_budget(s, budget);
+            restrict_to_budget(s, budget, row);
             ++s.budget_restricts;
-            out.push_back(s.sampler->sample(row, n_vocab, n_top, s.mask.data()));
+            draw(s.mask.data());
           }
         }
         ++s.constrained_tokens;
@@ -1190,7 +1227,10 @@ void Engine::Impl::step() {
         s.sampler->accept(out.back().token);
         break;  // no drafts under a constraint
       }
-      out.push_back(s.sampler->sample(base + j * n_vocab, n_vocab, n_top));
+      if (greedy && s.req.top_logprobs < 0)
+        out.push_back({s.sampler->greedy_token(base + j * n_vocab, n_vocab), 0.0f, {}});
+      else
+        out.push_back(s.sampler->sample(base + j * n_vocab, n_vocab, n_top));
       if (s.matcher) {  // a lazy constraint, not triggered yet
         s.mask.clear();
         check_lazy_trigger(s, base + j * n_vocab, n_vocab, n_top, &out);

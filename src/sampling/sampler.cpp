@@ -335,6 +335,23 @@ Sampler::Prepared Sampler::prepare(const float* logits, int n_vocab, const uint3
   return r;
 }
 
+int32_t Sampler::greedy_token(const float* logits, int n_vocab, const uint32_t* allowed) {
+  if (penalties_active() || !banned_.empty()) return sample(logits, n_vocab, 0, allowed).token;
+  // sample()'s steps 1, 3 and 5: NaN is -inf (never chosen), +inf counts as FLT_MAX, the
+  // first maximum wins; nothing finite allowed: the lowest allowed id.
+  int32_t best = -1;
+  float best_l = -std::numeric_limits<float>::infinity();
+  for (int j = 0; j < n_vocab; ++j) {
+    if (allowed != nullptr && !(allowed[j >> 5] >> (j & 31) & 1u)) continue;
+    const float l = std::min(logits[j], std::numeric_limits<float>::max());
+    if (l > best_l) {  // false for NaN and -inf
+      best_l = l;
+      best = j;
+    }
+  }
+  return best >= 0 ? best : lowest_unbanned_id(allowed, n_vocab);
+}
+
 SampleResult Sampler::sample(const float* logits, int n_vocab, int n_top_logprobs) {
   return sample(logits, n_vocab, n_top_logprobs, nullptr);
 }

@@ -96,6 +96,12 @@ class Sampler {
   // the lowest allowed id that is not banned. allowed == nullptr: sample().
   SampleResult sample(const float* logits, int n_vocab, int n_top_logprobs, const uint32_t* allowed);
 
+  // The token sample(logits, n_vocab, 0, allowed) returns for a greedy request
+  // (temperature <= 0), without the log-softmax (no logprob): one pass over the row when
+  // no penalty or ban applies (else sample()'s). ~3x cheaper than sample() on a 100k
+  // vocabulary; the engine uses it for greedy requests that want no logprobs.
+  int32_t greedy_token(const float* logits, int n_vocab, const uint32_t* allowed = nullptr);
+
   // Appends a token to the penalty history (generated tokens; the engine may also feed
   // prompt tokens, as llama.cpp's server does). O(1). Negative ids are ignored.
   void accept(int32_t token);

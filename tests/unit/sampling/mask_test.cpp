@@ -84,3 +84,37 @@ TEST(ConstraintMask, NothingFiniteAllowedGivesTheLowestAllowedId) {
 
 }  // namespace
 }  // namespace tachyon::sampling::testing
+
+namespace tachyon::sampling::testing {
+namespace {
+
+// greedy_token is sample()'s greedy token, with and without a mask, through NaN, +-inf and
+// ties; with penalties or bans it is sample()'s path itself.
+TEST(GreedyToken, EqualsGreedySample) {
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    const int n = 997;
+    auto logits = random_logits(n, seed);
+    if (seed % 3 == 0) logits[seed * 7 % n] = std::numeric_limits<float>::quiet_NaN();
+    if (seed % 4 == 0) logits[seed * 11 % n] = std::numeric_limits<float>::infinity();
+    if (seed % 5 == 0) logits[seed * 13 % n] = logits[seed * 17 % n];  // a tie
+    if (seed % 7 == 0)
+      for (auto& l : logits) l = -std::numeric_limits<float>::infinity();
+    const auto mask = mask_of(n, seed, 4);
+    SamplingParams p;
+    p.temperature = 0;
+    if (seed % 6 == 0) p.repetition_penalty = 1.3f;
+    if (seed % 8 == 0) p.banned_tokens = {1, 2, 3};
+    Sampler a(p), b(p);
+    for (int step = 0; step < 3; ++step) {
+      const uint32_t* m = step == 1 ? mask.data() : nullptr;
+      const int32_t ga = a.greedy_token(logits.data(), n, m);
+      const int32_t sb = b.sample(logits.data(), n, 0, m).token;
+      ASSERT_EQ(ga, sb) << "seed " << seed << " step " << step;
+      a.accept(ga);
+      b.accept(sb);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tachyon::sampling::testing
