@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -104,7 +105,6 @@ try:
         print("FAIL: the server did not start")
         sys.exit(1)
     # keep draining stderr so the server never blocks on a full pipe
-    import threading
     threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
     chat_url = base + "/v1/chat/completions"
 
@@ -264,6 +264,35 @@ try:
             check(word in msg, f"bad input {extra}: the message names '{word}': {msg}")
     status, _ = post(chat_url, {"messages": [{"role": "user", "content": "still there?"}], "max_tokens": 3})
     check(status == 200, "the server keeps serving after bad input")
+    # --chat-template: another model's template replaces the default; its tool format is
+    # detected (Qwen2.5: Hermes) and a forced call parses; a missing file is a clean error.
+    tmpl = os.path.join(os.path.dirname(MODEL), "..", "chat-templates", "Qwen-Qwen2.5-7B-Instruct.jinja")
+    if os.path.exists(tmpl):
+        s2 = subprocess.Popen([BIN, "serve", "-m", MODEL, "--host", "127.0.0.1", "--port", "0", "-t", "1",
+                               "--chat-template", tmpl], stderr=subprocess.PIPE, text=True)
+        try:
+            url2 = None
+            while url2 is None:
+                line = s2.stderr.readline()
+                if not line:
+                    break
+                m = re.search(r"listening on (http://\S+)", line)
+                url2 = m.group(1) if m else None
+            if check(url2 is not None, "serve --chat-template starts"):
+                threading.Thread(target=lambda: [None for _ in s2.stderr], daemon=True).start()
+                status, data = post(url2 + "/v1/chat/completions",
+                                    {"messages": [{"role": "user", "content": "Weather?"}], "tools": tools[:1],
+                                     "tool_choice": "required", "max_tokens": 200, "temperature": 0})
+                if check(status == 200, f"--chat-template tool call: HTTP {status} {data[:200]}"):
+                    msg = json.loads(data)["choices"][0]["message"]
+                    check(len(msg.get("tool_calls") or []) == 1, f"--chat-template: one parsed call: {msg}")
+        finally:
+            s2.terminate()
+            s2.wait(timeout=10)
+    bad_tmpl = subprocess.run([BIN, "serve", "-m", MODEL, "--port", "0", "--chat-template", "/nonexistent.jinja"],
+                              capture_output=True, text=True, timeout=60)
+    check(bad_tmpl.returncode == 2 and "nonexistent" in bad_tmpl.stderr,
+          f"--chat-template with a missing file: exit 2 naming it ({bad_tmpl.returncode}: {bad_tmpl.stderr[-200:]})")
 finally:
     server.terminate()
     try:
