@@ -483,10 +483,8 @@ std::string read_file(const std::filesystem::path& p) {
 }
 
 std::filesystem::path templates_dir() {
-  for (std::filesystem::path p : {"shared/data/chat-templates", "../shared/data/chat-templates",
-                                  "../../shared/data/chat-templates", "/work/shared/data/chat-templates"})
-    if (std::filesystem::exists(p / "chat_template_goldens.json")) return p;
-  return {};
+  const std::filesystem::path p = std::filesystem::path(TACHYON_SHARED_DATA) / "chat-templates";
+  return std::filesystem::exists(p / "chat_template_goldens.json") ? p : std::filesystem::path();
 }
 
 TEST(ToolCalls, DetectFamilyOnEveryTemplate) {
