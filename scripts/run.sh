@@ -20,5 +20,6 @@ if [ -z "$model" ]; then
   fi
   echo "== no model given: serving $model (RANDOM WEIGHTS, demo only; pass a real GGUF file as the first argument)" >&2
 fi
+echo "== chat page: http://127.0.0.1:${PORT:-8080}/ (in a browser)" >&2
 echo "== try: curl http://127.0.0.1:${PORT:-8080}/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":16}'" >&2
 exec ./build/tachyon serve -m "$model" --port "${PORT:-8080}" "$@"
