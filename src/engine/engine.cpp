@@ -547,6 +547,7 @@ void Engine::Impl::finish(std::unique_ptr<Sequence> s, const std::string& reason
   e.kind = Event::Kind::kFinish;
   e.text = s->text->finish(reason == "stop" || reason == "length");
   e.finish_reason = reason;
+  e.stop_sequence = s->text->matched_stop();
   e.error = error;
   e.prompt_tokens = s->n_prompt;
   e.cached_tokens = s->cached_tokens;

@@ -114,6 +114,7 @@ struct Event {
   std::vector<TopLogprob> top;
   // kFinish
   std::string finish_reason;  // "stop" (EOG or stop string), "length", "cancelled", "error"
+  std::string stop_sequence;  // "stop" by a stop string: that string
   std::string error;          // for "error"
   int prompt_tokens = 0;
   int cached_tokens = 0;      // prompt tokens served from the prefix cache

@@ -44,7 +44,13 @@ std::string TextStream::push(int32_t token, bool* hit_stop) {
     return out;
   }
   size_t first = std::string::npos;
-  for (const auto& s : stop_) first = std::min(first, pending_.find(s));
+  for (const auto& s : stop_) {
+    const size_t at = pending_.find(s);
+    if (at < first) {
+      first = at;
+      matched_stop_ = s;
+    }
+  }
   if (first != std::string::npos) {
     std::string out = pending_.substr(0, first);
     pending_.clear();
@@ -66,7 +72,10 @@ std::string TextStream::finish(bool flush_held) {
   // a stop string may still complete in the flushed bytes
   for (const auto& s : stop_) {
     const size_t p = out.find(s);
-    if (p != std::string::npos) out.resize(p);
+    if (p != std::string::npos) {
+      out.resize(p);
+      matched_stop_ = s;
+    }
   }
   return out;
 }

@@ -22,6 +22,9 @@ class TextStream {
   // Text still held back, released at the end (empty after a stop string).
   std::string finish(bool flush_held);
 
+  // The stop string that ended the text ("" if none did).
+  const std::string& matched_stop() const { return matched_stop_; }
+
   // Emits everything before a stop string / the holdback suffix of `pending_`.
   static size_t holdback(const std::string& text, const std::vector<std::string>& stop);
 
@@ -30,6 +33,7 @@ class TextStream {
   std::vector<std::string> stop_;
   std::string pending_;
   bool stopped_ = false;
+  std::string matched_stop_;
 };
 
 }  // namespace tachyon::engine

@@ -232,6 +232,7 @@ TurnOutput CompletionJob::turn_output(const Choice& c) const {
     t.content = c.text;
   }
   t.finish_reason = finish_reason(c);
+  t.stop_sequence = c.final.stop_sequence;
   t.prompt_tokens = c.final.prompt_tokens > 0 ? c.final.prompt_tokens : c.prompt_tokens;
   t.cached_tokens = c.final.cached_tokens;
   t.completion_tokens = c.final.completion_tokens;

@@ -143,6 +143,16 @@ describe('Anthropic Messages API (@anthropic-ai/sdk)', () => {
     assert.equal(m.content[0].text, text);
   });
 
+  test('stop_sequences: stop_reason "stop_sequence" names the string', async () => {
+    const m = await anthropic.messages.create({
+      model: 'mini', max_tokens: 40, temperature: 0, stop_sequences: ['e', 'a', 'o', ' '],
+      messages: [{ role: 'user', content: 'Say something' }],
+    });
+    assert.equal(m.stop_reason, 'stop_sequence', JSON.stringify(m));
+    assert.ok(['e', 'a', 'o', ' '].includes(m.stop_sequence));
+    for (const s of ['e', 'a', 'o', ' ']) assert.ok(!(m.content[0]?.text ?? '').includes(s));
+  });
+
   test('count_tokens', async () => {
     const r = await anthropic.messages.countTokens({ model: 'mini', messages: [{ role: 'user', content: 'Hello there' }] });
     assert.ok(r.input_tokens > 2);
