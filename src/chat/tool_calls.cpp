@@ -751,6 +751,30 @@ size_t partial_marker_tail(std::string_view s, const std::vector<std::string_vie
 
 // ---------------------------------------------------------------------------------------
 
+// The head of a Hermes call in progress: `<tool_call>` ws `{` ws `"name"` ws `:` ws NAME ws
+// `,` ws `"arguments"` ws `:` ws, as a grammar-constrained model writes it. On success sets
+// the name and where the arguments' value starts (which may be past the text so far).
+bool hermes_head(std::string_view r, std::string* name, size_t* args_begin) {
+  size_t p = skip_ws(r, std::string_view("<tool_call>").size());
+  auto lit = [&](std::string_view l) {
+    p = skip_ws(r, p);
+    if (!starts_at(r, p, l)) return false;
+    p += l.size();
+    return true;
+  };
+  if (!lit("{") || !lit("\"name\"") || !lit(":")) return false;
+  p = skip_ws(r, p);
+  size_t b = 0, e = 0;
+  if (p >= r.size() || r[p] != '"' || scan_json(r, p, &b, &e) != St::kDone) return false;
+  const ojson n = parse_json(r.substr(b, e - b));
+  if (!n.is_string()) return false;
+  p = e;
+  if (!lit(",") || !lit("\"arguments\"") || !lit(":")) return false;
+  *name = n.get<std::string>();
+  *args_begin = skip_ws(r, p);
+  return *args_begin < r.size();
+}
+
 struct OutputParser::Impl {
   enum class Mode { kContent, kReasoning, kRegion };
   enum class Body { kContent, kReasoning, kCall };
@@ -783,6 +807,11 @@ struct OutputParser::Impl {
   bool in_header = true;
   Body body = Body::kContent;
   std::string call_name;
+  // stream_arguments (Hermes, grammar-constrained calls): the call in progress was
+  // announced (its index) and eager_sent bytes of its raw arguments text streamed.
+  bool stream_args = false;
+  int eager_index = -1;
+  size_t eager_sent = 0;
 
   Impl(ToolFamily f, ReasoningFormat r, bool t, uint64_t s)
       : spec(&spec_of(f)), rf(std::move(r)), tools(t), seed(s), harmony(f == ToolFamily::kGptOss) {
@@ -863,10 +892,48 @@ struct OutputParser::Impl {
   }
 
   // Returns false when it needs more text.
+  // Hermes with stream_args: announce the call once its name is known, then stream its
+  // arguments' raw text as it arrives (all but trailing whitespace, which may precede the
+  // call's closing brace). At the end the call's arguments are exactly the streamed text.
+  void stream_partial_call() {
+    std::string name;
+    size_t ab = 0;
+    if (!hermes_head(buf, &name, &ab)) return;
+    if (eager_index < 0) {
+      eager_index = static_cast<int>(res.tool_calls.size());
+      ToolCall tc{make_id(seed, eager_index), name, ""};
+      out->push_back(OutputDelta{OutputDelta::Kind::kToolCallStart, "", eager_index, tc.id, tc.name});
+      res.tool_calls.push_back(std::move(tc));
+      eager_sent = 0;
+    }
+    size_t b = 0, e = 0;
+    size_t end = scan_json(buf, ab, &b, &e) == St::kDone ? e : buf.size();
+    while (end > ab + eager_sent && is_ws(buf[end - 1])) --end;
+    end -= incomplete_utf8_tail(std::string_view(buf).substr(ab, end - ab));
+    if (end > ab + eager_sent) {
+      std::string frag = buf.substr(ab + eager_sent, end - ab - eager_sent);  // end > ab + eager_sent
+      res.tool_calls[eager_index].arguments += frag;
+      out->push_back(OutputDelta{OutputDelta::Kind::kToolCallArgs, std::move(frag), eager_index, "", ""});
+      eager_sent = end - ab;
+    }
+  }
+
   bool step_region(bool eof) {
+    if (stream_args && tools) stream_partial_call();
     Region r = spec->parse(buf, eof);
     if (r.st == St::kMore && eof) r.st = St::kFail;
     if (r.st == St::kMore) return false;
+    if (eager_index >= 0) {
+      // An announced call ends here: done, its arguments are what was streamed; failed (cut
+      // off), it stays a call with the arguments streamed so far (it cannot become text).
+      eager_index = -1;
+      mode = Mode::kContent;
+      buf.erase(0, r.st == St::kDone ? r.end : buf.size());
+      content.ws_hold.clear();
+      content.strip_leading = true;
+      virtual_trigger = false;
+      return true;
+    }
     if (r.st == St::kDone && !tools && !r.calls.empty()) r.st = St::kFail;
     mode = Mode::kContent;
     if (r.st == St::kDone) {
@@ -1047,6 +1114,10 @@ OutputParser::OutputParser(ToolFamily family, ReasoningFormat reasoning, bool to
 OutputParser::~OutputParser() = default;
 OutputParser::OutputParser(OutputParser&&) noexcept = default;
 OutputParser& OutputParser::operator=(OutputParser&&) noexcept = default;
+
+void OutputParser::set_stream_arguments(bool on) {
+  impl_->stream_args = on && impl_->spec == &spec_of(ToolFamily::kHermes);
+}
 
 std::vector<OutputDelta> OutputParser::push(std::string_view text) {
   std::vector<OutputDelta> out;

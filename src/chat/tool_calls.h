@@ -178,6 +178,11 @@ class OutputParser {
   OutputParser(OutputParser&&) noexcept;
   OutputParser& operator=(OutputParser&&) noexcept;
 
+  // Calls constrained by a grammar always parse, so they can be announced early: with this
+  // on (Hermes format only), a call's start goes out as soon as its name is known and its
+  // arguments stream as raw text as they arrive; the call's arguments are then exactly
+  // that text (not re-printed), and a call cut off stays a call. Off by default.
+  void set_stream_arguments(bool on);
   std::vector<OutputDelta> push(std::string_view text);
   // Call once, after the last push(); later push()/finish() calls return nothing.
   std::vector<OutputDelta> finish();

@@ -46,8 +46,10 @@ CompletionJob::CompletionJob(Server& server, std::shared_ptr<Exchange> ex, Compl
   meta_.model = server_.info_.id;
   if (opts_.parse_output) {
     uint64_t seed = std::hash<std::string>{}(meta_.id);
-    for (auto& c : choices_)
+    for (auto& c : choices_) {
       c.parser = std::make_unique<chat::OutputParser>(opts_.family, opts_.reasoning, opts_.tools_enabled, seed + c.index);
+      c.parser->set_stream_arguments(opts_.stream_call_args);
+    }
   }
   if (opts_.api == Api::kAnthropic) anthropic_ = std::make_unique<AnthropicStream>(meta_.id, meta_.model);
   if (opts_.api == Api::kResponses)

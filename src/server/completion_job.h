@@ -37,6 +37,7 @@ struct JobOptions {
   chat::ToolFamily family = chat::ToolFamily::kNone;
   chat::ReasoningFormat reasoning;
   bool tools_enabled = false;
+  bool stream_call_args = false;  // calls are grammar-constrained: stream their arguments early
   ojson request_echo;  // Responses: the request fields echoed in the response object
 };
 

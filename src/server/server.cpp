@@ -454,6 +454,7 @@ void Server::run_completion(const std::shared_ptr<Exchange>& ex, CompletionParam
   if (ep == Endpoint::kChat) {
     opts.family = tool_family_;
     opts.tools_enabled = p.tools.is_array() && !p.tools.empty();
+    opts.stream_call_args = plan.calls_constrained;
     const size_t tail = std::min<size_t>(rendered.size(), 64);
     opts.reasoning = chat::detect_reasoning(chat_.tmpl.source(), std::string_view(rendered).substr(rendered.size() - tail));
     opts.parse_output = opts.tools_enabled || !opts.reasoning.open.empty();

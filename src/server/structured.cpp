@@ -241,6 +241,7 @@ bool plan_structured(const CompletionParams& p, chat::ToolFamily family, Grammar
   c.triggers = std::move(triggers);
   out->constraint = std::move(c);
   out->gbnf = std::move(gbnf);
+  out->calls_constrained = param == "tools";
   return true;
 }
 

@@ -52,6 +52,7 @@ struct StructuredPlan {
   std::optional<engine::Constraint> constraint;
   std::vector<std::string> warnings;  // keywords loosened, choices not enforced
   std::string gbnf;                   // the grammar's text (for debugging and tests)
+  bool calls_constrained = false;     // the constraint is the tool-call grammar
 };
 
 // false + *err (400, param naming the field) for an invalid schema, an unsupported keyword

@@ -605,3 +605,54 @@ TEST(ToolCalls, DetectReasoningOnGoldenPrompts) {
 
 }  // namespace
 }  // namespace tachyon::chat
+
+namespace tachyon::chat {
+namespace {
+
+// Grammar-constrained Hermes calls stream early: the start as soon as the name is known,
+// then the arguments' raw text in pieces; cut at every byte, the deltas rebuild the calls,
+// and the start of each call goes out before its closing tag arrives.
+TEST(ToolCallsStreaming, HermesArgumentsStreamBeforeTheCallCloses) {
+  const std::string text =
+      "Let me check.<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Zürich\", \"days\": [1, 2]}}\n"
+      "</tool_call>\n<tool_call>\n{\"name\": \"ping\", \"arguments\": {}}\n</tool_call>";
+  OutputParser p(ToolFamily::kHermes, {}, true, 7);
+  p.set_stream_arguments(true);
+  std::string content;
+  std::vector<std::string> names, args;
+  size_t first_start_at = 0, first_args_pieces = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    for (const auto& d : p.push(text.substr(i, 1))) {
+      switch (d.kind) {
+        case OutputDelta::Kind::kContent: content += d.text; break;
+        case OutputDelta::Kind::kReasoning: FAIL(); break;
+        case OutputDelta::Kind::kToolCallStart:
+          ASSERT_EQ(d.index, static_cast<int>(names.size()));
+          names.push_back(d.name);
+          args.emplace_back();
+          if (d.index == 0) first_start_at = i;
+          break;
+        case OutputDelta::Kind::kToolCallArgs:
+          args.at(d.index) += d.text;
+          if (d.index == 0) ++first_args_pieces;
+          // never half a UTF-8 character
+          EXPECT_FALSE(static_cast<unsigned char>(d.text.back()) >= 0xC0);
+          break;
+      }
+    }
+  }
+  for (const auto& d : p.finish()) ASSERT_NE(d.kind, OutputDelta::Kind::kToolCallStart);
+  EXPECT_EQ(content, "Let me check.");
+  ASSERT_EQ(names, (std::vector<std::string>{"get_weather", "ping"}));
+  EXPECT_EQ(args[0], "{\"city\": \"Zürich\", \"days\": [1, 2]}");
+  EXPECT_EQ(args[1], "{}");
+  EXPECT_LT(first_start_at, text.find("</tool_call>"));
+  EXPECT_GT(first_args_pieces, 5u);
+  ASSERT_EQ(p.result().tool_calls.size(), 2u);
+  EXPECT_EQ(p.result().tool_calls[0].arguments, args[0]);
+  EXPECT_EQ(p.result().tool_calls[1].arguments, args[1]);
+  EXPECT_EQ(p.result().content, content);
+}
+
+}  // namespace
+}  // namespace tachyon::chat
