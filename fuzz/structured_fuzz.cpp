@@ -4,8 +4,9 @@
 //   1: a JSON Schema -> json_schema_to_gbnf; what it accepts must compile (an internal
 //      grammar that does not parse is a bug, not bad input)
 //   2: a regex -> regex_to_gbnf; likewise
-//   3: model output -> OutputParser of a family (second byte), fed in chunks (third byte):
-//      the streamed deltas must equal the one-shot result
+//   3: model output -> OutputParser of a family (second byte), fed in chunks (third byte,
+//      which also turns on early argument streaming): the streamed result must equal the
+//      one-shot result
 // Nothing may crash, hang, leak or read out of bounds.
 #include <cstddef>
 #include <cstdint>
@@ -84,6 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       chat::ReasoningFormat rf;
       if (data[2] & 0x80) rf = {"<think>", "</think>", static_cast<bool>(data[2] & 0x40)};
       chat::OutputParser one(family, rf, true, 1), streamed(family, rf, true, 1);
+      one.set_stream_arguments(data[2] & 0x20);  // grammar-constrained calls: arguments streamed early
+      streamed.set_stream_arguments(data[2] & 0x20);
       one.push(in);
       one.finish();
       const size_t chunk = 1 + data[2] % 7;
