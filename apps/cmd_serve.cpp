@@ -104,6 +104,12 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--chat-template", chat_template_file,
                  "a Jinja chat template file that replaces the model's (models without one get tachyon's "
                  "ChatML template, which renders tools in the Hermes <tool_call> format)");
+  int sse_keep_alive_ms = 10'000;
+  app.add_option("--sse-keep-alive", sse_keep_alive_ms,
+                 "ms of silence in a stream (a long prompt prefilling) after which a keep-alive goes out "
+                 "(Anthropic: a ping event; others: an SSE comment); 0: never")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3'600'000));
   bool no_webui = false;
   app.add_flag("--no-webui", no_webui, "do not serve the chat page at / (404 there)");
   try {
@@ -163,6 +169,7 @@ int cmd_serve(int argc, char** argv) {
   sc.api_keys = api_keys;
   sc.handle_signals = true;
   sc.webui = !no_webui;
+  sc.sse_keep_alive_ms = sse_keep_alive_ms;
   server::EngineBackend backend(engine);
   const server::ModelInfo info = server::model_info_from_engine(engine, path, name);
   server::Server srv(sc, backend, engine.tokenizer(), std::move(chat_format), info);

@@ -88,11 +88,26 @@ void CompletionJob::start() {
       }
     }
   }
+  if (params_.stream && opts_.keep_alive_ms > 0) schedule_keep_alive();
   pump();  // events pushed before set_notify() are pending without a notification
+}
+
+void CompletionJob::schedule_keep_alive() {
+  if (!keep_alive_) keep_alive_ = std::make_unique<net::steady_timer>(ex_->executor());
+  keep_alive_->expires_after(std::chrono::milliseconds(opts_.keep_alive_ms));
+  keep_alive_->async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+    auto self = w.lock();
+    if (ec || !self || self->finished_ || self->ex_->client_gone()) return;
+    if (!self->wrote_since_tick_)
+      self->ex_->write_chunk(self->anthropic_ ? self->anthropic_->ping() : std::string(": keep-alive\n\n"));
+    self->wrote_since_tick_ = false;
+    self->schedule_keep_alive();
+  });
 }
 
 void CompletionJob::on_client_gone() {
   finished_ = true;
+  if (keep_alive_) keep_alive_->cancel();
   for (auto& c : choices_)
     if (!c.done) c.handle->cancel();
 }
@@ -164,6 +179,7 @@ void CompletionJob::on_tokens(Choice& c, const std::vector<engine::Event>& evs, 
   } else {
     ojson lp = want_lp ? comp_lp.to_json() : ojson(nullptr);
     ex_->write_chunk(sse_data(completion_chunk(meta_, c.index, text, lp, nullptr)));
+    wrote_since_tick_ = true;
   }
 }
 
@@ -190,7 +206,10 @@ void CompletionJob::emit(Choice& c, const std::vector<chat::OutputDelta>& deltas
           break;
       }
     }
-    if (!out.empty()) ex_->write_chunk(out);
+    if (!out.empty()) {
+      ex_->write_chunk(out);
+      wrote_since_tick_ = true;
+    }
     return;
   }
   // OpenAI chat: one chunk per piece; logprobs on the first (alone when there is none)
@@ -220,7 +239,10 @@ void CompletionJob::emit(Choice& c, const std::vector<chat::OutputDelta>& deltas
     }
   }
   if (!logprobs.is_null()) chunk({{"content", ""}});
-  if (!out.empty()) ex_->write_chunk(out);
+  if (!out.empty()) {
+    ex_->write_chunk(out);
+    wrote_since_tick_ = true;
+  }
 }
 
 TurnOutput CompletionJob::turn_output(const Choice& c) const {
@@ -338,6 +360,7 @@ Usage CompletionJob::usage() const {
 
 void CompletionJob::finish() {
   finished_ = true;
+  if (keep_alive_) keep_alive_->cancel();
   const Usage u = usage();
   if (params_.stream) {
     if (anthropic_ || responses_) {

@@ -38,6 +38,7 @@ struct JobOptions {
   chat::ReasoningFormat reasoning;
   bool tools_enabled = false;
   bool stream_call_args = false;  // calls are grammar-constrained: stream their arguments early
+  int keep_alive_ms = 10'000;     // streams: a keep-alive after this much silence (0: never)
   ojson request_echo;  // Responses: the request fields echoed in the response object
 };
 
@@ -78,6 +79,10 @@ class CompletionJob : public ExchangeOwner, public std::enable_shared_from_this<
   void emit(Choice& c, const std::vector<chat::OutputDelta>& deltas, ojson logprobs);
   TurnOutput turn_output(const Choice& c) const;
   void respond_error(int status, const std::string& message);
+  // Streams: while a long prompt prefills, a keep-alive after each JobOptions::keep_alive_ms
+  // of silence (Anthropic: a ping event; others: an SSE comment) so that proxies and
+  // clients with idle timeouts do not drop the connection.
+  void schedule_keep_alive();
 
   Server& server_;
   const tok::Tokenizer& tok_;
@@ -91,6 +96,8 @@ class CompletionJob : public ExchangeOwner, public std::enable_shared_from_this<
   std::shared_ptr<Notifier> notifier_;
   std::vector<engine::Event> events_;  // scratch for drain()
   bool finished_ = false;
+  std::unique_ptr<net::steady_timer> keep_alive_;
+  bool wrote_since_tick_ = false;
 };
 
 }  // namespace tachyon::server

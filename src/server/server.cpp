@@ -451,6 +451,7 @@ void Server::run_completion(const std::shared_ptr<Exchange>& ex, CompletionParam
   StructuredPlan plan;
   if (!plan_structured(p, tool_family_, grammars_, &plan, &err)) return send_error(ex, err);
   opts.warnings = std::move(plan.warnings);
+  opts.keep_alive_ms = cfg_.sse_keep_alive_ms;
   if (ep == Endpoint::kChat) {
     opts.family = tool_family_;
     opts.tools_enabled = p.tools.is_array() && !p.tools.empty();

@@ -43,6 +43,7 @@ struct ServerConfig {
   bool handle_signals = false;        // SIGINT/SIGTERM -> stop()
   int stats_interval_ms = 5'000;      // how often engine latency samples are collected
   bool webui = true;                  // GET / and /index.html serve the chat page (webui.h)
+  int sse_keep_alive_ms = 10'000;     // streams: keep-alive after this much silence (0: off)
 };
 
 // How chat messages become a prompt.

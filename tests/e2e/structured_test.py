@@ -289,6 +289,41 @@ try:
         finally:
             s2.terminate()
             s2.wait(timeout=10)
+    # Keep-alives while a long prompt prefills: Anthropic ping events, SSE comments elsewhere
+    # (--sse-keep-alive 100 ms; a ~3000-token prompt prefills for well over that).
+    s3 = subprocess.Popen([BIN, "serve", "-m", MODEL, "--host", "127.0.0.1", "--port", "0", "-t", "1",
+                           "--sse-keep-alive", "100"], stderr=subprocess.PIPE, text=True)
+    try:
+        url3 = None
+        while url3 is None:
+            line = s3.stderr.readline()
+            if not line:
+                break
+            m = re.search(r"listening on (http://\S+)", line)
+            url3 = m.group(1) if m else None
+        if check(url3 is not None, "serve --sse-keep-alive starts"):
+            threading.Thread(target=lambda: [None for _ in s3.stderr], daemon=True).start()
+            long_text = " ".join(f"word{i} and more text" for i in range(400))
+            t0 = time.time()
+            status, data = post(url3 + "/v1/messages", {"model": "m", "max_tokens": 4, "stream": True,
+                                                        "messages": [{"role": "user", "content": long_text}]})
+            took = time.time() - t0
+            pings = data.count("event: ping")
+            check(status == 200 and (pings >= 2 or took < 0.3),
+                  f"Anthropic stream pings during prefill: {pings} in {took:.2f} s")
+            # another text (a cached prefix would skip the prefill)
+            other = " ".join(f"other{i} words here" for i in range(400))
+            t0 = time.time()
+            status, data = post(url3 + "/v1/chat/completions", {"max_tokens": 4, "stream": True,
+                                                                 "messages": [{"role": "user", "content": other}]})
+            took = time.time() - t0
+            evs = sse_events(data)
+            check(status == 200 and evs and evs[-1]["choices"][0]["finish_reason"] is not None,
+                  "an OpenAI stream with keep-alive comments still parses")
+            check(": keep-alive" in data or took < 0.3, f"SSE keep-alive comments during prefill ({took:.2f} s)")
+    finally:
+        s3.terminate()
+        s3.wait(timeout=10)
     bad_tmpl = subprocess.run([BIN, "serve", "-m", MODEL, "--port", "0", "--chat-template", "/nonexistent.jinja"],
                               capture_output=True, text=True, timeout=60)
     check(bad_tmpl.returncode == 2 and "nonexistent" in bad_tmpl.stderr,
