@@ -292,8 +292,11 @@ int run_synthetic(const std::shared_ptr<const TokenIndex>& idx) {
 
 // ---------------------------------------------------------------- the engine's constraint stage
 
-// Engine::Impl::restrict_to_budget: keeps the mask's tokens after which the grammar can be
-// completed within `budget` tokens; when none can, the ones that get closest.
+// Engine::Impl::restrict_to_budget's full scan: keeps the mask's tokens after which the
+// grammar can be completed within `budget` tokens; when none can, the ones that get closest.
+// (The engine first checks only the model's 256 likeliest allowed tokens and scans everything
+// only when none of them fits; the simulation has no logits, so it times the full scan: the
+// worst case.)
 void restrict_to_budget(const Matcher& m, std::vector<uint32_t>* mask, uint32_t budget) {
   uint32_t best = UINT32_MAX;
   std::vector<std::pair<int32_t, uint32_t>> kept;
