@@ -812,6 +812,7 @@ struct OutputParser::Impl {
   bool stream_args = false;
   int eager_index = -1;
   size_t eager_sent = 0;
+  size_t eager_end = npos;  // where the announced call's arguments end (npos: not yet known)
 
   Impl(ToolFamily f, ReasoningFormat r, bool t, uint64_t s)
       : spec(&spec_of(f)), rf(std::move(r)), tools(t), seed(s), harmony(f == ToolFamily::kGptOss) {
@@ -893,9 +894,11 @@ struct OutputParser::Impl {
 
   // Returns false when it needs more text.
   // Hermes with stream_args: announce the call once its name is known, then stream its
-  // arguments' raw text as it arrives (all but trailing whitespace, which may precede the
-  // call's closing brace). At the end the call's arguments are exactly the streamed text.
-  void stream_partial_call() {
+  // arguments' raw text as it arrives (all but trailing whitespace and an incomplete UTF-8
+  // character, which more text decides). The arguments are buf[ab, x): x the end of the
+  // value, or where it stopped being JSON, or (cut off) the end of the text: the same for any
+  // way the text is split into pushes.
+  void stream_partial_call(bool eof) {
     std::string name;
     size_t ab = 0;
     if (!hermes_head(buf, &name, &ab)) return;
@@ -906,29 +909,90 @@ struct OutputParser::Impl {
       res.tool_calls.push_back(std::move(tc));
       eager_sent = 0;
     }
-    size_t b = 0, e = 0;
-    size_t end = scan_json(buf, ab, &b, &e) == St::kDone ? e : buf.size();
-    while (end > ab + eager_sent && is_ws(buf[end - 1])) --end;
-    end -= incomplete_utf8_tail(std::string_view(buf).substr(ab, end - ab));
+    size_t end = 0;
+    const St st = value_extent(buf, ab, &end);
+    eager_end = st == St::kMore && !eof ? npos : end;
+    if (st == St::kMore && !eof) {
+      while (end > ab + eager_sent && is_ws(buf[end - 1])) --end;
+      end -= incomplete_utf8_tail(std::string_view(buf).substr(ab + eager_sent, end - ab - eager_sent));
+    }
     if (end > ab + eager_sent) {
-      std::string frag = buf.substr(ab + eager_sent, end - ab - eager_sent);  // end > ab + eager_sent
+      std::string frag = buf.substr(ab + eager_sent, end - ab - eager_sent);
       res.tool_calls[eager_index].arguments += frag;
       out->push_back(OutputDelta{OutputDelta::Kind::kToolCallArgs, std::move(frag), eager_index, "", ""});
       eager_sent = end - ab;
     }
   }
 
+  // The extent of the JSON value starting at s[p] (after whitespace): kDone with *end past it,
+  // kFail with *end at the first character that cannot continue it, kMore with *end = size.
+  static St value_extent(std::string_view s, size_t p, size_t* end) {
+    p = skip_ws(s, p);
+    *end = s.size();
+    if (p >= s.size()) return St::kMore;
+    const char c = s[p];
+    if (c == '{' || c == '[' || c == '"') {
+      std::string stack;
+      bool in_str = false, esc = false;
+      for (; p < s.size(); ++p) {
+        const char ch = s[p];
+        if (in_str) {
+          if (esc) esc = false;
+          else if (ch == '\\') esc = true;
+          else if (ch == '"') {
+            in_str = false;
+            if (stack.empty()) {
+              *end = p + 1;
+              return St::kDone;
+            }
+          }
+          continue;
+        }
+        if (ch == '"') {
+          in_str = true;
+        } else if (ch == '{' || ch == '[') {
+          stack.push_back(ch);
+        } else if (ch == '}' || ch == ']') {
+          if (stack.empty() || (stack.back() == '{') != (ch == '}')) {
+            *end = p;
+            return St::kFail;
+          }
+          stack.pop_back();
+          if (stack.empty()) {
+            *end = p + 1;
+            return St::kDone;
+          }
+        }
+      }
+      return St::kMore;
+    }
+    auto scalar = [](char ch) {
+      return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || ch == '-' || ch == '+' || ch == '.' || ch == 'E';
+    };
+    if (!scalar(c)) {
+      *end = p;
+      return St::kFail;
+    }
+    while (p < s.size() && scalar(s[p])) ++p;
+    if (p == s.size()) return St::kMore;
+    *end = p;
+    return St::kDone;
+  }
+
   bool step_region(bool eof) {
-    if (stream_args && tools) stream_partial_call();
+    if (stream_args && tools) stream_partial_call(eof);
     Region r = spec->parse(buf, eof);
     if (r.st == St::kMore && eof) r.st = St::kFail;
     if (r.st == St::kMore) return false;
     if (eager_index >= 0) {
-      // An announced call ends here: done, its arguments are what was streamed; failed (cut
-      // off), it stays a call with the arguments streamed so far (it cannot become text).
+      // An announced call ends here: done, its arguments are what was streamed; failed, it
+      // stays a call (it cannot become text) with the arguments up to where they ended or
+      // broke, and the text after that is read on as usual.
       eager_index = -1;
       mode = Mode::kContent;
-      buf.erase(0, r.st == St::kDone ? r.end : buf.size());
+      size_t cut = r.st == St::kDone ? r.end : eager_end;
+      if (cut == npos || cut > buf.size()) cut = buf.size();
+      buf.erase(0, cut);
       content.ws_hold.clear();
       content.strip_leading = true;
       virtual_trigger = false;

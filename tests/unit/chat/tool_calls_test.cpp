@@ -656,3 +656,42 @@ TEST(ToolCallsStreaming, HermesArgumentsStreamBeforeTheCallCloses) {
 
 }  // namespace
 }  // namespace tachyon::chat
+
+namespace tachyon::chat {
+namespace {
+
+// A call announced early that then breaks (invalid byte, a mangled close tag): it stays a
+// call with its arguments up to where they ended, the text after it is read on, and any way
+// of splitting the text gives the same result (a fuzzer's find).
+TEST(ToolCallsStreaming, BrokenAnnouncedCallIsTheSameForAnySplit) {
+  const std::string text = std::string("\x22" "arguments\x22" ": {\x22" "a\x22" ": \xd4" "}}\x0a" "</too, \x22" "argumen\x22" ", \x22" "arguments\x22" ": {\x22" "a\x22" ": \xd4" "}ool_call>\x0a" "{\x22" "name\x22" ": \x22" "fure.<tool_call>\x0a" "{\x22" "name\x22" ": \x22" "f\x22" ", \x22" "arguments\x22" ": {\x22" "a\x22" ": \xd4" "}}\x0a" "</too, \x22" "argumen\x22" ", \x22" "arguments\x22" "}\x0a" "</too, \x22" "arguments\x22" ": {\x22" "a\x22" ":>");
+  auto run = [&](size_t chunk) {
+    OutputParser p(ToolFamily::kHermes, {}, true, 1);
+    p.set_stream_arguments(true);
+    std::string args;
+    for (size_t i = 0; i < text.size(); i += chunk)
+      for (const auto& d : p.push(text.substr(i, chunk)))
+        if (d.kind == OutputDelta::Kind::kToolCallArgs) args += d.text;
+    for (const auto& d : p.finish())
+      if (d.kind == OutputDelta::Kind::kToolCallArgs) args += d.text;
+    auto r = p.result();
+    std::string all;
+    for (const auto& c : r.tool_calls) all += c.arguments;
+    EXPECT_EQ(all, args) << chunk;
+    return r;
+  };
+  const auto one = run(text.size());
+  for (size_t chunk : {1, 2, 3, 5, 7, 64}) {
+    const auto r = run(chunk);
+    EXPECT_EQ(r.content, one.content) << chunk;
+    ASSERT_EQ(r.tool_calls.size(), one.tool_calls.size()) << chunk;
+    for (size_t i = 0; i < r.tool_calls.size(); ++i) {
+      EXPECT_EQ(r.tool_calls[i].name, one.tool_calls[i].name);
+      EXPECT_EQ(r.tool_calls[i].arguments, one.tool_calls[i].arguments);
+    }
+  }
+  EXPECT_FALSE(one.tool_calls.empty());
+}
+
+}  // namespace
+}  // namespace tachyon::chat
