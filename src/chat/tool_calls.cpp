@@ -73,7 +73,8 @@ St until(std::string_view s, size_t* p, std::string_view lit, std::string_view* 
 
 // Extent of the JSON value starting at s[p..] after whitespace: [*b, *e). kMore if the
 // text ends inside it (a number at the very end counts as unfinished), kFail on a bracket
-// mismatch or a character that cannot start a value. Syntax is checked by the caller.
+// mismatch or a character that cannot start a value (then *e is that character's index).
+// Syntax is checked by the caller.
 St scan_json(std::string_view s, size_t p, size_t* b, size_t* e) {
   p = skip_ws(s, p);
   if (p >= s.size()) return St::kMore;
@@ -103,7 +104,10 @@ St scan_json(std::string_view s, size_t p, size_t* b, size_t* e) {
       } else if (ch == '{' || ch == '[') {
         stack.push_back(ch);
       } else if (ch == '}' || ch == ']') {
-        if (stack.empty() || (stack.back() == '{') != (ch == '}')) return St::kFail;
+        if (stack.empty() || (stack.back() == '{') != (ch == '}')) {
+          *e = p;
+          return St::kFail;
+        }
         stack.pop_back();
         if (stack.empty()) {
           *e = p + 1;
@@ -117,7 +121,10 @@ St scan_json(std::string_view s, size_t p, size_t* b, size_t* e) {
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || ch == '-' || ch == '+' || ch == '.' ||
            ch == 'E';
   };
-  if (!scalar_char(c)) return St::kFail;
+  if (!scalar_char(c)) {
+    *e = p;
+    return St::kFail;
+  }
   while (p < s.size() && scalar_char(s[p])) ++p;
   if (p == s.size()) return St::kMore;
   *e = p;
@@ -927,56 +934,10 @@ struct OutputParser::Impl {
   // The extent of the JSON value starting at s[p] (after whitespace): kDone with *end past it,
   // kFail with *end at the first character that cannot continue it, kMore with *end = size.
   static St value_extent(std::string_view s, size_t p, size_t* end) {
-    p = skip_ws(s, p);
-    *end = s.size();
-    if (p >= s.size()) return St::kMore;
-    const char c = s[p];
-    if (c == '{' || c == '[' || c == '"') {
-      std::string stack;
-      bool in_str = false, esc = false;
-      for (; p < s.size(); ++p) {
-        const char ch = s[p];
-        if (in_str) {
-          if (esc) esc = false;
-          else if (ch == '\\') esc = true;
-          else if (ch == '"') {
-            in_str = false;
-            if (stack.empty()) {
-              *end = p + 1;
-              return St::kDone;
-            }
-          }
-          continue;
-        }
-        if (ch == '"') {
-          in_str = true;
-        } else if (ch == '{' || ch == '[') {
-          stack.push_back(ch);
-        } else if (ch == '}' || ch == ']') {
-          if (stack.empty() || (stack.back() == '{') != (ch == '}')) {
-            *end = p;
-            return St::kFail;
-          }
-          stack.pop_back();
-          if (stack.empty()) {
-            *end = p + 1;
-            return St::kDone;
-          }
-        }
-      }
-      return St::kMore;
-    }
-    auto scalar = [](char ch) {
-      return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || ch == '-' || ch == '+' || ch == '.' || ch == 'E';
-    };
-    if (!scalar(c)) {
-      *end = p;
-      return St::kFail;
-    }
-    while (p < s.size() && scalar(s[p])) ++p;
-    if (p == s.size()) return St::kMore;
-    *end = p;
-    return St::kDone;
+    size_t b = 0;
+    const St st = scan_json(s, p, &b, end);
+    if (st == St::kMore) *end = s.size();
+    return st;
   }
 
   bool step_region(bool eof) {
