@@ -1,6 +1,6 @@
 // tachyon serve -m FILE [--host 127.0.0.1] [--port 8080] [-t THREADS] [--ctx N]
 //   [--max-batch-tokens N] [--kv-pages N | --kv-mem SIZE] [--max-queue N] [--api-key KEY ...]
-//   [--name NAME]
+//   [--name NAME] [--kv-host-mem SIZE] [--kv-disk DIR [--kv-disk-size SIZE]] [--kv-write-through N]
 // An OpenAI-compatible HTTP server over the engine. Prints "listening on http://HOST:PORT"
 // on stderr once it accepts connections (--port 0 picks a free port). SIGINT/SIGTERM stop
 // it: in-flight requests are cancelled and connections closed.
@@ -51,7 +51,7 @@ Result<size_t> parse_size(const std::string& flag, const std::string& s) {
 
 int cmd_serve(int argc, char** argv) {
   CLI::App app{"serve the OpenAI API over HTTP", "tachyon serve"};
-  std::string path, host = "127.0.0.1", kv_mem, name, max_body = "8M";
+  std::string path, host = "127.0.0.1", kv_mem, name, max_body = "8M", kv_host_mem, kv_disk_size = "20G";
   int port = 8080, io_threads = 2, read_timeout_ms = 0;
   engine::EngineConfig ec;
   ec.n_threads = default_threads();
@@ -79,6 +79,16 @@ int cmd_serve(int argc, char** argv) {
       ->capture_default_str();
   auto* pages_opt = app.add_option("--kv-pages", ec.kv_pages, "KV cache pages (16 tokens each)")->check(CLI::Range(1, 1 << 30));
   app.add_option("--kv-mem", kv_mem, "KV cache memory, e.g. 512M or 2G (default: 4 full contexts)")->excludes(pages_opt);
+  app.add_option("--kv-host-mem", kv_host_mem,
+                 "host RAM for KV pages evicted from the pool (tier l2), e.g. 4G; 0 = none (default: twice the pool)");
+  app.add_option("--kv-disk", ec.kv_disk_dir,
+                 "directory for KV page files (tier l3): prefixes survive memory pressure and restarts");
+  app.add_option("--kv-disk-size", kv_disk_size, "size cap of --kv-disk, e.g. 20G (least recently used files go first)")
+      ->capture_default_str();
+  app.add_option("--kv-write-through", ec.kv_write_through,
+                 "write a cached page to --kv-disk at its N-th reuse (0: only when evicted or at shutdown)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
   app.add_option("--max-running", ec.max_running, "sequences decoding at once")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--max-queue", ec.max_queue, "waiting requests beyond which the server answers 429")
       ->check(CLI::Range(0, 1 << 20))
@@ -125,6 +135,18 @@ int cmd_serve(int argc, char** argv) {
     auto bytes = parse_size("--kv-mem", kv_mem);
     if (!bytes) return fail(bytes.status());
     ec.kv_mem_bytes = bytes.value();
+  }
+  if (kv_host_mem == "0") {
+    ec.kv_host_bytes = 0;
+  } else if (!kv_host_mem.empty()) {
+    auto bytes = parse_size("--kv-host-mem", kv_host_mem);
+    if (!bytes) return fail(bytes.status());
+    ec.kv_host_bytes = static_cast<int64_t>(bytes.value());
+  }
+  {
+    auto bytes = parse_size("--kv-disk-size", kv_disk_size);
+    if (!bytes) return fail(bytes.status());
+    ec.kv_disk_bytes = bytes.value();
   }
   auto body_limit = parse_size("--max-body", max_body);
   if (!body_limit) return fail(body_limit.status());
@@ -185,6 +207,10 @@ int cmd_serve(int argc, char** argv) {
                info.id.c_str(), info.arch.c_str(), info.quantization.c_str(), info.n_ctx, s.kv_pages_total, local.c_str(),
                ec.kv_type == kv::KvType::kQ8_0 ? "q8_0" : "f16", s.kv_bytes / 1048576.0, ec.n_threads, ec.max_queue,
                api_keys.empty() ? "" : ", API key required");
+  if (s.kv_host_capacity > 0 || s.kv_disk_enabled)
+    std::fprintf(stderr, "KV cache tiers: host RAM %.1f MiB%s%s%s\n", s.kv_host_capacity / 1048576.0,
+                 s.kv_disk_enabled ? ", disk " : "", ec.kv_disk_dir.c_str(),
+                 s.kv_disk_enabled && !s.kv_disk.writable ? " (read-only: not writing)" : "");
   if (!ec.draft_path.empty() || ec.spec_mode != spec::Mode::kOff)
     std::fprintf(stderr, "speculative decoding: %s (at most %d draft tokens)%s%s\n", spec::mode_name(ec.spec_mode),
                  ec.spec_max, ec.draft_path.empty() ? "" : ", draft model ", ec.draft_path.c_str());

@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev libboost-dev
+  libxxhash-dev  # 128-bit keys of the KV cache tiers (src/kv/cache_key.h)
   libssl-dev  # TLS for bench's https endpoints (Boost.Asio SSL)
   clang libclang-rt-14-dev
   curl nodejs

@@ -8,10 +8,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <list>
 
 #include "base/clock.h"
+#include "base/cpu.h"
 #include "base/thread_pool.h"
 #include "constrain/grammar.h"
 #include "constrain/matcher.h"
@@ -69,13 +71,14 @@ struct Sequence {
   int n_prompt = 0;
   int n_generated = 0;
   int cached_tokens = 0;  // from the prefix cache at first admission
+  int cached_tier[3] = {0, 0, 0};  // of which from each cache tier
   bool admitted_once = false;
   bool tiled = false;
   int skips = 0;
   int prefill_skips = 0;  // consecutive steps this prompt got no prefill tokens
   kv::PageTable pt;  // pt.n_tokens = tokens with KV computed
   int local_from = 0;  // pages [local_from, pt.pages.size()) hold this sequence's local (window KV) reference
-  std::vector<kv::RadixCache::Node*> path;  // locked cache nodes = the first path.size() pages
+  kv::RadixCache::Handle path;  // the locked cached prefix: the first path.n_pages() pages
   std::unique_ptr<sampling::Sampler> sampler;
   std::unique_ptr<TextStream> text;
   // speculative decoding
@@ -112,6 +115,7 @@ struct Engine::Impl {
   std::unique_ptr<model::Model> model;
   std::unique_ptr<tok::Tokenizer> tokenizer;
   std::unique_ptr<kv::KvPool> kv;
+  std::unique_ptr<kv::DiskTier> disk;  // before cache: the cache writes back to it when destroyed
   std::unique_ptr<kv::RadixCache> cache;
   std::unique_ptr<ThreadPool> pool;
   int n_ctx = 0;
@@ -175,7 +179,7 @@ struct Engine::Impl {
   void drop_cancelled();
   void admit();
   bool reserve_pages(Sequence& s, int n_tokens);
-  int usable_prefix(const std::vector<kv::RadixCache::Node*>& path) const;
+  int usable_prefix(const kv::RadixCache::Match& m) const;
   void drop_passed_windows(Sequence& s);
   void release(Sequence& s);
   void preempt(Sequence& victim);
@@ -263,7 +267,40 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
   auto kv = kv::KvPool::create(kc);
   if (!kv) return kv.status();
   impl->kv = std::make_unique<kv::KvPool>(std::move(kv.value()));
-  impl->cache = std::make_unique<kv::RadixCache>(*impl->kv);
+  kv::TierConfig tiers;
+  if (cfg.kv_write_through < 0) return invalid_argument("engine: --kv-write-through must not be negative");
+  tiers.host_bytes = cfg.kv_host_bytes < 0 ? 2 * static_cast<uint64_t>(impl->kv->bytes())
+                                           : static_cast<uint64_t>(cfg.kv_host_bytes);
+  tiers.write_through_hits = cfg.kv_write_through;
+  if (impl->kv->page_payload_bytes() == 0) {
+    tiers.host_bytes = 0;
+    if (!cfg.kv_disk_dir.empty())
+      std::fprintf(stderr, "tachyon: sliding-window model: the KV cache stays in RAM (no host or disk tier)\n");
+  } else if (!cfg.kv_disk_dir.empty()) {
+    // Everything the cached KV bytes depend on besides the model file's bytes.
+    const auto& hp = impl->model->hparams();
+    std::error_code ec;
+    std::filesystem::create_directories(cfg.kv_disk_dir, ec);
+    auto fp = kv::file_fingerprint(cfg.model_path, cfg.kv_disk_dir + "/fingerprints.txt");
+    if (!fp) return fp.status();
+    const std::string desc = "kv_type=" + std::string(cfg.kv_type == kv::KvType::kQ8_0 ? "q8_0" : "f16") +
+                             " page=" + std::to_string(ps) + " layers=" + std::to_string(kc.n_layer) +
+                             " kv_heads=" + std::to_string(kc.n_kv_head) + " dk=" + std::to_string(kc.head_dim_k) +
+                             " dv=" + std::to_string(kc.head_dim_v) + " ctx=" + std::to_string(impl->n_ctx) +
+                             " payload=" + std::to_string(impl->kv->page_payload_bytes()) + " cpu=" +
+                             cpu_features_string() + " hparams=" + hp.summary();
+    tiers.root = kv::root_key(fp.value(), desc);
+    kv::DiskTierConfig dc;
+    dc.dir = cfg.kv_disk_dir;
+    dc.cap_bytes = cfg.kv_disk_bytes;
+    dc.root = tiers.root;
+    impl->disk = kv::DiskTier::open(dc);
+    tiers.disk = impl->disk.get();
+    impl->stats.kv_disk_enabled = true;
+  }
+  impl->stats.kv_host_capacity = tiers.host_bytes;
+  if (impl->disk) impl->stats.kv_disk = impl->disk->stats();
+  impl->cache = std::make_unique<kv::RadixCache>(*impl->kv, tiers);
   if (!cfg.draft_path.empty()) {
     auto dm = model::Model::load(cfg.draft_path);
     if (!dm) return dm.status();
@@ -436,8 +473,7 @@ void Engine::Impl::release(Sequence& s) {
     for (size_t i = s.local_from; i < s.pt.pages.size(); ++i) kv->drop_local(s.pt.pages[i]);
   s.local_from = 0;
   s.draft_n = s.draft_flagged = s.draft_written = 0;
-  cache->unlock(s.path);
-  s.path.clear();
+  cache->release(&s.path);
   s.pt.clear(*kv);
 }
 
@@ -551,6 +587,7 @@ void Engine::Impl::finish(std::unique_ptr<Sequence> s, const std::string& reason
   e.error = error;
   e.prompt_tokens = s->n_prompt;
   e.cached_tokens = s->cached_tokens;
+  for (int t = 0; t < 3; ++t) e.cached_tokens_tier[t] = s->cached_tier[t];
   e.completion_tokens = s->n_generated;
   e.queue_ms = s->admitted_once ? s->t_admit - s->t_submit : t - s->t_submit;
   e.prompt_ms = s->t_first > 0 ? s->t_first - s->t_admit : 0;
@@ -606,12 +643,12 @@ void Engine::Impl::drop_cancelled() {
 void Engine::Impl::insert_full_pages(Sequence& s) {
   const int ps = kv->page_size();
   const int n_full = std::min(s.pt.n_tokens, static_cast<int>(s.tokens.size())) / ps;
-  if (n_full <= static_cast<int>(s.path.size())) return;
+  if (n_full <= s.path.n_pages()) return;
   cache->insert(s.tokens.data(), s.pt.pages.data(), n_full, &s.path);
   // Where the cache already held the same tokens, share its page and drop ours (not
   // where this sequence still reads the window KV that the cached page no longer has).
   for (int i = 0; i < n_full; ++i) {
-    const int32_t cached = cache->page_of(s.path[i]);
+    const int32_t cached = cache->page(s.path, i);
     if (cached != s.pt.pages[i]) {
       const bool reads_window = i >= s.local_from && kv->has_local_layers();
       if (reads_window && !kv->retain_local(cached)) continue;
@@ -632,14 +669,14 @@ void Engine::Impl::insert_full_pages(Sequence& s) {
 // so the prefix is usable exactly when the pages holding [window_keep_from(P), P) still
 // have their local slots (dropped slots stay attached until alloc() reuses them); else
 // shorter prefixes are tried. Global layers keep every page's KV: nothing to check.
-int Engine::Impl::usable_prefix(const std::vector<kv::RadixCache::Node*>& path) const {
-  int n = static_cast<int>(path.size());
+int Engine::Impl::usable_prefix(const kv::RadixCache::Match& m) const {
+  int n = m.n_pages();
   if (!kv->has_local_layers()) return n;
   const int ps = kv->page_size(), window = kv->config().window;
   while (n > 0) {
     int missing = -1;
     for (int i = n - 1; i >= window_keep_from(n * ps, window) / ps; --i) {
-      if (!kv->has_local(cache->page_of(path[i]))) {
+      if (!kv->has_local(cache->page_of(m, i))) {
         missing = i;
         break;
       }
@@ -665,23 +702,32 @@ void Engine::Impl::admit() {
   while (!waiting.empty() && static_cast<int>(running.size()) < cfg.max_running) {
     // Among the first few waiting requests prefer the longest cached prefix; the oldest
     // may be passed over at most kMaxSkips times (bounded unfairness).
-    auto best = waiting.begin();
+    // A request whose cached prefix is partly on disk waits until the cache's reader
+    // thread has brought those pages into host RAM (prefetch), so the engine thread never
+    // blocks on the disk; the others go first meanwhile.
+    auto best = waiting.end();
     size_t best_len = 0;
+    bool first_ready = false;
     int considered = 0;
     for (auto it = waiting.begin(); it != waiting.end() && considered < kAdmitWindow; ++it, ++considered) {
       const auto& s = **it;
       const int n = static_cast<int>(s.tokens.size());
-      const size_t len = usable_prefix(cache->match(s.tokens.data(), n, (n - 1) / ps));
-      if (it == waiting.begin() || len > best_len) {
+      auto m = cache->match(s.tokens.data(), n, (n - 1) / ps);
+      m.truncate(usable_prefix(m));
+      if (cache->prefetch(m, s.tokens.data()) > 0) continue;
+      const size_t len = m.n_pages();
+      if (it == waiting.begin()) first_ready = true;
+      if (best == waiting.end() || len > best_len) {
         best = it;
         best_len = len;
       }
     }
-    if (best != waiting.begin() && (*waiting.begin())->skips >= kMaxSkips) best = waiting.begin();
+    if (best == waiting.end()) break;
+    if (first_ready && best != waiting.begin() && (*waiting.begin())->skips >= kMaxSkips) best = waiting.begin();
     Sequence& s = **best;
     const int n = static_cast<int>(s.tokens.size());
-    auto path = cache->match(s.tokens.data(), n, (n - 1) / ps);
-    path.resize(usable_prefix(path));
+    auto match = cache->match(s.tokens.data(), n, (n - 1) / ps);
+    match.truncate(usable_prefix(match));
     // No duplicate work: if a running request is still prefilling a longer common prefix,
     // wait for its pages to enter the cache instead of computing them twice.
     bool defer = false;
@@ -690,7 +736,7 @@ void Engine::Impl::admit() {
       const int lim = std::min<int>(n - 1, static_cast<int>(r->tokens.size()));
       int common = 0;
       while (common < lim && r->tokens[common] == s.tokens[common]) ++common;
-      if (common / ps > static_cast<int>(path.size()) && r->pt.n_tokens < (common / ps) * ps) {
+      if (common / ps > match.n_pages() && r->pt.n_tokens < (common / ps) * ps) {
         defer = true;
         break;
       }
@@ -702,14 +748,17 @@ void Engine::Impl::admit() {
       break;
     }
     if (best != waiting.begin()) ++(*waiting.begin())->skips;
-    cache->lock(path);
-    s.path = path;
-    for (auto* node : path) {
-      const int32_t p = cache->page_of(node);
+    // Lock the prefix; pages in host RAM or on disk come back into the pool here.
+    auto got = cache->acquire(match, s.tokens.data());
+    s.path = std::move(got.handle);
+    if (draft)
+      for (int32_t p : got.new_pages) page_draft_ok[p] = 0;
+    for (int i = 0; i < s.path.n_pages(); ++i) {
+      const int32_t p = cache->page(s.path, i);
       kv->retain(p);
       s.pt.pages.push_back(p);
     }
-    s.pt.n_tokens = static_cast<int>(path.size()) * ps;
+    s.pt.n_tokens = s.path.n_pages() * ps;
     if (draft) {
       int ok = 0;
       while (ok < static_cast<int>(s.pt.pages.size()) && page_draft_ok[s.pt.pages[ok]]) ++ok;
@@ -726,6 +775,8 @@ void Engine::Impl::admit() {
     }
     if (!s.admitted_once) {
       s.cached_tokens = std::min(s.pt.n_tokens, s.n_prompt);
+      for (int t = 0; t < 3; ++t) s.cached_tier[t] = got.pages_from[t] * ps;
+      cache->count_misses((n - 1) / ps - s.path.n_pages());
       s.t_admit = now_ms();
       s.admitted_once = true;
       std::lock_guard<std::mutex> sl(stats_mu);
@@ -1399,7 +1450,10 @@ void Engine::Impl::loop() {
         ++it;
       }
     }
+    cache->poll();
     admit();
+    // Nothing runs and the waiting requests wait for disk reads: sleep until one lands.
+    if (running.empty() && !waiting.empty()) cache->wait_prefetch(5);
     step();
     flush_notify();
     int depth;
@@ -1412,6 +1466,8 @@ void Engine::Impl::loop() {
     stats.queue_depth = depth;
     stats.kv_pages_free = kv->n_free_pages();
     stats.kv_pages_cached = cache->n_unlocked();
+    stats.kv_tiers = cache->stats();
+    if (disk) stats.kv_disk = disk->stats();
     stats.kv_local_slots_free = kv->n_free_local_slots();
   }
   // Shutdown: everything still queued or running ends as cancelled.

@@ -179,6 +179,30 @@ void KvPool::drop_local(int32_t page) {
   if (--local_refs_[page] == 0) push_slot(page_slot_[page], /*front=*/false);
 }
 
+void KvPool::read_page(int32_t page, uint8_t* out) const {
+  if (has_local_layers()) return;
+  const size_t kb = static_cast<size_t>(cfg_.page_size) * k_row_ * sizeof(f16_t);
+  const size_t vb = static_cast<size_t>(cfg_.page_size) * v_row_ * sizeof(f16_t);
+  for (int l = 0; l < cfg_.n_layer; ++l)
+    for (int h = 0; h < cfg_.n_kv_head; ++h) {
+      std::memcpy(out, k(page, l, h), kb);
+      std::memcpy(out + kb, v(page, l, h), vb);
+      out += kb + vb;
+    }
+}
+
+void KvPool::write_page(int32_t page, const uint8_t* in) {
+  if (has_local_layers()) return;
+  const size_t kb = static_cast<size_t>(cfg_.page_size) * k_row_ * sizeof(f16_t);
+  const size_t vb = static_cast<size_t>(cfg_.page_size) * v_row_ * sizeof(f16_t);
+  for (int l = 0; l < cfg_.n_layer; ++l)
+    for (int h = 0; h < cfg_.n_kv_head; ++h) {
+      std::memcpy(k(page, l, h), in, kb);
+      std::memcpy(v(page, l, h), in + kb, vb);
+      in += kb + vb;
+    }
+}
+
 bool PageTable::reserve(KvPool& pool, int32_t n) {
   const int32_t need = (n + pool.page_size() - 1) / pool.page_size();
   while (static_cast<int32_t>(pages.size()) < need) {

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/fp16.h"
@@ -121,6 +122,14 @@ class KvPool {
   // V of one page, layer and kv head: [page_size][head_dim_v] f16, contiguous.
   f16_t* v(int32_t page, int layer, int head) { return v_base(layer) + offset(page, layer, head, v_row_); }
   const f16_t* v(int32_t page, int layer, int head) const { return v_base(layer) + offset(page, layer, head, v_row_); }
+  // A page's KV as one byte string (the unit the L2/L3 cache tiers store): for each
+  // layer and kv head, K's rows then V's rows. Pools with sliding-window layers have no
+  // such form (their window KV lives in slots): 0 and no-ops there. O(page bytes).
+  size_t page_payload_bytes() const {
+    return has_local_layers() ? 0 : cfg_.page_bytes();
+  }
+  void read_page(int32_t page, uint8_t* out) const;
+  void write_page(int32_t page, const uint8_t* in);
   uint8_t* k_bytes(int32_t page, int layer, int head) { return reinterpret_cast<uint8_t*>(k(page, layer, head)); }
   const uint8_t* k_bytes(int32_t page, int layer, int head) const {
     return reinterpret_cast<const uint8_t*>(k(page, layer, head));
@@ -187,6 +196,40 @@ class KvPool {
   std::vector<int32_t> slot_prev_, slot_next_;  // [n_slots] free-list links (-1: none)
   std::vector<uint8_t> slot_free_;   // [n_slots] 1 = in the free list
   int32_t free_head_ = -1, free_tail_ = -1;
+};
+
+// What the forward pass sees of the KV cache: the rows of pages by (page, layer, head)
+// and the pool's geometry, not its allocator (no alloc, release, refcounts, tiers): the
+// model reads and writes KV where the engine's page tables point, and who holds which
+// page, and in which cache tier, stays the engine's and the radix cache's business.
+// A pointer-sized handle, passed by value or const reference; reading code takes
+// `const KvView&` (const accessors only). Converts implicitly from a pool.
+class KvView {
+ public:
+  KvView(KvPool& pool) : p_(&pool) {}  // NOLINT(google-explicit-constructor)
+  KvView(const KvPool& pool) : p_(const_cast<KvPool*>(&pool)) {}  // NOLINT: reads through a const view only
+
+  const KvConfig& config() const { return p_->config(); }
+  int page_size() const { return p_->page_size(); }
+  KvType type() const { return p_->type(); }
+  bool has_local_layers() const { return p_->has_local_layers(); }
+  size_t k_row_bytes() const { return p_->k_row_bytes(); }
+  size_t v_row_bytes() const { return p_->v_row_bytes(); }
+  f16_t* k(int32_t page, int layer, int head) { return p_->k(page, layer, head); }
+  const f16_t* k(int32_t page, int layer, int head) const { return std::as_const(*p_).k(page, layer, head); }
+  f16_t* v(int32_t page, int layer, int head) { return p_->v(page, layer, head); }
+  const f16_t* v(int32_t page, int layer, int head) const { return std::as_const(*p_).v(page, layer, head); }
+  uint8_t* k_bytes(int32_t page, int layer, int head) { return p_->k_bytes(page, layer, head); }
+  const uint8_t* k_bytes(int32_t page, int layer, int head) const {
+    return std::as_const(*p_).k_bytes(page, layer, head);
+  }
+  uint8_t* v_bytes(int32_t page, int layer, int head) { return p_->v_bytes(page, layer, head); }
+  const uint8_t* v_bytes(int32_t page, int layer, int head) const {
+    return std::as_const(*p_).v_bytes(page, layer, head);
+  }
+
+ private:
+  KvPool* p_;
 };
 
 // A sequence's page table: page i holds positions [i*page_size, (i+1)*page_size).

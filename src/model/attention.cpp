@@ -113,7 +113,7 @@ inline float eff_scale(const AttnRows& r) { return r.softcap != 0.f ? r.scale / 
 
 // One query row (one token, one head) over keys [begin, n_ctx), short-batch numerics.
 // Keys before begin are skipped, as llama.cpp skips -inf-masked keys (same bits).
-void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale, float cap,
+void attend_row_f16acc(const kv::KvView& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale, float cap,
                        const float* q, int32_t begin, int32_t n_ctx, float* out, AttnScratch& sc) {
   const int ps = kv.page_size();
   sc.q16.resize(hd);
@@ -143,7 +143,7 @@ void attend_row_f16acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
 
 // One query row over keys [begin, n_ctx), prefill (tiled) numerics: tiles at positions
 // 0, 64, 128, ..., keys outside [begin, n_ctx) masked (score -inf, no V update).
-void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale, float cap,
+void attend_row_tiled(const kv::KvView& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale, float cap,
                       const float* q, int32_t begin, int32_t n_ctx, float* out, AttnScratch& sc) {
   const int ps = kv.page_size();
   sc.acc.assign(hd, 0.f);
@@ -192,7 +192,7 @@ void attend_row_tiled(const kv::KvPool& kv, const kv::PageTable& pt, int layer, 
 
 // Row `slot` of one page's K (or V) as f32: f16 widened, or Q8_0 dequantized as
 // float(q) * d (one rounding, as the SIMD forms do).
-void kv_row_f32(const kv::KvPool& kv, bool is_k, int32_t page, int layer, int hk, int slot, int hd, float* out) {
+void kv_row_f32(const kv::KvView& kv, bool is_k, int32_t page, int layer, int hk, int slot, int hd, float* out) {
   if (kv.type() == kv::KvType::kQ8_0) {
     const uint8_t* row = (is_k ? kv.k_bytes(page, layer, hk) : kv.v_bytes(page, layer, hk)) +
                          static_cast<size_t>(slot) * (is_k ? kv.k_row_bytes() : kv.v_row_bytes());
@@ -211,7 +211,7 @@ void kv_row_f32(const kv::KvPool& kv, bool is_k, int32_t page, int layer, int hk
 // One query row over keys [begin, n_ctx), f32 decode numerics (blocks at absolute
 // positions from the one holding begin; keys outside the range masked: score -inf, no V
 // update); attention_f32acc.h performs the same operations with query rows as lanes.
-void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale, float cap,
+void attend_row_f32acc(const kv::KvView& kv, const kv::PageTable& pt, int layer, int hk, int hd, float scale, float cap,
                        const float* q, int32_t begin, int32_t n_ctx, float* out, AttnScratch& sc) {
   constexpr int B = detail::kAttnF32Block;
   const int ps = kv.page_size();
@@ -263,7 +263,7 @@ void attend_row_f32acc(const kv::KvPool& kv, const kv::PageTable& pt, int layer,
 
 }  // namespace
 
-void store_kv_token(const AttentionShape& s, const Batch& batch, int64_t t, kv::KvPool& kv, const float* k,
+void store_kv_token(const AttentionShape& s, const Batch& batch, int64_t t, kv::KvView kv, const float* k,
                     const float* v) {
   const int ps = kv.page_size();
   const kv::PageTable& pt = *batch.seqs[batch.seq[t]];
@@ -286,7 +286,7 @@ void store_kv_token(const AttentionShape& s, const Batch& batch, int64_t t, kv::
   }
 }
 
-void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const float* k, const float* v) {
+void store_kv(const AttentionShape& s, const Batch& batch, kv::KvView kv, const float* k, const float* v) {
   const int64_t row = static_cast<int64_t>(s.n_head_kv) * s.head_dim;
   for (int64_t t = 0; t < batch.size(); ++t) store_kv_token(s, batch, t, kv, k + t * row, v + t * row);
 }
@@ -370,7 +370,7 @@ const char* decode_numerics_name(DecodeNumerics d) {
   }
 }
 
-void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv, const float* q, float* out,
+void attention(const AttentionShape& s, const Batch& batch, const kv::KvView& kv, const float* q, float* out,
                ThreadPool& pool) {
   const int64_t n_tok = batch.size();
   const int hd = s.head_dim;

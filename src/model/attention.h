@@ -47,7 +47,7 @@ struct AttentionShape {
 // flash attention skips masked keys the same way, so the kLlama numerics keep its bits).
 // q: [n_tok][n_head*head_dim] f32. Parallel over (block of tokens of one sequence, KV
 // head) work items.
-void attention(const AttentionShape& s, const Batch& batch, const kv::KvPool& kv, const float* q, float* out,
+void attention(const AttentionShape& s, const Batch& batch, const kv::KvView& kv, const float* q, float* out,
                ThreadPool& pool);
 
 // "avx2" or "ref": the row kernels attention() uses on this CPU. The AVX2 ones give the
@@ -58,9 +58,9 @@ const char* attention_impl();
 // Writes k, v rows ([n_tok][n_head_kv*head_dim] f32) into the cache at each token's
 // position: as f16, or as Q8_0 blocks for a kQ8_0 pool (every query over such a pool
 // uses the kF32 numerics, reading rows dequantized as float(q) * d).
-void store_kv(const AttentionShape& s, const Batch& batch, kv::KvPool& kv, const float* k, const float* v);
+void store_kv(const AttentionShape& s, const Batch& batch, kv::KvView kv, const float* k, const float* v);
 // store_kv for token t alone (k, v: its rows), e.g. inside a per-token pass over the pool.
-void store_kv_token(const AttentionShape& s, const Batch& batch, int64_t t, kv::KvPool& kv, const float* k,
+void store_kv_token(const AttentionShape& s, const Batch& batch, int64_t t, kv::KvView kv, const float* k,
                     const float* v);
 
 }  // namespace tachyon::model

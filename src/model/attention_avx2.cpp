@@ -81,7 +81,7 @@ inline void v_accum(float* acc, const float* v, int ld, const float* p, int n_ke
 namespace {
 // Any head dim, one key at a time (kept for head dims without a specialization).
 void attend_rows_f16acc_avx2_generic(const AttnRows& r, AttnScratch& sc) {
-  const kv::KvPool& kv = *r.kv;
+  const kv::KvView& kv = *r.kv;
   const int ps = kv.page_size();
   const int hd = r.hd;
   const int hd8 = hd & ~7;
@@ -143,7 +143,7 @@ template <int NV>
 void f16acc_blocks(const AttnRows& r, AttnScratch& sc) {
   constexpr int hd = 8 * NV;
   constexpr int kBlk = 16;
-  const kv::KvPool& kv = *r.kv;
+  const kv::KvView& kv = *r.kv;
   const int ps = kv.page_size();
   const int n = r.n_rows;
   const long long* tab = kernels::avx2::exp2_table32();
@@ -248,7 +248,7 @@ void attend_rows_f16acc_avx2(const AttnRows& r, AttnScratch& sc) {
 
 void attend_rows_tiled_avx2(const AttnRows& r, AttnScratch& sc) {
   constexpr int T = kAttnTile;  // keys per tile (a multiple of 8)
-  const kv::KvPool& kv = *r.kv;
+  const kv::KvView& kv = *r.kv;
   const int ps = kv.page_size();
   const int hd = r.hd;
   const int hd8 = hd & ~7;

@@ -118,7 +118,7 @@ inline void accumulate_rows(const int* rows, int nr, const RowBlock* rb, const f
 template <int NV, int R>
 void f16acc_rows512(const AttnRows& r, AttnScratch& sc) {
   constexpr int hd = 16 * NV;
-  const kv::KvPool& kv = *r.kv;
+  const kv::KvView& kv = *r.kv;
   const int ps = kv.page_size();
   const int n = r.n_rows;
   const long long* tab = kernels::avx2::exp2_table32();

@@ -104,7 +104,7 @@ struct ScoresYmm {
 // ScoresYmm.
 template <int HD, class Widen, class WidenQ8, class Pv, class Scores>
 void f32acc_rows_impl(const AttnRows& r, AttnScratch& sc, Widen widen, WidenQ8 widen_q8, Pv pv_chunk, Scores scores) {
-  const kv::KvPool& kv = *r.kv;
+  const kv::KvView& kv = *r.kv;
   const int ps = kv.page_size();
   const int hd = HD ? HD : r.hd;
   const int n = r.n_rows;

@@ -15,7 +15,7 @@
 namespace tachyon::model::detail {
 
 struct AttnRows {
-  const kv::KvPool* kv = nullptr;
+  const kv::KvView* kv = nullptr;
   const kv::PageTable* pt = nullptr;
   int layer = 0;
   int hk = 0;  // KV head

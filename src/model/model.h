@@ -1,6 +1,6 @@
 // A loaded model: hyper-parameters, zero-copy weight views into the mapped GGUF file,
 // and the forward pass. The KV cache is owned outside (kv::KvPool); forward() reads and
-// writes it through the batch's page tables.
+// writes it through a kv::KvView (rows by page, no allocator) and the batch's page tables.
 #pragma once
 #include <cstdlib>
 #include <array>
@@ -103,7 +103,7 @@ class Model {
   // *logits as [n_out][n_vocab]. Writes K/V of every batch token into its sequence's
   // pages. Fails (without side effects on other sequences) on invalid token ids,
   // positions, or page tables too short.
-  Status forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std::vector<float>* logits);
+  Status forward(const Batch& batch, kv::KvView kv, ThreadPool& pool, std::vector<float>* logits);
 
  private:
   Model() = default;

@@ -86,7 +86,7 @@ double StepPhases::total_ms() const {
   return t;
 }
 
-Status Model::forward(const Batch& batch, kv::KvPool& kv, ThreadPool& pool, std::vector<float>* logits) {
+Status Model::forward(const Batch& batch, kv::KvView kv, ThreadPool& pool, std::vector<float>* logits) {
   const Hparams& h = hp_;
   const int64_t n = batch.size();
   if (n == 0) {

@@ -315,6 +315,7 @@ void CompletionJob::on_finish(Choice& c, const engine::Event& ev) {
   Usage u;
   u.prompt_tokens = ev.prompt_tokens;
   u.cached_tokens = ev.cached_tokens;
+  for (int t = 0; t < 3; ++t) u.cached_tier[t] = ev.cached_tokens_tier[t];
   u.completion_tokens = ev.completion_tokens;
   u.queue_ms = ev.queue_ms;
   u.prompt_ms = ev.prompt_ms;
@@ -350,10 +351,16 @@ Usage CompletionJob::usage() const {
     if (dup) continue;
     seen.push_back(c.prompt_index);
     int prompt = c.final.prompt_tokens > 0 ? c.final.prompt_tokens : c.prompt_tokens, cached = 0;
+    const engine::Event* most = nullptr;
     for (const auto& d : choices_)
-      if (d.prompt_index == c.prompt_index) cached = std::max(cached, d.final.cached_tokens);
+      if (d.prompt_index == c.prompt_index && (!most || d.final.cached_tokens > cached)) {
+        cached = d.final.cached_tokens;
+        most = &d.final;
+      }
     u.prompt_tokens += prompt;
     u.cached_tokens += cached;
+    if (most)
+      for (int t = 0; t < 3; ++t) u.cached_tier[t] += most->cached_tokens_tier[t];
   }
   return u;
 }

@@ -120,6 +120,59 @@ std::string ServerMetrics::render(const engine::EngineStats& s, const ServerGaug
          s.kv_local_slots_total);
   metric(&out, "tachyon_kv_local_slots_free", "gauge", "Sliding-window KV slots free", s.kv_local_slots_free);
   metric(&out, "tachyon_kv_bytes", "gauge", "Memory of the KV cache (bytes)", static_cast<double>(s.kv_bytes));
+  {
+    // KV cache tiers: l1 = the pool, l2 = host RAM, l3 = disk (kv/radix_cache.h).
+    const kv::TierStats& t = s.kv_tiers;
+    static const char* kTier[3] = {"l1", "l2", "l3"};
+    auto per_tier = [&](std::string_view name, std::string_view type, std::string_view help, const uint64_t* v,
+                        int first) {
+      header(&out, name, type, help);
+      for (int i = first; i < 3; ++i)
+        out += std::string(name) + "{tier=\"" + kTier[i] + "\"} " + num(static_cast<double>(v[i])) + "\n";
+    };
+    per_tier("tachyon_kv_tier_pages", "gauge", "KV cache pages per tier (l3: page files of this model on disk)",
+             t.pages, 0);
+    per_tier("tachyon_kv_tier_bytes", "gauge", "KV cache bytes per tier", t.bytes, 0);
+    per_tier("tachyon_kv_tier_hit_pages_total", "counter", "Prompt pages served from each tier", t.hit_pages, 0);
+    per_tier("tachyon_kv_tier_promotions_total", "counter", "Pages brought back into the pool from each tier",
+             t.promotions, 1);
+    per_tier("tachyon_kv_tier_demotions_total", "counter", "Pages moved down to each tier", t.demotions, 1);
+    metric(&out, "tachyon_kv_miss_pages_total", "counter", "Prompt pages no tier held (computed)",
+           static_cast<double>(t.miss_pages));
+    metric(&out, "tachyon_kv_dropped_pages_total", "counter", "Pages evicted with no lower tier to take them",
+           static_cast<double>(t.dropped));
+    metric(&out, "tachyon_kv_promote_failures_total", "counter",
+           "Promotions that failed (file rejected at read, no free page): the prompt is computed from there",
+           static_cast<double>(t.promote_failures));
+    metric(&out, "tachyon_kv_host_capacity_bytes", "gauge", "Capacity of the l2 tier (host RAM)",
+           static_cast<double>(s.kv_host_capacity));
+    const kv::DiskTierStats& d = s.kv_disk;
+    metric(&out, "tachyon_kv_disk_enabled", "gauge", "1 when a disk tier is configured (--kv-disk)",
+           s.kv_disk_enabled ? 1 : 0);
+    metric(&out, "tachyon_kv_disk_writable", "gauge", "1 while the disk tier accepts writes (0: degraded to RAM)",
+           d.writable ? 1 : 0);
+    metric(&out, "tachyon_kv_disk_reads_total", "counter", "Page files read", static_cast<double>(d.reads));
+    metric(&out, "tachyon_kv_disk_read_bytes_total", "counter", "Bytes read from page files",
+           static_cast<double>(d.read_bytes));
+    metric(&out, "tachyon_kv_disk_read_seconds_total", "counter", "Time spent reading page files", d.read_seconds);
+    metric(&out, "tachyon_kv_disk_writes_total", "counter", "Page files written", static_cast<double>(d.writes));
+    metric(&out, "tachyon_kv_disk_write_bytes_total", "counter", "Bytes written to page files",
+           static_cast<double>(d.write_bytes));
+    metric(&out, "tachyon_kv_disk_write_seconds_total", "counter", "Time spent writing page files (with fsync)",
+           d.write_seconds);
+    metric(&out, "tachyon_kv_disk_read_bandwidth_bytes_per_second", "gauge", "Read bytes / read time since start",
+           d.read_seconds > 0 ? static_cast<double>(d.read_bytes) / d.read_seconds : 0.0);
+    metric(&out, "tachyon_kv_disk_write_bandwidth_bytes_per_second", "gauge", "Written bytes / write time since start",
+           d.write_seconds > 0 ? static_cast<double>(d.write_bytes) / d.write_seconds : 0.0);
+    metric(&out, "tachyon_kv_disk_rejected_files_total", "counter",
+           "Page files found corrupt, truncated, foreign or stale (ignored and deleted)", static_cast<double>(d.rejected));
+    metric(&out, "tachyon_kv_disk_write_errors_total", "counter", "Failed page file writes",
+           static_cast<double>(d.write_errors));
+    metric(&out, "tachyon_kv_disk_dropped_writes_total", "counter", "Writes dropped (queue full)",
+           static_cast<double>(d.dropped_writes));
+    metric(&out, "tachyon_kv_disk_evicted_files_total", "counter", "Page files deleted to stay under --kv-disk-size",
+           static_cast<double>(d.evicted_files));
+  }
   metric(&out, "tachyon_spec_draft_tokens_total", "counter", "Speculative decoding: draft tokens verified",
          static_cast<double>(s.spec_drafted));
   metric(&out, "tachyon_spec_accepted_tokens_total", "counter", "Speculative decoding: draft tokens accepted",

@@ -94,6 +94,7 @@ std::string dump_json(const ojson& j);
 // Per-request totals over its choices.
 struct Usage {
   int prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;
+  int cached_tier[3] = {0, 0, 0};  // cached_tokens by the KV cache tier they came from (l1, l2, l3)
   double queue_ms = 0, prompt_ms = 0, decode_ms = 0;
   int draft_tokens = 0, accepted_tokens = 0, verify_steps = 0;  // speculative decoding
   double constraint_ms = 0;  // structured output: time in the constraint stage

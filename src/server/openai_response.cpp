@@ -39,7 +39,9 @@ ojson usage_json(const Usage& u) {
   return {{"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},
           {"total_tokens", u.prompt_tokens + u.completion_tokens},
-          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+          {"prompt_tokens_details",
+           {{"cached_tokens", u.cached_tokens},
+            {"cached_tokens_by_tier", {{"l1", u.cached_tier[0]}, {"l2", u.cached_tier[1]}, {"l3", u.cached_tier[2]}}}}}};
 }
 
 ojson timings_json(const Usage& u) {

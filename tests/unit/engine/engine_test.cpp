@@ -77,27 +77,29 @@ TEST(RadixCache, MatchInsertLockEvict) {
   std::vector<int32_t> a = {1, 2, 3, 4, 5, 6}, b = {1, 2, 3, 9, 9, 9};
   kv::PageTable pa;
   pa.reserve(pool.value(), 6);
-  std::vector<kv::RadixCache::Node*> path;
+  kv::RadixCache::Handle path;
   cache.insert(a.data(), pa.pages.data(), 3, &path);
   EXPECT_EQ(cache.n_nodes(), 3);
   EXPECT_EQ(cache.n_unlocked(), 0);  // held by the inserting request
-  EXPECT_EQ(cache.match(b.data(), 6, 3).size(), 1u);  // [1,2] shared; [3,9] differs
-  EXPECT_EQ(cache.match(a.data(), 6, 3).size(), 3u);
-  EXPECT_EQ(cache.match(a.data(), 6, 2).size(), 2u);
+  EXPECT_EQ(cache.match(b.data(), 6, 3).n_pages(), 1);  // [1,2] shared; [3,9] differs
+  EXPECT_EQ(cache.match(a.data(), 6, 3).n_pages(), 3);
+  EXPECT_EQ(cache.match(a.data(), 6, 2).n_pages(), 2);
   // locked nodes are not evicted
   EXPECT_EQ(cache.evict(10), 0);
-  auto shared = cache.match(b.data(), 6, 3);
-  cache.lock(shared);  // a second request on [1,2]
-  cache.unlock(path);
+  auto shared = cache.acquire(cache.match(b.data(), 6, 3), b.data());  // a second request on [1,2]
+  EXPECT_EQ(shared.handle.n_pages(), 1);
+  EXPECT_EQ(shared.pages_from[kv::kL1], 1);
+  EXPECT_EQ(cache.page(shared.handle, 0), pa.pages[0]);
+  cache.release(&path);
   EXPECT_EQ(cache.n_unlocked(), 2);  // [1,2] still held by the second request
-  cache.unlock(shared);
+  cache.release(&shared.handle);
   EXPECT_EQ(cache.n_unlocked(), 3);
   pa.clear(pool.value());  // the tree still holds the pages
   EXPECT_EQ(pool.value().n_free(), 5);
   EXPECT_EQ(cache.evict(2), 2);  // leaves first
   EXPECT_EQ(cache.n_nodes(), 1);
   EXPECT_EQ(cache.n_unlocked(), 1);
-  EXPECT_EQ(cache.match(a.data(), 6, 3).size(), 1u);
+  EXPECT_EQ(cache.match(a.data(), 6, 3).n_pages(), 1);
   EXPECT_EQ(cache.evict(10), 1);
   EXPECT_EQ(pool.value().n_free(), 8);
 }

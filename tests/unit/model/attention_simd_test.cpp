@@ -314,7 +314,8 @@ class AttentionSimd : public ::testing::TestWithParam<Case> {
       std::vector<float*> outs(n);
       for (int i = 0; i < n; ++i) outs[i] = out.data() + static_cast<size_t>(i) * hd;
       model::detail::AttnRows r;
-      r.kv = &kvp;
+      const kv::KvView view(kvp);
+      r.kv = &view;
       r.pt = &pts_[1];
       r.layer = shape_.layer;
       r.hk = shape_.n_head_kv - 1;
