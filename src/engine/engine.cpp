@@ -301,6 +301,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
   impl->stats.kv_host_capacity = tiers.host_bytes;
   if (impl->disk) impl->stats.kv_disk = impl->disk->stats();
   impl->cache = std::make_unique<kv::RadixCache>(*impl->kv, tiers);
+  impl->stats.kv_tiers = impl->cache->stats();  // disk pages indexed at start show before any request
   if (!cfg.draft_path.empty()) {
     auto dm = model::Model::load(cfg.draft_path);
     if (!dm) return dm.status();
