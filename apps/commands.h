@@ -10,6 +10,7 @@ int cmd_gguf_split(int argc, char** argv);
 int cmd_chat_template(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
+int cmd_router(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_logits(int argc, char** argv);
 int cmd_gen_model(int argc, char** argv);

@@ -17,6 +17,7 @@ struct Command {
 const Command kCommands[] = {
     {"run", tachyon::apps::cmd_run, "generate a continuation of a prompt"},
     {"serve", tachyon::apps::cmd_serve, "serve the OpenAI API (chat/completions, completions) over HTTP"},
+    {"router", tachyon::apps::cmd_router, "route OpenAI API requests over serve workers (cache-aware)"},
     {"bench", tachyon::apps::cmd_bench, "load-test, compare and probe OpenAI-compatible endpoints"},
     {"logits", tachyon::apps::cmd_logits, "teacher-forced top-k logits for a token sequence (JSON)"},
     {"perf", tachyon::apps::cmd_perf, "prompt and generation speed (like llama-bench), GB/s and % of bandwidth"},
