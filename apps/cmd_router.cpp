@@ -2,11 +2,17 @@
 //   [--port 8080] [--policy cache_aware|least_load|round_robin] [--api-key KEY ...]
 //   [--tokenizer FILE.gguf] [--cache-threshold F] [--balance-abs N] [--balance-rel F]
 //   [--health-interval MS] [--eject-after N] [--max-attempts N] [--io-threads N]
+// tachyon router --providers FILE.toml [--objective cheapest|fastest|balanced]
+//   [--slo "ttft_p90<800ms,error_rate<5%"] [--max-concurrency N] [--probe-interval MS]
+//   [--log-decisions]                    (gateway mode: any OpenAI-compatible endpoints)
 // An OpenAI-compatible front over `tachyon serve` workers (router/router.h). Prints
 // "listening on http://HOST:PORT" on stderr once it accepts connections; SIGINT/SIGTERM
 // drain the requests in flight, then exit.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "commands.h"
 #include "router/router.h"
@@ -45,6 +51,16 @@ int cmd_router(int argc, char** argv) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--request-timeout", rc.request_timeout_ms, "ms per upstream request (0: none)")->capture_default_str();
+  std::string providers, slo;
+  app.add_option("--providers", providers,
+                 "gateway mode: endpoints file of `tachyon bench compare` (name, url, model, api_key_env, prices)");
+  app.add_option("--objective", rc.objective, "gateway: cheapest | fastest | balanced")->capture_default_str();
+  app.add_option("--slo", slo, "gateway: constraints on live estimates, e.g. \"ttft_p90<800ms,error_rate<5%\"");
+  app.add_option("--max-concurrency", rc.max_concurrency, "gateway: requests in flight per provider (0: no limit)")
+      ->check(CLI::Range(0, 1 << 20));
+  app.add_option("--probe-interval", rc.probe_interval_ms, "gateway: probe a provider idle this many ms (0: never)")
+      ->capture_default_str();
+  app.add_flag("--log-decisions", rc.log_decisions, "gateway: one stderr line per routing decision");
   app.add_option("--io-threads", io_threads, "HTTP I/O threads")->check(CLI::Range(1, 64))->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -54,6 +70,40 @@ int cmd_router(int argc, char** argv) {
   if (!router::parse_policy(policy, &rc.policy.policy)) {
     std::fprintf(stderr, "error: --policy: '%s' (cache_aware, least_load or round_robin)\n", policy.c_str());
     return 2;
+  }
+  if (!providers.empty()) {
+    std::ifstream f(providers);
+    if (!f) {
+      std::fprintf(stderr, "error: --providers: cannot read %s\n", providers.c_str());
+      return 1;
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    auto eps = bench::parse_endpoints(ss.str(), providers);
+    if (!eps) {
+      std::fprintf(stderr, "error: %s\n", eps.status().message().c_str());
+      return 1;
+    }
+    for (auto& e : eps.value()) {
+      if (!e.api_key_env.empty()) {
+        const char* k = std::getenv(e.api_key_env.c_str());
+        if (!k || !*k) {
+          std::fprintf(stderr, "error: %s: environment variable %s (the API key) is not set\n", e.label().c_str(),
+                       e.api_key_env.c_str());
+          return 1;
+        }
+        e.api_key = k;
+      }
+    }
+    rc.providers = std::move(eps.value());
+  }
+  if (!slo.empty()) {
+    auto c = bench::parse_constraints(slo);
+    if (!c) {
+      std::fprintf(stderr, "error: --slo: %s\n", c.status().message().c_str());
+      return 1;
+    }
+    rc.slo = std::move(c.value());
   }
   rc.http.host = host;
   rc.http.port = port;
@@ -68,7 +118,11 @@ int cmd_router(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", s.message().c_str());
     return 1;
   }
-  std::fprintf(stderr, "router: %zu workers, policy %s\n", rc.workers.size(), policy.c_str());
+  if (rc.providers.empty())
+    std::fprintf(stderr, "router: %zu workers, policy %s\n", rc.workers.size(), policy.c_str());
+  else
+    std::fprintf(stderr, "gateway: %zu providers, objective %s%s%s\n", rc.providers.size(), rc.objective.c_str(),
+                 slo.empty() ? "" : ", SLO ", slo.c_str());
   const bool v6 = host.find(':') != std::string::npos;
   std::fprintf(stderr, "listening on http://%s%s%s:%d\n", v6 ? "[" : "", host.c_str(), v6 ? "]" : "",
                r.value()->port());

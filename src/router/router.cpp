@@ -94,10 +94,22 @@ struct Worker {
   uint64_t prompt_tokens = 0, cached_tokens = 0;
   double latency_s = 0;
   uint64_t latency_n = 0;
+  // gateway mode
+  bool provider = false;
+  std::string model, api_key;
+  double price_in = -1, price_out = -1;
+  double ewma_ttft = -1, ewma_tpot = -1, ewma_err = 0;  // ms, ms, fraction; -1 unknown
+  double last_used = 0, cooldown_until = 0;
+  uint64_t chosen = 0, failovers = 0, rate_limited = 0, probes = 0;
+
+  double cost() const { return price_in < 0 && price_out < 0 ? -1 : std::max(0.0, price_in) + std::max(0.0, price_out); }
+  double expected_ms() const { return ewma_ttft < 0 ? -1 : ewma_ttft + 64 * std::max(0.0, ewma_tpot); }
+  void observe(double& ewma, double v) { ewma = ewma < 0 ? v : 0.8 * ewma + 0.2 * v; }
 };
 
 class Router::Impl {
  public:
+  struct Proxy;
   RouterConfig cfg;
   std::unique_ptr<server::HttpServer> http;
   Selector selector;
@@ -169,6 +181,121 @@ class Router::Impl {
     return key;
   }
 
+  bool gateway() const { return !cfg.providers.empty(); }
+
+  void add_provider(const bench::EndpointSpec& e) {
+    auto w = std::make_shared<Worker>();
+    w->id = next_id++;
+    w->name = e.label();
+    w->url = e.url;
+    w->provider = true;
+    w->model = e.model;
+    w->api_key = e.api_key;
+    w->price_in = e.price_input_per_m;
+    w->price_out = e.price_output_per_m;
+    w->backoff_ms = cfg.readmit_ms;
+    workers.push_back(std::move(w));
+  }
+
+  // Whether w's estimates meet every SLO constraint (unknown estimates do).
+  bool meets_slo(const Worker& w) const {
+    for (const auto& c : cfg.slo) {
+      double v = -1;
+      const std::string& m = c.metric;
+      if (m.rfind("ttft", 0) == 0) v = w.ewma_ttft;
+      else if (m.rfind("tpot", 0) == 0 || m.rfind("itl", 0) == 0) v = w.ewma_tpot;
+      else if (m.rfind("e2e", 0) == 0) v = w.expected_ms();
+      else if (m == "error_rate") v = w.ewma_err;
+      else if (m == "cost_per_request" || m == "cost_per_mtok") v = w.cost();
+      else continue;  // not estimated by the gateway
+      if (v < 0) continue;
+      const bool ok = c.less ? (c.or_equal ? v <= c.value : v < c.value) : (c.or_equal ? v >= c.value : v > c.value);
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  // Gateway: the best provider for p among cands by the objective (under mu).
+  Decision choose_provider(const Proxy& p, std::span<const Candidate> cands) {
+    const double t = now_ms();
+    std::vector<Worker*> pool, all;
+    for (const auto& c : cands)
+      for (auto& w : workers)
+        if (w->id == c.id && t >= w->cooldown_until &&
+            (cfg.max_concurrency <= 0 || w->in_flight < cfg.max_concurrency))
+          all.push_back(w.get());
+    std::vector<Worker*> for_model;
+    for (Worker* w : all)
+      if (!p.model.empty() && (w->model == p.model || w->name == p.model)) for_model.push_back(w);
+    if (!for_model.empty()) all = for_model;
+    for (Worker* w : all)
+      if (meets_slo(*w)) pool.push_back(w);
+    const bool slo_met = !pool.empty();
+    if (!slo_met) pool = all;
+    Decision d;
+    if (pool.empty()) return d;
+    double best_cost = -1, best_ms = -1;
+    for (Worker* w : pool) {
+      if (w->cost() >= 0 && (best_cost < 0 || w->cost() < best_cost)) best_cost = w->cost();
+      if (w->expected_ms() >= 0 && (best_ms < 0 || w->expected_ms() < best_ms)) best_ms = w->expected_ms();
+    }
+    auto speed = [](const Worker* w) { return w->expected_ms() < 0 ? 0.0 : w->expected_ms(); };
+    auto cost = [](const Worker* w) { return w->cost() < 0 ? 1e300 : w->cost(); };
+    auto score = [&](const Worker* w) {
+      const double c = w->cost() < 0 ? 2.0 : best_cost > 0 ? w->cost() / best_cost : 1.0;
+      const double s = w->expected_ms() < 0 ? 0.0 : best_ms > 0 ? w->expected_ms() / best_ms : 1.0;
+      return c + s;
+    };
+    Worker* best = pool.front();
+    for (Worker* w : pool) {
+      bool better = false;
+      if (cfg.objective == "cheapest")
+        better = cost(w) < cost(best) || (cost(w) == cost(best) && speed(w) < speed(best));
+      else if (cfg.objective == "fastest")
+        better = speed(w) < speed(best) || (speed(w) == speed(best) && cost(w) < cost(best));
+      else
+        better = score(w) < score(best);
+      if (better) best = w;
+    }
+    ++best->chosen;
+    if (cfg.log_decisions)
+      std::fprintf(stderr,
+                   "gateway: model %s -> %s (%s; ttft %.0f ms, tpot %.1f ms, errors %.2f, price %.3f; %zu candidates, "
+                   "%s)%s\n",
+                   p.model.empty() ? "-" : p.model.c_str(), best->name.c_str(), cfg.objective.c_str(), best->ewma_ttft,
+                   best->ewma_tpot, best->ewma_err, best->cost(), all.size(),
+                   slo_met ? "SLO met" : "no provider meets the SLO", p.excluded.empty() ? "" : " [failover]");
+    d.worker = best->id;
+    return d;
+  }
+
+  // Gateway: a 1-token streamed chat completion to a provider idle for probe_interval_ms.
+  void send_probe(const std::shared_ptr<Worker>& w) {
+    auto p = std::make_shared<Proxy>();
+    p->r = this;
+    p->probe = true;
+    p->worker = w;
+    p->t0 = p->t_attempt = now_ms();
+    bench::HttpRequest req;
+    req.method = "POST";
+    req.target = w->url.target("/v1/chat/completions");
+    req.body = ojson{{"model", w->model},
+                     {"messages", ojson::array({{{"role", "user"}, {"content", "ping"}}})},
+                     {"max_tokens", 1},
+                     {"stream", true}}
+                   .dump();
+    req.timeout_ms = cfg.health_timeout_ms * 5;
+    req.headers.push_back({"Content-Type", "application/json"});
+    if (!w->api_key.empty()) req.headers.push_back({"Authorization", "Bearer " + w->api_key});
+    bench::StreamHandlers h;
+    h.on_data = [p](std::string_view, int64_t) {
+      if (p->t_first == 0) p->t_first = now_ms();
+      return true;
+    };
+    h.on_done = [this, p](const bench::HttpError& err, int64_t) { finish(p, err); };
+    client->request(w->url, std::move(req), std::move(h));
+  }
+
   // --- proxying ---------------------------------------------------------------------
 
   struct Proxy : server::ExchangeOwner {
@@ -187,10 +314,16 @@ class Router::Impl {
     std::string content_type, buffer, tail;
     std::string last_error;
     int last_status = 0;
+    double t_attempt = 0, t_first = 0;
+    int n_events = 0;  // SSE events seen (a stream's tokens, roughly)
+    bool probe = false;  // a gateway probe (no client)
+    ojson body_json;     // parsed body (gateway: rewritten per provider)
+    std::string model;   // the model the client asked for
     void on_client_gone() override { gone = true; }
   };
 
   void post_ex(const std::shared_ptr<Proxy>& p, std::function<void(server::Exchange&)> fn) {
+    if (!p->ex) return;  // a probe
     auto ex = p->ex;
     net::post(ex->executor(), [ex, fn = std::move(fn)] { fn(*ex); });
   }
@@ -213,7 +346,8 @@ class Router::Impl {
         if (!x->removed && x->healthy &&
             std::find(p->excluded.begin(), p->excluded.end(), x->id) == p->excluded.end())
           cands.push_back({x->id, x->in_flight});
-      d = selector.choose(p->key, cands);
+      if (gateway()) d = choose_provider(*p, cands);
+      else d = selector.choose(p->key, cands);
       if (d.worker >= 0) {
         for (auto& x : workers)
           if (x->id == d.worker) w = x;
@@ -241,9 +375,20 @@ class Router::Impl {
     req.method = p->method;
     req.target = w->url.target(p->target);
     req.body = p->body;
+    if (w->provider && !w->model.empty() && p->body_json.is_object()) {
+      p->body_json["model"] = w->model;
+      req.body = p->body_json.dump();
+    }
     req.timeout_ms = cfg.request_timeout_ms;
-    if (!p->body.empty()) req.headers.push_back({"Content-Type", "application/json"});
-    if (!p->auth.empty()) req.headers.push_back({"Authorization", p->auth});
+    if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/json"});
+    if (w->provider) {
+      if (!w->api_key.empty()) req.headers.push_back({"Authorization", "Bearer " + w->api_key});
+    } else if (!p->auth.empty()) {
+      req.headers.push_back({"Authorization", p->auth});
+    }
+    p->t_attempt = now_ms();
+    p->t_first = 0;
+    p->n_events = 0;
     net::post(up, [this, p, w, req = std::move(req)]() mutable {
       bench::StreamHandlers h;
       h.on_head = [this, p](const bench::ResponseHead& head, int64_t) {
@@ -258,6 +403,10 @@ class Router::Impl {
         }
       };
       h.on_data = [this, p](std::string_view data, int64_t) {
+        if (p->t_first == 0) p->t_first = now_ms();
+        for (size_t at = data.find("data: "); at != std::string_view::npos; at = data.find("data: ", at + 6))
+          ++p->n_events;
+        if (p->probe) return true;
         p->tail.append(data);
         if (p->tail.size() > 16384) p->tail.erase(0, p->tail.size() - 8192);
         if (p->streaming) {
@@ -284,11 +433,34 @@ class Router::Impl {
   // Upstream thread.
   void finish(const std::shared_ptr<Proxy>& p, const bench::HttpError& err) {
     Worker& w = *p->worker;
+    if (p->probe) {
+      std::lock_guard<std::mutex> lk(mu);
+      --w.in_flight;
+      w.last_used = now_ms();
+      w.observe(w.ewma_err, err.ok() ? 0.0 : 1.0);
+      if (err.ok() && p->t_first > 0) w.observe(w.ewma_ttft, p->t_first - p->t_attempt);
+      return;
+    }
     const bool client_error = err.kind == bench::ErrorKind::kHttpStatus && err.http_status >= 400 &&
                               err.http_status < 500 && err.http_status != 429;
     {
       std::lock_guard<std::mutex> lk(mu);
       --w.in_flight;
+      if (w.provider && err.kind != bench::ErrorKind::kCancelled && !client_error) {
+        const double t = now_ms();
+        w.last_used = t;
+        w.observe(w.ewma_err, err.ok() ? 0.0 : 1.0);
+        if (err.ok() && p->t_first > 0) {
+          w.observe(w.ewma_ttft, p->t_first - p->t_attempt);
+          const int n_tok = p->n_events - 2;  // the first event, and [DONE]
+          if (p->streaming && n_tok > 0) w.observe(w.ewma_tpot, (t - p->t_first) / n_tok);
+        }
+        if (err.http_status == 429) {
+          ++w.rate_limited;
+          w.cooldown_until = t + 1000;
+        }
+        if (!err.ok()) ++w.failovers;
+      }
       if (err.ok() || client_error) {
         w.req_failures = 0;
         w.backoff_ms = cfg.readmit_ms;
@@ -394,8 +566,9 @@ class Router::Impl {
     for (auto& w : probe) {
       bench::HttpRequest req;
       req.method = "GET";
-      req.target = w->url.target("/health");
+      req.target = w->url.target(w->provider ? "/v1/models" : "/health");
       req.timeout_ms = cfg.health_timeout_ms;
+      if (w->provider && !w->api_key.empty()) req.headers.push_back({"Authorization", "Bearer " + w->api_key});
       bench::StreamHandlers h;
       h.on_data = [](std::string_view, int64_t) { return true; };
       h.on_done = [this, w](const bench::HttpError& err, int64_t) {
@@ -414,6 +587,21 @@ class Router::Impl {
         }
       };
       client->request(w->url, std::move(req), std::move(h));
+    }
+    if (gateway() && cfg.probe_interval_ms > 0) {
+      std::vector<std::shared_ptr<Worker>> idle;
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        const double t = now_ms();
+        for (auto& w : workers)
+          if (w->provider && w->healthy && w->in_flight == 0 && t - w->last_used >= cfg.probe_interval_ms) {
+            ++w->in_flight;
+            ++w->probes;
+            w->last_used = t;
+            idle.push_back(w);
+          }
+      }
+      for (auto& w : idle) send_probe(w);
     }
     health_timer->expires_after(std::chrono::milliseconds(cfg.health_interval_ms));
     health_timer->async_wait([this](boost::system::error_code ec) {
@@ -477,6 +665,22 @@ class Router::Impl {
     o += "tachyon_router_decisions_total{reason=\"cache\"} " + u(decisions[0]) + "\n";
     o += "tachyon_router_decisions_total{reason=\"balance\"} " + u(decisions[1]) + "\n";
     o += "tachyon_router_decisions_total{reason=\"other\"} " + u(decisions[2]) + "\n";
+    if (gateway()) {
+      auto f = [](double v) { return std::to_string(v); };
+      per("tachyon_gateway_ttft_ms", "gauge", "EWMA time to first byte (-1: not measured yet)",
+          [&](Worker& w) { return f(w.ewma_ttft); });
+      per("tachyon_gateway_tpot_ms", "gauge", "EWMA time per output token of streams (-1: not measured yet)",
+          [&](Worker& w) { return f(w.ewma_tpot); });
+      per("tachyon_gateway_error_rate", "gauge", "EWMA of failed attempts (0..1)", [&](Worker& w) { return f(w.ewma_err); });
+      per("tachyon_gateway_circuit_open", "gauge", "1 while the circuit is open (nothing is sent)",
+          [&](Worker& w) { return std::string(w.healthy ? "0" : "1"); });
+      per("tachyon_gateway_decisions_total", "counter", "Requests the objective sent to the provider",
+          [&](Worker& w) { return u(w.chosen); });
+      per("tachyon_gateway_failovers_total", "counter", "Attempts that failed here and moved on",
+          [&](Worker& w) { return u(w.failovers); });
+      per("tachyon_gateway_rate_limited_total", "counter", "429 answers", [&](Worker& w) { return u(w.rate_limited); });
+      per("tachyon_gateway_probes_total", "counter", "Probe requests sent while idle", [&](Worker& w) { return u(w.probes); });
+    }
     head("tachyon_router_no_worker_total", "counter", "Attempts that found no eligible worker");
     o += "tachyon_router_no_worker_total " + u(no_worker) + "\n";
     return o;
@@ -549,7 +753,13 @@ class Router::Impl {
       if (const auto it = req.find(boost::beast::http::field::authorization); it != req.end())
         p->auth = std::string(it->value());
     p->t0 = now_ms();
-    if (!models) p->key = routing_key(p->body);
+    if (gateway()) {
+      p->body_json = ojson::parse(p->body, nullptr, false);
+      if (p->body_json.is_object() && p->body_json.contains("model") && p->body_json["model"].is_string())
+        p->model = p->body_json["model"].get<std::string>();
+    } else if (!models) {
+      p->key = routing_key(p->body);
+    }
     ex->set_owner(p);
     ++active;
     attempt(p);
@@ -598,11 +808,16 @@ Result<std::unique_ptr<Router>> Router::create(RouterConfig cfg) {
     d.tok_file = std::move(f.value());
     d.tokenizer = std::move(t.value());
   }
+  if (!d.cfg.providers.empty() && (!d.cfg.workers.empty() || !d.cfg.workers_file.empty()))
+    return invalid_argument("router: give workers (--worker, --workers-file) or --providers, not both");
+  if (d.cfg.objective != "cheapest" && d.cfg.objective != "fastest" && d.cfg.objective != "balanced")
+    return invalid_argument("--objective '" + d.cfg.objective + "': cheapest, fastest or balanced");
+  for (const auto& e : d.cfg.providers) d.add_provider(e);
   for (const auto& w : d.cfg.workers)
     if (Status s = d.add_worker(w, false); !s) return invalid_argument("--worker " + w + ": " + s.message());
   d.sync_workers_file();
   if (d.workers.empty() && d.cfg.workers_file.empty())
-    return invalid_argument("router: no workers (give --worker URL, or --workers-file FILE)");
+    return invalid_argument("router: no workers (give --worker URL, --workers-file FILE or --providers FILE)");
   Impl* raw = impl.get();
   d.http = std::make_unique<server::HttpServer>(d.cfg.http, [raw](std::shared_ptr<server::Exchange> ex) {
     raw->handle(std::move(ex));

@@ -24,6 +24,27 @@
 // their requests finished). SIGINT/SIGTERM drain: new requests get 503, the router exits
 // when the requests in flight have finished (or after drain_timeout_ms).
 //
+// Gateway mode (providers instead of workers: any OpenAI-compatible endpoints, from a
+// `bench compare` endpoints file): a request for model M goes to the providers whose name
+// or model is M (all of them when none is), with the body's "model" set to the chosen
+// provider's and its API key; the provider is the best by the objective among those whose
+// live estimates meet the SLO (all of them when none does):
+//   cheapest   lowest price (input + output USD per million tokens; unknown prices last),
+//              then fastest;
+//   fastest    lowest expected latency: EWMA TTFT + 64 x EWMA TPOT (unmeasured: 0, so a
+//              new provider is tried first);
+//   balanced   lowest price/best price + latency/best latency.
+// Estimates: EWMA (alpha 0.2) of TTFT (first body byte), TPOT (streams: the rest over the
+// chunks) and error rate (0/1 per attempt), from real traffic and, for a provider idle
+// for probe_interval_ms, from a probe (a 1-token streamed chat completion). The SLO uses
+// ttft_*, tpot_*, e2e_* (estimated as TTFT + 64 TPOT), error_rate and cost_per_request
+// constraints on those estimates. Failover: an attempt that fails before its first byte
+// goes to the next provider; a 429 also rests the provider for a second. Circuit breaking:
+// after eject_after consecutive failures the circuit opens (nothing is sent) until a
+// health check (GET /v1/models with the key) passes after the backoff. Per-provider
+// concurrency limit: providers at it are skipped (503 when all are). Decisions: /metrics
+// (tachyon_gateway_*) and, with log_decisions, one stderr line per request.
+//
 // Threading: the HTTP server's I/O threads parse and route; one upstream thread runs the
 // HTTP client (connection pools to the workers) and the health checks. Worker state is
 // under one mutex.
@@ -33,6 +54,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "bench/compare.h"
 #include "router/policy.h"
 #include "server/http.h"
 
@@ -53,6 +75,13 @@ struct RouterConfig {
   int max_attempts = 3;
   int drain_timeout_ms = 30000;
   bool handle_signals = true;
+  // Gateway mode (non-empty providers: workers must be empty). API keys already resolved.
+  std::vector<bench::EndpointSpec> providers;
+  std::string objective = "balanced";  // cheapest | fastest | balanced
+  std::vector<bench::Constraint> slo;
+  int max_concurrency = 0;              // per provider; 0 = none
+  int probe_interval_ms = 10000;        // probe a provider idle this long (0: never)
+  bool log_decisions = false;
 };
 
 class Router {
