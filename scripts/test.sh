@@ -33,7 +33,7 @@ fi
 # Sanitizer configuration: everything that parses untrusted bytes.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTACHYON_SANITIZE=ON >/dev/null
 asan_targets=(test_gguf test_kernels test_kv)
-for t in test_tokenizer test_chat test_sampling test_constrain test_server; do
+for t in test_tokenizer test_chat test_sampling test_constrain test_server test_router; do
   grep -q "^$t:" <(cmake --build build-asan --target help 2>/dev/null | sed 's/ .*//') && asan_targets+=("$t")
 done
 cmake --build build-asan -j"$jobs" --target "${asan_targets[@]}"
