@@ -506,7 +506,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
                       url_.host_port() + req_.target;
     const std::string text = error_text(error_body_);
     if (!text.empty()) msg += ": " + text;
-    return {ErrorKind::kHttpStatus, status_, msg};
+    HttpError e{ErrorKind::kHttpStatus, status_, msg};
+    e.body = error_body_;
+    return e;
   }
 
   void finish_read_error(error_code ec) {

@@ -75,6 +75,7 @@ struct HttpError {
   ErrorKind kind = ErrorKind::kNone;
   int http_status = 0;  // for kHttpStatus (and any response that got a status line)
   std::string message;  // human-readable, names the endpoint and the cause
+  std::string body = {};  // kHttpStatus: the response body as sent (up to max_error_body_bytes)
   bool ok() const { return kind == ErrorKind::kNone; }
 };
 

@@ -348,8 +348,9 @@ RadixCache::Acquired RadixCache::acquire(const Match& m, const int32_t* tokens) 
   return r;
 }
 
-void RadixCache::insert(const int32_t* tokens, const int32_t* pages, int n_pages, Handle* h) {
+int RadixCache::insert(const int32_t* tokens, const int32_t* pages, int n_pages, Handle* h) {
   const int ps = pool_.page_size();
+  int taken = 0;
   Node* cur = h->nodes_.empty() ? root_.get() : h->nodes_.back();
   for (int p = static_cast<int>(h->nodes_.size()); p < n_pages; ++p) {
     const int32_t* t = tokens + p * ps;
@@ -358,6 +359,7 @@ void RadixCache::insert(const int32_t* tokens, const int32_t* pages, int n_pages
       next = add_child(cur, t, kL1);
       next->page = pages[p];
       pool_.retain(pages[p]);
+      ++taken;
     } else if (next->tier != kL1) {
       // The caller computed the KV this node holds below L1: the node takes its page.
       pool_.retain(pages[p]);
@@ -365,12 +367,14 @@ void RadixCache::insert(const int32_t* tokens, const int32_t* pages, int n_pages
       next->host.reset();
       next->page = pages[p];
       set_tier(next, kL1);
+      ++taken;
     }
     lock_node(next);
     touch(next);
     h->nodes_.push_back(next);
     cur = next;
   }
+  return taken;
 }
 
 void RadixCache::release(Handle* h) {

@@ -124,7 +124,8 @@ class RadixCache {
   // tokens in L1 are kept (the caller's duplicate page stays the caller's); a node cached
   // in L2/L3 takes the caller's page (the same KV) and returns to L1; otherwise the tree
   // takes a reference on the caller's page. Afterwards page(h, i) is the tree's page.
-  void insert(const int32_t* tokens, const int32_t* pages, int n_pages, Handle* h);
+  // Returns how many of the pages the tree newly cached (took the caller's page for).
+  int insert(const int32_t* tokens, const int32_t* pages, int n_pages, Handle* h);
 
   // Unlocks and empties a handle.
   void release(Handle* h);

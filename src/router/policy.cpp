@@ -370,6 +370,13 @@ Decision Selector::choose(std::span<const int32_t> key, std::span<const Candidat
   return d;
 }
 
+void Selector::record(std::span<const int32_t> key, int worker) {
+  if (cfg_.policy != Policy::kCacheAware || worker < 0 || key.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  tree_.insert(key, worker);
+  if (tree_.size(worker) > cfg_.max_elems) tree_.trim(worker, cfg_.max_elems - cfg_.max_elems / 10);
+}
+
 void Selector::remove_worker(int id) {
   std::lock_guard<std::mutex> lock(mu_);
   tree_.remove_worker(id);  // last_rr_ stays: the rotation goes on after the removed id

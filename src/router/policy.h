@@ -85,6 +85,9 @@ class Selector {
   // Picks one of `cands` (all eligible: healthy, not excluded) for `key` and, for
   // cache_aware, records the key in the chosen worker's tree.
   Decision choose(std::span<const int32_t> key, std::span<const Candidate> cands);
+  // Records a key for a worker without choosing (cache_aware: what the worker now also
+  // caches, e.g. a prompt followed by the reply it generated).
+  void record(std::span<const int32_t> key, int worker);
   // A worker left for good (removed): forget its tree.
   void remove_worker(int id);
   const PolicyConfig& config() const { return cfg_; }

@@ -100,9 +100,16 @@ struct Worker {
   double price_in = -1, price_out = -1;
   double ewma_ttft = -1, ewma_tpot = -1, ewma_err = 0;  // ms, ms, fraction; -1 unknown
   double last_used = 0, cooldown_until = 0;
+  double ewma_prompt = -1, ewma_completion = -1;  // tokens per request (usage)
+  bool probe_in_flight = false;
   uint64_t chosen = 0, failovers = 0, rate_limited = 0, probes = 0;
 
   double cost() const { return price_in < 0 && price_out < 0 ? -1 : std::max(0.0, price_in) + std::max(0.0, price_out); }
+  // USD per request from the prices and the measured tokens per request (-1: unknown).
+  double cost_per_request() const {
+    if (cost() < 0 || ewma_prompt < 0) return -1;
+    return (std::max(0.0, price_in) * ewma_prompt + std::max(0.0, price_out) * std::max(0.0, ewma_completion)) / 1e6;
+  }
   double expected_ms() const { return ewma_ttft < 0 ? -1 : ewma_ttft + 64 * std::max(0.0, ewma_tpot); }
   void observe(double& ewma, double v) { ewma = ewma < 0 ? v : 0.8 * ewma + 0.2 * v; }
 };
@@ -206,7 +213,8 @@ class Router::Impl {
       else if (m.rfind("tpot", 0) == 0 || m.rfind("itl", 0) == 0) v = w.ewma_tpot;
       else if (m.rfind("e2e", 0) == 0) v = w.expected_ms();
       else if (m == "error_rate") v = w.ewma_err;
-      else if (m == "cost_per_request" || m == "cost_per_mtok") v = w.cost();
+      else if (m == "cost_per_request") v = w.cost_per_request();
+      else if (m == "cost_per_mtok") v = w.price_out;  // USD per million output tokens
       else continue;  // not estimated by the gateway
       if (v < 0) continue;
       const bool ok = c.less ? (c.or_equal ? v <= c.value : v < c.value) : (c.or_equal ? v >= c.value : v > c.value);
@@ -224,10 +232,17 @@ class Router::Impl {
         if (w->id == c.id && t >= w->cooldown_until &&
             (cfg.max_concurrency <= 0 || w->in_flight < cfg.max_concurrency))
           all.push_back(w.get());
-    std::vector<Worker*> for_model;
-    for (Worker* w : all)
-      if (!p.model.empty() && (w->model == p.model || w->name == p.model)) for_model.push_back(w);
-    if (!for_model.empty()) all = for_model;
+    // Pinned to the model's providers whenever any provider serves it (available or not:
+    // a request for M is never answered by another model).
+    bool model_served = false;
+    for (auto& w : workers)
+      model_served |= w->provider && !w->removed && !p.model.empty() && (w->model == p.model || w->name == p.model);
+    if (model_served) {
+      std::vector<Worker*> for_model;
+      for (Worker* w : all)
+        if (w->model == p.model || w->name == p.model) for_model.push_back(w);
+      all = std::move(for_model);
+    }
     for (Worker* w : all)
       if (meets_slo(*w)) pool.push_back(w);
     const bool slo_met = !pool.empty();
@@ -319,6 +334,8 @@ class Router::Impl {
     bool probe = false;  // a gateway probe (no client)
     ojson body_json;     // parsed body (gateway: rewritten per provider)
     std::string model;   // the model the client asked for
+    bool chat = false;   // a chat completion (its reply extends the routing key)
+    std::string reply_raw;  // cache_aware: the response body (capped), for the reply text
     void on_client_gone() override { gone = true; }
   };
 
@@ -362,6 +379,12 @@ class Router::Impl {
       if (p->last_status > 0)
         respond(p, p->last_status >= 500 || p->last_status == 429 ? 502 : p->last_status,
                 json_error(502, "all workers failed; last error: " + p->last_error));
+      else if (gateway())
+        respond(p, 503,
+                json_error(503,
+                           "no provider available" + (p->model.empty() ? std::string() : " for model " + p->model) +
+                               " (circuit open, resting after a 429, or at its concurrency limit)",
+                           "server_error"));
       else
         respond(p, 503, json_error(503, "no healthy worker", "server_error"));
       return;
@@ -407,6 +430,8 @@ class Router::Impl {
         for (size_t at = data.find("data: "); at != std::string_view::npos; at = data.find("data: ", at + 6))
           ++p->n_events;
         if (p->probe) return true;
+        if (p->chat && cfg.policy.policy == Policy::kCacheAware && !gateway() && p->reply_raw.size() < (1u << 20))
+          p->reply_raw.append(data);
         p->tail.append(data);
         if (p->tail.size() > 16384) p->tail.erase(0, p->tail.size() - 8192);
         if (p->streaming) {
@@ -421,13 +446,60 @@ class Router::Impl {
     });
   }
 
+  // Ejects w (or, when it is out already and failed again, waits twice as long before the
+  // next health check).
+  // cache_aware: the worker now also caches the prompt followed by its reply; record that
+  // key (as the next turn's messages will spell it: ..."assistant\n" reply "\n"), so the
+  // conversation's next turn matches its whole history there.
+  void record_reply(const Proxy& p) {
+    std::string reply;
+    if (p.streaming) {
+      size_t at = 0;
+      while ((at = p.reply_raw.find("data: ", at)) != std::string::npos) {
+        at += 6;
+        const size_t end = p.reply_raw.find('\n', at);
+        const std::string_view line(p.reply_raw.data() + at, (end == std::string::npos ? p.reply_raw.size() : end) - at);
+        at = end == std::string::npos ? p.reply_raw.size() : end;
+        if (line.empty() || line[0] != '{') continue;
+        ojson ev = ojson::parse(line, nullptr, false);
+        if (ev.is_discarded() || !ev.contains("choices") || !ev["choices"].is_array() || ev["choices"].empty()) continue;
+        const auto& c = ev["choices"][0];
+        if (c.contains("delta") && c["delta"].contains("content") && c["delta"]["content"].is_string())
+          reply += c["delta"]["content"].get<std::string>();
+      }
+    } else {
+      ojson j = ojson::parse(p.reply_raw, nullptr, false);
+      if (!j.is_discarded() && j.contains("choices") && j["choices"].is_array() && !j["choices"].empty()) {
+        const auto& c = j["choices"][0];
+        if (c.contains("message") && c["message"].contains("content") && c["message"]["content"].is_string())
+          reply = c["message"]["content"].get<std::string>();
+      }
+    }
+    if (reply.empty()) return;
+    std::vector<int32_t> key = p.key;
+    const std::string extra = "assistant\n" + reply + "\n";
+    if (tokenizer) {
+      // re-tokenize the whole text: token boundaries at the join may differ
+      std::string text;
+      ojson j = ojson::parse(p.body, nullptr, false);
+      for (const char* f : {"tools", "system", "instructions", "messages", "input", "prompt"})
+        if (!j.is_discarded() && j.contains(f)) collect_strings(j[f], &text);
+      key = tokenizer->encode(text + extra, false, false);
+    } else {
+      for (unsigned char c : extra) key.push_back(c);
+    }
+    selector.record(key, p.worker->id);
+  }
+
   void eject_locked(Worker& w) {
-    if (!w.healthy) return;
-    w.healthy = false;
-    ++w.ejections;
+    if (w.healthy) {
+      w.healthy = false;
+      ++w.ejections;
+      std::fprintf(stderr, "router: %s %s ejected (next check in %d ms)\n", w.provider ? "provider" : "worker",
+                   w.name.c_str(), w.backoff_ms);
+    }
     w.ejected_until = now_ms() + w.backoff_ms;
     w.backoff_ms = std::min(w.backoff_ms * 2, 30000);
-    std::fprintf(stderr, "router: worker %s ejected (retry in %d ms)\n", w.name.c_str(), w.backoff_ms / 2);
   }
 
   // Upstream thread.
@@ -435,7 +507,7 @@ class Router::Impl {
     Worker& w = *p->worker;
     if (p->probe) {
       std::lock_guard<std::mutex> lk(mu);
-      --w.in_flight;
+      w.probe_in_flight = false;
       w.last_used = now_ms();
       w.observe(w.ewma_err, err.ok() ? 0.0 : 1.0);
       if (err.ok() && p->t_first > 0) w.observe(w.ewma_ttft, p->t_first - p->t_attempt);
@@ -454,6 +526,11 @@ class Router::Impl {
           w.observe(w.ewma_ttft, p->t_first - p->t_attempt);
           const int n_tok = p->n_events - 2;  // the first event, and [DONE]
           if (p->streaming && n_tok > 0) w.observe(w.ewma_tpot, (t - p->t_first) / n_tok);
+        }
+        if (err.ok()) {
+          const int64_t pt = last_int_field(p->tail, "prompt_tokens"), ct = last_int_field(p->tail, "completion_tokens");
+          if (pt > 0) w.observe(w.ewma_prompt, static_cast<double>(pt));
+          if (ct > 0) w.observe(w.ewma_completion, static_cast<double>(ct));
         }
         if (err.http_status == 429) {
           ++w.rate_limited;
@@ -475,6 +552,7 @@ class Router::Impl {
         if (err.http_status != 429 && ++w.req_failures >= cfg.eject_after) eject_locked(w);
       }
     }
+    if (err.ok() && !p->reply_raw.empty()) record_reply(*p);
     if (err.ok()) {
       if (p->streaming) {
         post_ex(p, [](server::Exchange& e) { e.end_stream(); });
@@ -488,11 +566,13 @@ class Router::Impl {
       --active;
       return;
     }
-    if (client_error) {
-      respond(p, err.http_status, json_error(err.http_status, err.message));
+    if (client_error) {  // the worker's own answer, as it gave it
+      std::string body = err.body;
+      if (body.empty() || body.front() != '{') body = json_error(err.http_status, err.message);
+      respond(p, err.http_status, std::move(body));
       return;
     }
-    if (!p->started) {  // nothing reached the client: another worker may serve it
+    if (!p->started || !p->streaming) {  // nothing reached the client: another worker may serve it
       p->last_error = err.message;
       p->last_status = err.http_status > 0 ? err.http_status : 502;
       p->excluded.push_back(w.id);
@@ -582,7 +662,7 @@ class Router::Impl {
             ++w->readmissions;
             std::fprintf(stderr, "router: worker %s readmitted\n", w->name.c_str());
           }
-        } else if (++w->health_failures >= cfg.eject_after) {
+        } else if (++w->health_failures >= cfg.eject_after || !w->healthy) {
           eject_locked(*w);
         }
       };
@@ -594,8 +674,9 @@ class Router::Impl {
         std::lock_guard<std::mutex> lk(mu);
         const double t = now_ms();
         for (auto& w : workers)
-          if (w->provider && w->healthy && w->in_flight == 0 && t - w->last_used >= cfg.probe_interval_ms) {
-            ++w->in_flight;
+          if (w->provider && w->healthy && w->in_flight == 0 && !w->probe_in_flight &&
+              t - w->last_used >= cfg.probe_interval_ms) {
+            w->probe_in_flight = true;
             ++w->probes;
             w->last_used = t;
             idle.push_back(w);
@@ -686,14 +767,27 @@ class Router::Impl {
     return o;
   }
 
+  static bool same_secret(std::string_view a, std::string_view b) {
+    unsigned diff = a.size() != b.size();
+    for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i % std::max<size_t>(b.size(), 1)]);
+    return diff == 0 && !b.empty();
+  }
+
+  // Authorization: Bearer KEY (any case of "bearer"), or x-api-key: KEY (Anthropic clients).
   bool authorized(const server::HttpRequest& req) {
     if (cfg.api_keys.empty()) return true;
-    const auto it = req.find(boost::beast::http::field::authorization);
-    if (it == req.end()) return false;
-    const std::string v(it->value());
-    for (const auto& k : cfg.api_keys)
-      if (v == "Bearer " + k) return true;
-    return false;
+    std::string given;
+    if (const auto it = req.find(boost::beast::http::field::authorization); it != req.end()) {
+      const std::string v(it->value());
+      if (v.size() > 7 && (v.compare(0, 7, "Bearer ") == 0 || v.compare(0, 7, "bearer ") == 0 ||
+                           v.compare(0, 7, "BEARER ") == 0))
+        given = v.substr(7);
+    }
+    if (given.empty())
+      if (const auto it = req.find("x-api-key"); it != req.end()) given = std::string(it->value());
+    bool ok = false;
+    for (const auto& k : cfg.api_keys) ok |= same_secret(given, k);
+    return ok;
   }
 
   void handle(std::shared_ptr<server::Exchange> ex) {
@@ -739,7 +833,7 @@ class Router::Impl {
                      path == "/models" || path == "/messages" || path == "/responses";
     if (!api) return json(404, json_error(404, "unknown route " + path));
     const bool models = path == "/v1/models" || path == "/models";
-    if (!models && !authorized(req)) return json(401, json_error(401, "invalid API key"));
+    if (!authorized(req)) return json(401, json_error(401, "invalid API key"));
     if (models ? method != verb::get : method != verb::post)
       return json(405, json_error(405, std::string("use ") + (models ? "GET" : "POST") + " for " + path));
     if (draining) return json(503, json_error(503, "the router is shutting down", "server_error"));
@@ -747,8 +841,9 @@ class Router::Impl {
     p->r = this;
     p->ex = ex;
     p->method = models ? "GET" : "POST";
-    p->target = path;
+    p->target = target;  // with its query string
     p->body = req.body();
+    p->chat = path.find("chat/completions") != std::string::npos;
     if (cfg.api_keys.empty())
       if (const auto it = req.find(boost::beast::http::field::authorization); it != req.end())
         p->auth = std::string(it->value());

@@ -78,7 +78,7 @@ TEST(RadixCache, MatchInsertLockEvict) {
   kv::PageTable pa;
   pa.reserve(pool.value(), 6);
   kv::RadixCache::Handle path;
-  cache.insert(a.data(), pa.pages.data(), 3, &path);
+  EXPECT_EQ(cache.insert(a.data(), pa.pages.data(), 3, &path), 3);
   EXPECT_EQ(cache.n_nodes(), 3);
   EXPECT_EQ(cache.n_unlocked(), 0);  // held by the inserting request
   EXPECT_EQ(cache.match(b.data(), 6, 3).n_pages(), 1);  // [1,2] shared; [3,9] differs
