@@ -403,7 +403,8 @@ class Bench:
             self.a.bin = snapshot_binary(self.a.bin, tmp)
             self.say("kv_tiers: model %s, %d threads, prompt %d tokens" % (self.a.model, self.a.threads,
                                                                            self.a.prompt_tokens))
-            self.tiers(tmp)
+            if not self.a.agents_only:
+                self.tiers(tmp)
             if not self.a.skip_agents:
                 self.agents(tmp)
         finally:
@@ -435,6 +436,7 @@ def main():
     ap.add_argument("--agents-groups", type=int, default=None, help="prefix groups of 4 agents (default 4; --quick 1)")
     ap.add_argument("--quick", action="store_true", help="1024-token prompts, 1 prefix group: tests the script")
     ap.add_argument("--skip-agents", action="store_true", help="steps a-d only")
+    ap.add_argument("--agents-only", action="store_true", help="step e only (the multi-agent workload)")
     a = ap.parse_args()
     if a.prompt_tokens is None:
         a.prompt_tokens = 1024 if a.quick else 4096
