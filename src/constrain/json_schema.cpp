@@ -12,6 +12,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "constrain/grammar.h"
 #include "constrain/regex.h"
 
 namespace tachyon::constrain {
@@ -185,6 +186,14 @@ class Converter {
     std::string g;
     for (const auto& [name, body] : rules_) g += name + " ::= " + body + "\n";
     for (const auto& name : prim_order_) g += name + " ::= " + prim_body(name) + "\n";
+    // A schema whose every value would be infinite (a required property that refers back
+    // to its own object) compiles to a grammar without a finite sentence: refuse it here,
+    // with the grammar compiler's reason, rather than hand out a grammar nothing can meet.
+    std::string why;
+    if (!parse_gbnf(g, &why)) {
+      *error = "the schema admits no finite JSON value (" + why + ")";
+      return false;
+    }
     out->gbnf = std::move(g);
     out->warnings = std::move(warnings_);
     return true;

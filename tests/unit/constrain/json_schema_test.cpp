@@ -499,6 +499,20 @@ TEST(JsonSchemaErrors, InvalidAndUnsatisfiableSchemas) {
             "unsatisfiable schema: required property 'a' is false at /");
   // Recursion through allOf only (no rule boundary) is reported, not looped on.
   EXPECT_NE(convert_error({{"allOf", {{{"$ref", "#"}}}}}).find("too deep"), std::string::npos);
+  // A required property that is its own object again: no finite value (found by fuzz_structured).
+  EXPECT_NE(convert_error({{"type", "object"},
+                           {"properties", {{"name", {{"$ref", "#"}}}}},
+                           {"required", {"name"}},
+                           {"additionalProperties", false}})
+                .find("admits no finite JSON value"),
+            std::string::npos);
+  // The same recursion through an optional property is fine (a tree that ends).
+  SchemaGrammar sg;
+  std::string err;
+  EXPECT_TRUE(json_schema_to_gbnf(
+      ojson{{"type", "object"}, {"properties", {{"name", {{"$ref", "#"}}}}}, {"additionalProperties", false}}, {}, &sg,
+      &err))
+      << err;
 }
 
 TEST(JsonSchemaMisc, EmptySchemaTrueAndTypeless) {
