@@ -52,6 +52,7 @@ import sys
 import tempfile
 import threading
 import time
+from proc_util import wait_listening
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -251,25 +252,11 @@ class Gateway:
         self.cmd = [BIN, "router", "--providers", path, "--port", "0", "--log-decisions"] + list(extra)
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         procs.append(self)
-        self.log, self.base = [], None
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.log.append(line.rstrip("\n"))
-            m = re.search(r"listening on (http://\S+)", line)
-            if m:
-                self.base = m.group(1)
-                break
+        self.log = []
+        self.base = wait_listening(self.proc, self.log, 20)
         if self.base is None:
             self.kill()
             raise RuntimeError(f"{name} did not start: {' '.join(self.cmd)}\n" + "\n".join(self.log))
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.log.append(line.rstrip("\n"))
 
     def kill(self):
         if self.proc.poll() is None:

@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from proc_util import wait_listening
 import urllib.error
 import urllib.request
 
@@ -76,25 +77,10 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         servers.append(self)
         self.log = []
-        self.base = None
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.log.append(line.rstrip("\n"))
-            m = re.search(r"listening on (http://\S+)", line)
-            if m:
-                self.base = m.group(1)
-                break
+        self.base = wait_listening(self.proc, self.log, 60)
         if self.base is None:
             self.kill()
             raise RuntimeError(f"server {name} did not start: {' '.join(cmd)}\n" + "\n".join(self.log))
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.log.append(line.rstrip("\n"))
 
     def kill(self):
         if self.proc.poll() is None:
