@@ -2,6 +2,10 @@
 //   [--port 8080] [--policy cache_aware|least_load|round_robin] [--api-key KEY ...]
 //   [--tokenizer FILE.gguf] [--cache-threshold F] [--balance-abs N] [--balance-rel F]
 //   [--health-interval MS] [--eject-after N] [--max-attempts N] [--io-threads N]
+// tachyon router --prefill URL [--prefill URL ...] --decode URL [--decode URL ...]
+//   [--pd-min-prompt 256] [--pd-timeout MS] [options above]
+//                                        (PD mode: prefill workers hand the prompt's KV
+//                                        pages to the decode worker; --decode = --worker)
 // tachyon router --providers FILE.toml [--objective cheapest|fastest|balanced]
 //   [--slo "ttft_p90<800ms,error_rate<5%"] [--max-concurrency N] [--probe-interval MS]
 //   [--log-decisions]                    (gateway mode: any OpenAI-compatible endpoints)
@@ -26,6 +30,17 @@ int cmd_router(int argc, char** argv) {
   int port = 8080, io_threads = 2;
   std::string host = "127.0.0.1";
   app.add_option("--worker", rc.workers, "worker base URL, e.g. http://127.0.0.1:8081 (repeatable)");
+  std::vector<std::string> decode;
+  app.add_option("--decode", decode, "PD mode: decode worker base URL (repeatable; the same as --worker)");
+  app.add_option("--prefill", rc.prefill,
+                 "PD mode: prefill worker base URL (`tachyon serve --role prefill`; repeatable)");
+  app.add_option("--pd-min-prompt", rc.pd_min_prompt,
+                 "PD mode: estimated prompt tokens below which a request goes straight to decode")
+      ->check(CLI::Range(0, 1 << 30))
+      ->capture_default_str();
+  app.add_option("--pd-timeout", rc.pd_timeout_ms, "PD mode: ms per prefill and per import call (0: none)")
+      ->check(CLI::Range(0, 1 << 30))
+      ->capture_default_str();
   app.add_option("--workers-file", rc.workers_file, "file of worker URLs, one per line, watched for changes");
   app.add_option("--host", host, "address to listen on")->capture_default_str();
   app.add_option("--port", port, "TCP port (0: any free port)")->check(CLI::Range(0, 65535))->capture_default_str();
@@ -67,6 +82,7 @@ int cmd_router(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  rc.workers.insert(rc.workers.end(), decode.begin(), decode.end());
   if (!router::parse_policy(policy, &rc.policy.policy)) {
     std::fprintf(stderr, "error: --policy: '%s' (cache_aware, least_load or round_robin)\n", policy.c_str());
     return 2;
@@ -118,7 +134,10 @@ int cmd_router(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", s.message().c_str());
     return 1;
   }
-  if (rc.providers.empty())
+  if (!rc.prefill.empty())
+    std::fprintf(stderr, "router: PD mode, %zu decode + %zu prefill workers, policy %s, prefill from %d prompt tokens\n",
+                 rc.workers.size(), rc.prefill.size(), policy.c_str(), rc.pd_min_prompt);
+  else if (rc.providers.empty())
     std::fprintf(stderr, "router: %zu workers, policy %s\n", rc.workers.size(), policy.c_str());
   else
     std::fprintf(stderr, "gateway: %zu providers, objective %s%s%s\n", rc.providers.size(), rc.objective.c_str(),

@@ -1,6 +1,8 @@
 // tachyon serve -m FILE [--host 127.0.0.1] [--port 8080] [-t THREADS] [--ctx N]
 //   [--max-batch-tokens N] [--kv-pages N | --kv-mem SIZE] [--max-queue N] [--api-key KEY ...]
 //   [--name NAME] [--kv-host-mem SIZE] [--kv-disk DIR [--kv-disk-size SIZE]] [--kv-write-through N]
+//   [--role colocated|prefill|decode]   (prefill/decode disaggregation behind `tachyon router
+//                                        --prefill URL --decode URL`; server/server.h)
 // An OpenAI-compatible HTTP server over the engine. Prints "listening on http://HOST:PORT"
 // on stderr once it accepts connections (--port 0 picks a free port). SIGINT/SIGTERM stop
 // it: in-flight requests are cancelled and connections closed.
@@ -122,6 +124,12 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(0, 3'600'000));
   bool no_webui = false;
   app.add_flag("--no-webui", no_webui, "do not serve the chat page at / (404 there)");
+  std::string role = "colocated";
+  app.add_option("--role", role,
+                 "colocated | prefill (answers KV export requests with the prompt's KV pages) | decode (accepts "
+                 "POST /internal/kv/import); see `tachyon router --prefill/--decode`")
+      ->check(CLI::IsMember({"colocated", "prefill", "decode"}))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -154,6 +162,7 @@ int cmd_serve(int argc, char** argv) {
     if (k.empty()) return fail(invalid_argument("--api-key: empty key"));
 
   ec.model_path = path;
+  ec.kv_transfer = role != "colocated";
   auto eng = engine::Engine::create(ec);
   if (!eng) return fail(eng.status());
   engine::Engine& engine = *eng.value();
@@ -192,6 +201,15 @@ int cmd_serve(int argc, char** argv) {
   sc.handle_signals = true;
   sc.webui = !no_webui;
   sc.sse_keep_alive_ms = sse_keep_alive_ms;
+  sc.role = role == "prefill" ? server::ServerRole::kPrefill
+            : role == "decode" ? server::ServerRole::kDecode
+                               : server::ServerRole::kColocated;
+  if (sc.role == server::ServerRole::kDecode) {
+    // An import carries a whole context's KV: room for that (plus headers) beyond --max-body.
+    const size_t ctx_kv = static_cast<size_t>(engine.n_ctx() + 16) *
+                          (engine.model().kv_config(1, ec.page_size, ec.kv_type).page_bytes() / ec.page_size + 64);
+    sc.http.max_body_bytes = std::max(sc.http.max_body_bytes, ctx_kv + (1u << 20));
+  }
   server::EngineBackend backend(engine);
   const server::ModelInfo info = server::model_info_from_engine(engine, path, name);
   server::Server srv(sc, backend, engine.tokenizer(), std::move(chat_format), info);
@@ -214,6 +232,10 @@ int cmd_serve(int argc, char** argv) {
   if (!ec.draft_path.empty() || ec.spec_mode != spec::Mode::kOff)
     std::fprintf(stderr, "speculative decoding: %s (at most %d draft tokens)%s%s\n", spec::mode_name(ec.spec_mode),
                  ec.spec_max, ec.draft_path.empty() ? "" : ", draft model ", ec.draft_path.c_str());
+  if (sc.role != server::ServerRole::kColocated)
+    std::fprintf(stderr, "role: %s (KV transfer: %s)\n", role.c_str(),
+                 sc.role == server::ServerRole::kPrefill ? "exports prompt KV on request"
+                                                         : "imports at POST /internal/kv/import");
   const bool v6 = host.find(':') != std::string::npos;
   std::fprintf(stderr, "listening on http://%s%s%s:%d\n", v6 ? "[" : "", host.c_str(), v6 ? "]" : "", srv.port());
   std::fflush(stderr);

@@ -20,6 +20,7 @@
 #include "engine/text_stream.h"
 #include "kv/kv_pool.h"
 #include "kv/radix_cache.h"
+#include "kv/transfer.h"
 #include "model/model.h"
 #include "sched/plan.h"
 #include "spec/drafter.h"
@@ -134,6 +135,13 @@ struct Engine::Impl {
 
   std::mutex stats_mu;
   EngineStats stats;
+
+  // KV transfer: the root key of this engine's pages (kv_transfer or a disk tier), and
+  // work queued by other threads for the engine thread (under mu)
+  bool has_root = false;
+  kv::Key128 root;
+  std::deque<std::function<void()>> tasks;
+  void run_tasks();
 
   // Notify callbacks of this iteration's events, run by flush_notify() at its end.
   NotifyBatch notify_batch;
@@ -276,12 +284,13 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
     tiers.host_bytes = 0;
     if (!cfg.kv_disk_dir.empty())
       std::fprintf(stderr, "tachyon: sliding-window model: the KV cache stays in RAM (no host or disk tier)\n");
-  } else if (!cfg.kv_disk_dir.empty()) {
+  } else if (!cfg.kv_disk_dir.empty() || cfg.kv_transfer) {
     // Everything the cached KV bytes depend on besides the model file's bytes.
     const auto& hp = impl->model->hparams();
     std::error_code ec;
-    std::filesystem::create_directories(cfg.kv_disk_dir, ec);
-    auto fp = kv::file_fingerprint(cfg.model_path, cfg.kv_disk_dir + "/fingerprints.txt");
+    if (!cfg.kv_disk_dir.empty()) std::filesystem::create_directories(cfg.kv_disk_dir, ec);
+    auto fp = kv::file_fingerprint(cfg.model_path,
+                                   cfg.kv_disk_dir.empty() ? std::string() : cfg.kv_disk_dir + "/fingerprints.txt");
     if (!fp) return fp.status();
     const std::string desc = "kv_type=" + std::string(cfg.kv_type == kv::KvType::kQ8_0 ? "q8_0" : "f16") +
                              " page=" + std::to_string(ps) + " layers=" + std::to_string(kc.n_layer) +
@@ -290,6 +299,10 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
                              " payload=" + std::to_string(impl->kv->page_payload_bytes()) + " cpu=" +
                              cpu_features_string() + " hparams=" + hp.summary();
     tiers.root = kv::root_key(fp.value(), desc);
+    impl->root = tiers.root;
+    impl->has_root = true;
+  }
+  if (!cfg.kv_disk_dir.empty() && impl->has_root) {
     kv::DiskTierConfig dc;
     dc.dir = cfg.kv_disk_dir;
     dc.cap_bytes = cfg.kv_disk_bytes;
@@ -597,6 +610,25 @@ void Engine::Impl::finish(std::unique_ptr<Sequence> s, const std::string& reason
   e.accepted_tokens = static_cast<int>(s->n_accepted);
   e.verify_steps = static_cast<int>(s->n_verify_steps);
   e.constraint_ms = s->constraint_ms;
+  if (s->req.export_kv && reason != "cancelled" && reason != "error") {
+    // The prompt's full pages whose KV is computed (all of them: the first token was sampled).
+    const int ps = kv->page_size();
+    const int n_pages = std::min(s->pt.n_tokens, s->n_prompt) / ps;
+    const size_t page_bytes = kv->page_payload_bytes();
+    if (!has_root || page_bytes == 0) {
+      e.kv_export_error = page_bytes == 0 ? "KV transfer is not supported for models with sliding-window layers"
+                                          : "KV transfer is off on this server";
+    } else {
+      const Sequence& q = *s;
+      e.kv_export = std::make_shared<const std::string>(
+          kv::encode_transfer(root, q.tokens.data(), q.n_prompt, ps, n_pages, page_bytes,
+                              [&](int i, uint8_t* out) { kv->read_page(q.pt.pages[i], out); }));
+      e.kv_export_pages = n_pages;
+      std::lock_guard<std::mutex> sl(stats_mu);
+      stats.kv_exported_pages += static_cast<uint64_t>(n_pages);
+      stats.kv_export_bytes += e.kv_export->size();
+    }
+  }
   if (reason != "cancelled" && reason != "error") {
     insert_full_pages(*s);
     // Its output (with a little of the prompt before it) joins the shared n-gram index
@@ -1432,10 +1464,13 @@ void Engine::Impl::loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lk(mu);
-      cv.wait(lk, [&] { return stopping || !incoming.empty() || !running.empty() || !waiting.empty(); });
+      cv.wait(lk, [&] {
+        return stopping || !incoming.empty() || !running.empty() || !waiting.empty() || !tasks.empty();
+      });
       if (stopping) break;
     }
     take_incoming();
+    run_tasks();
     drop_cancelled();
     // max_tokens == 0: nothing to generate
     for (auto it = waiting.begin(); it != waiting.end();) {
@@ -1473,6 +1508,7 @@ void Engine::Impl::loop() {
   }
   // Shutdown: everything still queued or running ends as cancelled.
   take_incoming();
+  run_tasks();
   while (!running.empty()) {
     auto s = std::move(running.front());
     running.pop_front();
@@ -1484,6 +1520,53 @@ void Engine::Impl::loop() {
     finish(std::move(s), "cancelled");
   }
   flush_notify();
+}
+
+void Engine::Impl::run_tasks() {
+  std::deque<std::function<void()>> todo;
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    todo.swap(tasks);
+  }
+  for (auto& fn : todo) fn();
+}
+
+void Engine::import_kv(std::string_view bytes, std::function<void(Result<KvImportResult>)> done) {
+  Impl& d = *impl_;
+  auto reject = [&](Status st) {
+    {
+      std::lock_guard<std::mutex> sl(d.stats_mu);
+      ++d.stats.kv_import_rejected;
+    }
+    done(std::move(st));
+  };
+  if (d.kv->page_payload_bytes() == 0)
+    return reject(unsupported("KV transfer is not supported for models with sliding-window layers"));
+  if (!d.has_root) return reject(unsupported("KV transfer is off on this server (start it with --role decode)"));
+  auto dec = kv::decode_transfer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), d.root,
+                                 d.kv->page_size(), d.kv->page_payload_bytes());
+  if (!dec) return reject(dec.status());
+  auto pages = std::make_shared<kv::TransferPages>(std::move(dec.value()));
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (d.stopping) {
+    done(Status(ErrorCode::kInternal, "shutting_down: the server is stopping"));
+    return;
+  }
+  d.tasks.push_back([&d, pages, done = std::move(done)] {
+    KvImportResult r;
+    r.pages = static_cast<int>(pages->payloads.size());
+    std::vector<int32_t> l1;
+    r.added = d.cache->import_pages(pages->tokens.data(), r.pages, pages->payloads, &r.present, &l1);
+    if (d.draft)
+      for (int32_t p : l1) d.page_draft_ok[p] = 0;  // no draft KV came with it
+    {
+      std::lock_guard<std::mutex> sl(d.stats_mu);
+      ++d.stats.kv_imports;
+      d.stats.kv_imported_pages += static_cast<uint64_t>(r.added);
+    }
+    done(r);
+  });
+  d.cv.notify_one();
 }
 
 void Engine::Impl::flush_notify() {

@@ -64,14 +64,11 @@ uint64_t get_u64(const uint8_t* p) {
 }
 Key128 get_key(const uint8_t* p) { return {get_u64(p), get_u64(p + 8)}; }
 
-struct PageHeader {
-  uint32_t header_bytes = 0;
-  Key128 root, parent, key;
-  uint32_t n_tokens = 0;
-  uint64_t payload_bytes = 0, payload_hash = 0;
-};
+using PageHeader = PageRecordHeader;
 
-std::vector<uint8_t> encode_header(const PageHeader& h, const int32_t* tokens) {
+}  // namespace
+
+std::vector<uint8_t> encode_page_header(const PageRecordHeader& h, const int32_t* tokens) {
   std::vector<uint8_t> b(header_bytes_for(h.n_tokens), 0);
   std::memcpy(b.data(), kMagic, 8);
   put_u32(&b[8], kKvFormatVersion);
@@ -89,7 +86,7 @@ std::vector<uint8_t> encode_header(const PageHeader& h, const int32_t* tokens) {
 }
 
 // Decodes the fixed part; false when the magic, version or sizes are not ours.
-bool decode_fixed(const uint8_t* p, PageHeader* h) {
+static bool decode_fixed(const uint8_t* p, PageHeader* h) {
   if (std::memcmp(p, kMagic, 8) != 0 || get_u32(p + 8) != kKvFormatVersion || get_u32(p + 68) != 0) return false;
   h->header_bytes = get_u32(p + 12);
   h->root = get_key(p + 16);
@@ -101,10 +98,18 @@ bool decode_fixed(const uint8_t* p, PageHeader* h) {
   return h->n_tokens <= kMaxTokens && h->header_bytes == header_bytes_for(h->n_tokens);
 }
 
+bool decode_page_header(const uint8_t* p, size_t n, PageRecordHeader* h) {
+  if (n < kFixedHeaderBytes || !decode_fixed(p, h) || n < h->header_bytes) return false;
+  return XXH3_64bits(p, h->header_bytes - 8) == get_u64(p + h->header_bytes - 8);
+}
+
+size_t page_header_bytes(uint32_t n_tokens) { return header_bytes_for(n_tokens); }
+
+namespace {
+
 // Decodes and checks a whole header (`n` bytes read from the start of a file).
 bool decode_header(const uint8_t* p, size_t n, PageHeader* h) {
-  if (n < kFixedHeaderBytes || !decode_fixed(p, h) || n != h->header_bytes) return false;
-  return XXH3_64bits(p, n - 8) == get_u64(p + n - 8);
+  return decode_page_header(p, n, h) && n == h->header_bytes;
 }
 
 bool pread_all(int fd, void* dst, size_t n, uint64_t offset) {
@@ -323,7 +328,7 @@ struct DiskTier::Impl {
     h.n_tokens = static_cast<uint32_t>(job.tokens.size());
     h.payload_bytes = job.payload->size();
     h.payload_hash = XXH3_64bits(job.payload->data(), job.payload->size());
-    const std::vector<uint8_t> hdr = encode_header(h, job.tokens.data());
+    const std::vector<uint8_t> hdr = encode_page_header(h, job.tokens.data());
     *file_bytes = hdr.size() + job.payload->size();
     const std::string tmp = temp_name(root_dir + "/" + job.key.hex());
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

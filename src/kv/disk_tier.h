@@ -38,6 +38,22 @@
 
 namespace tachyon::kv {
 
+// The page file's header (the byte layout is at the top of disk_tier.cpp). The same bytes
+// (header + payload) are the page records of a KV transfer (kv/transfer.h).
+struct PageRecordHeader {
+  uint32_t header_bytes = 0;  // set by decode; encode derives it from n_tokens
+  Key128 root, parent, key;
+  uint32_t n_tokens = 0;
+  uint64_t payload_bytes = 0, payload_hash = 0;  // payload_hash: XXH3-64 of the payload
+};
+// The header bytes for h and tokens[0, h.n_tokens) (ends with a checksum of the rest).
+std::vector<uint8_t> encode_page_header(const PageRecordHeader& h, const int32_t* tokens);
+// Decodes the header at p (n: bytes available, at least the header's); false when the
+// magic, format version, sizes or header checksum do not hold. Tokens are read separately
+// (little-endian int32 at offset 88).
+bool decode_page_header(const uint8_t* p, size_t n, PageRecordHeader* h);
+size_t page_header_bytes(uint32_t n_tokens);
+
 struct DiskTierConfig {
   std::string dir;
   uint64_t cap_bytes = 0;  // 0 = no cap

@@ -377,6 +377,49 @@ int RadixCache::insert(const int32_t* tokens, const int32_t* pages, int n_pages,
   return taken;
 }
 
+int RadixCache::import_pages(const int32_t* tokens, int n_pages,
+                             const std::vector<std::shared_ptr<const std::vector<uint8_t>>>& payloads, int* present,
+                             std::vector<int32_t>* l1_pages) {
+  const int ps = pool_.page_size();
+  int added = 0, had = 0;
+  std::vector<Node*> path;  // locked while importing: making room must not demote them
+  Node* cur = root_.get();
+  n_pages = std::min(n_pages, static_cast<int>(payloads.size()));
+  for (int p = 0; p < n_pages && page_bytes_ > 0; ++p) {
+    const int32_t* t = tokens + static_cast<size_t>(p) * ps;
+    Node* next = child(cur, t);
+    if (next) {
+      if (next->tier == kL3 && !next->host && next->disk != Node::kOnDisk) break;  // a node without bytes
+      ++had;
+    } else {
+      if (!payloads[p] || payloads[p]->size() != page_bytes_ || cur->tier == kL3) break;
+      if (tiers_.host_bytes >= page_bytes_ && make_host_room(page_bytes_)) {
+        next = add_child(cur, t, kL2);
+        next->host = payloads[p];
+        host_used_ += page_bytes_;
+      } else if (cur == root_.get() || cur->tier == kL1) {
+        const int32_t page = alloc_page();
+        if (page < 0) break;
+        pool_.write_page(page, payloads[p]->data());
+        next = add_child(cur, t, kL1);
+        next->page = page;  // the tree holds alloc()'s reference
+        if (l1_pages) l1_pages->push_back(page);
+      } else {
+        break;
+      }
+      ++added;
+    }
+    lock_node(next);
+    touch(next);
+    path.push_back(next);
+    cur = next;
+  }
+  for (Node* n : path) unlock_node(n);
+  stats_.imported += static_cast<uint64_t>(added);
+  if (present) *present = had;
+  return added;
+}
+
 void RadixCache::release(Handle* h) {
   for (Node* n : h->nodes_) unlock_node(n);
   h->nodes_.clear();

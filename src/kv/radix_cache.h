@@ -67,6 +67,7 @@ struct TierStats {
   uint64_t dropped = 0;                // pages evicted with no lower tier to take them
   uint64_t promote_failures = 0;       // L3 reads rejected, or no pool page for a promotion
   uint64_t prefetched = 0;             // pages read from disk ahead of their request's admission
+  uint64_t imported = 0;               // pages added by import_pages (KV transfers)
 };
 
 class RadixCache {
@@ -129,6 +130,19 @@ class RadixCache {
 
   // Unlocks and empties a handle.
   void release(Handle* h);
+
+  // Adds pages computed elsewhere (a KV transfer, kv/transfer.h, verified against this
+  // cache's root by the caller): the first n_pages full pages of `tokens`, page i's KV
+  // bytes in payloads[i]. Pages already cached (any tier) stay as they are; a new page
+  // goes to host RAM (L2) when that tier has room, else into a free or evictable pool page
+  // (L1) under an L1 parent; the import stops at the first page it cannot place (or below
+  // a node that is only on disk). New nodes are unlocked: a later match() finds them and
+  // acquire() promotes the L2 ones with a memory copy, as after a prefetch. Returns the
+  // pages added; *present (optional): pages of the path that were cached already;
+  // *l1_pages (optional): pool pages the import filled.
+  int import_pages(const int32_t* tokens, int n_pages,
+                   const std::vector<std::shared_ptr<const std::vector<uint8_t>>>& payloads, int* present = nullptr,
+                   std::vector<int32_t>* l1_pages = nullptr);
 
   // Frees up to n_pages pool pages by demoting unlocked L1 leaves, LRU first. Returns how
   // many pages returned to the pool's free list (a page still referenced by a request

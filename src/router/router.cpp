@@ -83,6 +83,7 @@ struct Worker {
   std::string name;  // the URL as given
   bench::Url url;
   bool from_file = false;
+  bool prefill = false;  // PD mode: a prefill worker (never chosen by the policy)
   bool removed = false;
   bool healthy = true;
   int in_flight = 0;
@@ -139,20 +140,31 @@ class Router::Impl {
   std::atomic<int> active{0};
   std::atomic<bool> draining{false};
   int64_t file_mtime = -1;
+  // PD mode (under mu)
+  uint64_t pd_transfers = 0, pd_skipped = 0, pd_bytes = 0;
+  uint64_t pd_fallbacks[2] = {0, 0};  // prefill, import
+  double pd_prefill_s = 0, pd_import_s = 0;
+  size_t pd_rr = 0;  // round robin among equally loaded prefill workers
 
   explicit Impl(RouterConfig c) : cfg(std::move(c)), selector(cfg.policy) {}
 
-  Status add_worker(const std::string& url, bool from_file) {
+  Status add_worker(const std::string& url, bool from_file, bool prefill = false) {
     auto u = bench::Url::parse(url);
     if (!u) return u.status();
     std::lock_guard<std::mutex> lk(mu);
     for (auto& w : workers)
-      if (!w->removed && w->name == url) return Status();
+      if (!w->removed && w->name == url) {
+        if (w->prefill != prefill)
+          return invalid_argument(url + " is already a " + (w->prefill ? "prefill" : "decode") +
+                                  " worker (a worker has one role)");
+        return Status();
+      }
     auto w = std::make_shared<Worker>();
     w->id = next_id++;
     w->name = url;
     w->url = u.value();
     w->from_file = from_file;
+    w->prefill = prefill;
     w->backoff_ms = cfg.readmit_ms;
     workers.push_back(std::move(w));
     return Status();
@@ -169,14 +181,18 @@ class Router::Impl {
     return false;
   }
 
-  std::vector<int32_t> routing_key(const std::string& body) {
+  // *tokens (optional): set when the key is made of tokens (a tokenizer's or the
+  // request's own token ids) rather than bytes.
+  std::vector<int32_t> routing_key(const std::string& body, bool* tokens = nullptr) {
     std::vector<int32_t> key;
+    if (tokens) *tokens = tokenizer != nullptr;
     ojson j = ojson::parse(body, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return key;
     // completions with token ids: the ids are the key
     if (auto it = j.find("prompt"); it != j.end() && it->is_array() && !it->empty() && it->front().is_number_integer()) {
       for (const auto& v : *it)
         if (v.is_number_integer()) key.push_back(static_cast<int32_t>(v.get<int64_t>()));
+      if (tokens) *tokens = true;
       return key;
     }
     std::string text;
@@ -336,6 +352,12 @@ class Router::Impl {
     std::string model;   // the model the client asked for
     bool chat = false;   // a chat completion (its reply extends the routing key)
     std::string reply_raw;  // cache_aware: the response body (capped), for the reply text
+    // PD mode
+    bool generation = false;  // a generation route (may take the prefill/import path)
+    size_t prompt_tokens_est = 0;
+    bool pd_done = false;     // the transfer was tried or skipped (never again on retries)
+    std::string kv;           // [transfer bytes] from the prefill worker, until the import
+    bool kv_bad = false;      // the prefill worker's 200 was not an octet-stream
     void on_client_gone() override { gone = true; }
   };
 
@@ -360,7 +382,7 @@ class Router::Impl {
       std::lock_guard<std::mutex> lk(mu);
       std::vector<Candidate> cands;
       for (auto& x : workers)
-        if (!x->removed && x->healthy &&
+        if (!x->removed && x->healthy && !x->prefill &&
             std::find(p->excluded.begin(), p->excluded.end(), x->id) == p->excluded.end())
           cands.push_back({x->id, x->in_flight});
       if (gateway()) d = choose_provider(*p, cands);
@@ -409,10 +431,27 @@ class Router::Impl {
     } else if (!p->auth.empty()) {
       req.headers.push_back({"Authorization", p->auth});
     }
+    bool transfer = false;
+    if (pd() && p->generation && !p->pd_done) {
+      p->pd_done = true;
+      transfer = p->prompt_tokens_est >= static_cast<size_t>(std::max(cfg.pd_min_prompt, 0));
+      if (!transfer) {
+        std::lock_guard<std::mutex> lk(mu);
+        ++pd_skipped;
+      }
+    }
+    net::post(up, [this, p, w, transfer, req = std::move(req)]() mutable {
+      if (transfer) pd_prefill(p, w, std::move(req));
+      else forward(p, w, std::move(req));
+    });
+  }
+
+  // Step c (upstream thread): req to w, its response passed through to the client.
+  void forward(const std::shared_ptr<Proxy>& p, const std::shared_ptr<Worker>& w, bench::HttpRequest req) {
     p->t_attempt = now_ms();
     p->t_first = 0;
     p->n_events = 0;
-    net::post(up, [this, p, w, req = std::move(req)]() mutable {
+    {
       bench::StreamHandlers h;
       h.on_head = [this, p](const bench::ResponseHead& head, int64_t) {
         p->started = true;
@@ -443,7 +482,147 @@ class Router::Impl {
       };
       h.on_done = [this, p](const bench::HttpError& err, int64_t) { finish(p, err); };
       client->request(w->url, std::move(req), std::move(h));
-    });
+    }
+  }
+
+  // --- PD mode: prefill on a prefill worker, import into the decode worker ----------
+
+  bool pd() const { return !cfg.prefill.empty(); }
+
+  // The healthy prefill worker with the fewest requests in flight; ties in turn (under mu).
+  std::shared_ptr<Worker> choose_prefill_locked() {
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < workers.size(); ++i)
+      if (workers[i]->prefill && !workers[i]->removed && workers[i]->healthy) idx.push_back(i);
+    if (idx.empty()) return nullptr;
+    const size_t start = pd_rr++ % idx.size();
+    std::shared_ptr<Worker> best;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const auto& x = workers[idx[(start + k) % idx.size()]];
+      if (!best || x->in_flight < best->in_flight) best = x;
+    }
+    return best;
+  }
+
+  // A transfer step failed: count it (under mu) and say so on stderr now and then.
+  void pd_fallback_locked(int reason, const std::string& why) {
+    const uint64_t n = ++pd_fallbacks[reason];
+    if (n <= 5 || n % 100 == 0)
+      std::fprintf(stderr, "router: PD %s failed (%s); the decode worker prefills itself [%llu such]\n",
+                   reason == 0 ? "prefill" : "import", why.c_str(), static_cast<unsigned long long>(n));
+  }
+
+  // The client went away during a transfer: w's reservation and the request end here.
+  void pd_abandon(const std::shared_ptr<Proxy>& p, const std::shared_ptr<Worker>& w) {
+    std::string().swap(p->kv);
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      --w->in_flight;
+    }
+    --active;
+  }
+
+  // Step a (upstream thread): the prompt's KV pages from a prefill worker, then step b;
+  // on failure step c (fwd to w) directly.
+  void pd_prefill(const std::shared_ptr<Proxy>& p, const std::shared_ptr<Worker>& w, bench::HttpRequest fwd) {
+    if (p->gone) return pd_abandon(p, w);
+    std::shared_ptr<Worker> pf;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      pf = choose_prefill_locked();
+      if (pf) {
+        ++pf->in_flight;
+        ++pf->requests;
+      } else {
+        pd_fallback_locked(0, "no healthy prefill worker");
+      }
+    }
+    if (!pf) return forward(p, w, std::move(fwd));
+    bench::HttpRequest req;
+    req.method = "POST";
+    req.target = pf->url.target(p->target);
+    req.body = p->body;
+    req.timeout_ms = cfg.pd_timeout_ms;
+    req.headers.push_back({"Content-Type", "application/json"});
+    req.headers.push_back({"X-Tachyon-KV-Export", "1"});
+    if (!p->auth.empty()) req.headers.push_back({"Authorization", p->auth});
+    p->kv.clear();
+    p->kv_bad = false;
+    const double t0 = now_ms();
+    bench::StreamHandlers h;
+    h.on_head = [p](const bench::ResponseHead& head, int64_t) {
+      p->kv_bad = head.status != 200 || head.content_type.rfind("application/octet-stream", 0) != 0;
+    };
+    h.on_data = [p](std::string_view data, int64_t) {
+      if (p->kv_bad || p->gone) return false;
+      p->kv.append(data);
+      return true;
+    };
+    h.on_done = [this, p, w, pf, t0, fwd = std::move(fwd)](const bench::HttpError& err, int64_t) mutable {
+      const double secs = (now_ms() - t0) / 1e3;
+      const bool gone = p->gone.load();
+      const bool bad = err.ok() ? p->kv_bad || p->kv.empty() : p->kv_bad;  // a worker that is no prefill worker
+      const bool ok = err.ok() && !bad;
+      const bool client_error = err.kind == bench::ErrorKind::kHttpStatus && err.http_status >= 400 &&
+                                err.http_status < 500 && err.http_status != 429;
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        --pf->in_flight;
+        pd_prefill_s += secs;
+        if (ok || client_error) {
+          pf->req_failures = 0;
+          pf->backoff_ms = cfg.readmit_ms;
+          pf->latency_s += secs;
+          ++pf->latency_n;
+        } else if (bad || err.kind != bench::ErrorKind::kCancelled) {
+          ++pf->errors;
+          if (err.http_status != 429 && ++pf->req_failures >= cfg.eject_after) eject_locked(*pf);
+        }
+        if (!ok && !gone)
+          pd_fallback_locked(0, pf->name + ": " +
+                                    (bad ? "not an application/octet-stream body (is it --role prefill?)" : err.message));
+      }
+      if (gone) return pd_abandon(p, w);
+      if (!ok) {
+        std::string().swap(p->kv);
+        return forward(p, w, std::move(fwd));
+      }
+      pd_import(p, w, std::move(fwd));
+    };
+    client->request(pf->url, std::move(req), std::move(h));
+  }
+
+  // Step b (upstream thread): p->kv to w's /internal/kv/import (the buffer is freed when
+  // the import ends), then step c.
+  void pd_import(const std::shared_ptr<Proxy>& p, const std::shared_ptr<Worker>& w, bench::HttpRequest fwd) {
+    bench::HttpRequest req;
+    req.method = "POST";
+    req.target = w->url.target("/internal/kv/import");
+    const uint64_t n_bytes = p->kv.size();
+    req.body = std::move(p->kv);
+    std::string().swap(p->kv);
+    req.timeout_ms = cfg.pd_timeout_ms;
+    req.headers.push_back({"Content-Type", "application/octet-stream"});
+    if (!p->auth.empty()) req.headers.push_back({"Authorization", p->auth});
+    const double t0 = now_ms();
+    bench::StreamHandlers h;
+    h.on_data = [p](std::string_view, int64_t) { return !p->gone.load(); };
+    h.on_done = [this, p, w, t0, n_bytes, fwd = std::move(fwd)](const bench::HttpError& err, int64_t) mutable {
+      const bool gone = p->gone.load();
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        pd_import_s += (now_ms() - t0) / 1e3;
+        if (err.ok()) {
+          ++pd_transfers;
+          pd_bytes += n_bytes;
+        } else if (!gone) {
+          pd_fallback_locked(1, w->name + ": " + err.message);
+        }
+      }
+      if (gone) return pd_abandon(p, w);
+      forward(p, w, std::move(fwd));
+    };
+    client->request(w->url, std::move(req), std::move(h));
   }
 
   // Ejects w (or, when it is out already and failed again, waits twice as long before the
@@ -692,12 +871,15 @@ class Router::Impl {
 
   // --- routes served by the router itself ------------------------------------------
 
+  const char* role_name(const Worker& w) const { return w.prefill ? "prefill" : pd() ? "decode" : "worker"; }
+
   std::string workers_json() {
     ojson arr = ojson::array();
     std::lock_guard<std::mutex> lk(mu);
     for (auto& w : workers) {
       if (w->removed) continue;
       arr.push_back({{"url", w->name},
+                     {"role", role_name(*w)},
                      {"healthy", w->healthy},
                      {"in_flight", w->in_flight},
                      {"requests", w->requests},
@@ -742,6 +924,10 @@ class Router::Impl {
         [&](Worker& w) { return std::to_string(w.latency_s); });
     per("tachyon_router_latency_seconds_count", "counter", "Completed requests",
         [&](Worker& w) { return u(w.latency_n); });
+    head("tachyon_router_worker_info", "gauge", "The worker's role: prefill, decode (PD mode) or worker");
+    for (auto& w : workers)
+      if (!w->removed)
+        o += "tachyon_router_worker_info{worker=\"" + prom_label(w->name) + "\",role=\"" + role_name(*w) + "\"} 1\n";
     head("tachyon_router_decisions_total", "counter", "Routing decisions by reason");
     o += "tachyon_router_decisions_total{reason=\"cache\"} " + u(decisions[0]) + "\n";
     o += "tachyon_router_decisions_total{reason=\"balance\"} " + u(decisions[1]) + "\n";
@@ -761,6 +947,23 @@ class Router::Impl {
           [&](Worker& w) { return u(w.failovers); });
       per("tachyon_gateway_rate_limited_total", "counter", "429 answers", [&](Worker& w) { return u(w.rate_limited); });
       per("tachyon_gateway_probes_total", "counter", "Probe requests sent while idle", [&](Worker& w) { return u(w.probes); });
+    }
+    if (pd()) {
+      auto f = [](double v) { return std::to_string(v); };
+      head("tachyon_router_pd_transfers_total", "counter", "Prompt KV transfers imported by a decode worker");
+      o += "tachyon_router_pd_transfers_total " + u(pd_transfers) + "\n";
+      head("tachyon_router_pd_fallbacks_total", "counter",
+           "Transfers that failed at a step (the decode worker prefilled the prompt itself)");
+      o += "tachyon_router_pd_fallbacks_total{reason=\"prefill\"} " + u(pd_fallbacks[0]) + "\n";
+      o += "tachyon_router_pd_fallbacks_total{reason=\"import\"} " + u(pd_fallbacks[1]) + "\n";
+      head("tachyon_router_pd_skipped_total", "counter", "Generation requests sent straight to decode (short prompt)");
+      o += "tachyon_router_pd_skipped_total " + u(pd_skipped) + "\n";
+      head("tachyon_router_pd_bytes_total", "counter", "KV bytes of successful imports");
+      o += "tachyon_router_pd_bytes_total " + u(pd_bytes) + "\n";
+      head("tachyon_router_pd_prefill_seconds_total", "counter", "Wall time of prefill calls (every one that ended)");
+      o += "tachyon_router_pd_prefill_seconds_total " + f(pd_prefill_s) + "\n";
+      head("tachyon_router_pd_import_seconds_total", "counter", "Wall time of import calls (every one that ended)");
+      o += "tachyon_router_pd_import_seconds_total " + f(pd_import_s) + "\n";
     }
     head("tachyon_router_no_worker_total", "counter", "Attempts that found no eligible worker");
     o += "tachyon_router_no_worker_total " + u(no_worker) + "\n";
@@ -798,13 +1001,14 @@ class Router::Impl {
     using boost::beast::http::verb;
     auto json = [&](int st, std::string body) { ex->respond(st, "application/json", std::move(body)); };
     if (path == "/health") {
-      int healthy = 0;
+      int healthy = 0, healthy_prefill = 0;
       {
         std::lock_guard<std::mutex> lk(mu);
-        for (auto& w : workers) healthy += !w->removed && w->healthy;
+        for (auto& w : workers) (w->prefill ? healthy_prefill : healthy) += !w->removed && w->healthy;
       }
-      json(healthy > 0 && !draining ? 200 : 503,
-           ojson{{"status", healthy > 0 && !draining ? "ok" : "unavailable"}, {"healthy_workers", healthy}}.dump());
+      ojson hj{{"status", healthy > 0 && !draining ? "ok" : "unavailable"}, {"healthy_workers", healthy}};
+      if (pd()) hj["healthy_prefill_workers"] = healthy_prefill;
+      json(healthy > 0 && !draining ? 200 : 503, hj.dump());
       return;
     }
     if (path == "/metrics") {
@@ -820,7 +1024,13 @@ class Router::Impl {
       if (const auto q = target.find("?url="); url.empty() && q != std::string::npos) url = target.substr(q + 5);
       if (url.empty()) return json(400, json_error(400, "workers: give {\"url\": \"http://host:port\"}"));
       if (method == verb::post) {
-        if (Status s = add_worker(url, false); !s) return json(400, json_error(400, s.message()));
+        std::string role = "decode";
+        if (!j.is_discarded() && j.is_object() && j.contains("role") && j["role"].is_string()) role = j["role"];
+        if (role != "decode" && role != "worker" && role != "prefill")
+          return json(400, json_error(400, "workers: role '" + role + "': decode (or worker) or prefill"));
+        if (role == "prefill" && !pd())
+          return json(400, json_error(400, "workers: role prefill needs PD mode (start the router with --prefill)"));
+        if (Status s = add_worker(url, false, role == "prefill"); !s) return json(400, json_error(400, s.message()));
         return json(200, workers_json());
       }
       if (method == verb::delete_) {
@@ -853,7 +1063,13 @@ class Router::Impl {
       if (p->body_json.is_object() && p->body_json.contains("model") && p->body_json["model"].is_string())
         p->model = p->body_json["model"].get<std::string>();
     } else if (!models) {
-      p->key = routing_key(p->body);
+      bool tokens = false;
+      p->key = routing_key(p->body, &tokens);
+      p->prompt_tokens_est = tokens ? p->key.size() : p->key.size() / 4;
+      auto gen = [](std::string_view s) {
+        return s == "/chat/completions" || s == "/completions" || s == "/messages" || s == "/responses";
+      };
+      p->generation = gen(path) || (path.rfind("/v1/", 0) == 0 && gen(std::string_view(path).substr(3)));
     }
     ex->set_owner(p);
     ++active;
@@ -905,14 +1121,22 @@ Result<std::unique_ptr<Router>> Router::create(RouterConfig cfg) {
   }
   if (!d.cfg.providers.empty() && (!d.cfg.workers.empty() || !d.cfg.workers_file.empty()))
     return invalid_argument("router: give workers (--worker, --workers-file) or --providers, not both");
+  if (!d.cfg.providers.empty() && !d.cfg.prefill.empty())
+    return invalid_argument("router: --prefill (PD mode) does not combine with --providers (gateway mode)");
   if (d.cfg.objective != "cheapest" && d.cfg.objective != "fastest" && d.cfg.objective != "balanced")
     return invalid_argument("--objective '" + d.cfg.objective + "': cheapest, fastest or balanced");
   for (const auto& e : d.cfg.providers) d.add_provider(e);
   for (const auto& w : d.cfg.workers)
     if (Status s = d.add_worker(w, false); !s) return invalid_argument("--worker " + w + ": " + s.message());
+  for (const auto& w : d.cfg.prefill)
+    if (Status s = d.add_worker(w, false, true); !s) return invalid_argument("--prefill " + w + ": " + s.message());
   d.sync_workers_file();
-  if (d.workers.empty() && d.cfg.workers_file.empty())
-    return invalid_argument("router: no workers (give --worker URL, --workers-file FILE or --providers FILE)");
+  const bool no_serving = std::none_of(d.workers.begin(), d.workers.end(), [](const auto& w) { return !w->prefill; });
+  if (no_serving && d.cfg.workers_file.empty())
+    return invalid_argument(d.cfg.prefill.empty()
+                                ? "router: no workers (give --worker URL, --workers-file FILE or --providers FILE)"
+                                : "router: PD mode needs decode workers (--decode URL or --workers-file FILE) besides "
+                                  "--prefill");
   Impl* raw = impl.get();
   d.http = std::make_unique<server::HttpServer>(d.cfg.http, [raw](std::shared_ptr<server::Exchange> ex) {
     raw->handle(std::move(ex));

@@ -45,6 +45,41 @@
 // concurrency limit: providers at it are skipped (503 when all are). Decisions: /metrics
 // (tachyon_gateway_*) and, with log_decisions, one stderr line per request.
 //
+// PD mode (prefill/decode disaggregation; non-empty `prefill`): `workers` (and the
+// workers file, and POST /workers) are decode workers, chosen by the policy as above;
+// `prefill` workers (POST /workers {"url": U, "role": "prefill"} adds one) share the
+// worker list, its health checks, ejection and readmission, /metrics and /workers, but
+// the policy never chooses them. For a generation request (POST /v1/chat/completions,
+// /v1/completions, /v1/messages, /v1/responses or an unprefixed alias) whose estimated
+// prompt is at least pd_min_prompt tokens (with a tokenizer: the routing key's length;
+// without: its bytes / 4; token-id prompts: their count), once per request and after
+// the policy chose decode worker W:
+//   a. the request (path, body, the client's Authorization) goes to the healthy prefill
+//      worker with the fewest requests in flight (ties: round robin) with header
+//      `X-Tachyon-KV-Export: 1`; its 200 application/octet-stream body (the prompt's KV
+//      pages, possibly tens of MB) is held in memory;
+//   b. the bytes are POSTed to W's /internal/kv/import (freed when that ends);
+//   c. the request goes to W as without PD mode (W finds the prompt in its prefix cache).
+// A failure in a or b (no healthy prefill worker, connect error, non-200, wrong content
+// type, timeout: pd_timeout_ms) is a fallback: counted by reason ("prefill" or
+// "import") and step c runs anyway, so W computes the prompt itself; the client never
+// sees it. A prefill worker's failures (not its 4xx) count against its health like a
+// request's; an import's do not (a dead W fails step c, which counts and retries as
+// usual). A client that goes away during a or b ends the request there (no step c).
+// Retries of step c on another worker skip a and b. Shorter prompts, other routes and a
+// router without prefill workers skip a and b (counted as skipped in PD mode). Cost: the
+// transfer's bytes pass through the router's memory and upstream thread once each way.
+// Metrics: tachyon_router_pd_transfers_total (imports that succeeded),
+// tachyon_router_pd_fallbacks_total{reason}, tachyon_router_pd_skipped_total,
+// tachyon_router_pd_bytes_total (bytes of successful imports),
+// tachyon_router_pd_prefill_seconds_total and tachyon_router_pd_import_seconds_total
+// (wall time of every prefill and import call that ended, failed ones included). The
+// per-worker metrics keep their `worker` label (a prefill worker's requests, errors,
+// latency are its prefill calls); tachyon_router_worker_info{worker, role} (role
+// "prefill", "decode" in PD mode, else "worker") tells the roles apart, and GET /workers
+// lists each worker's "role". GET /health counts decode workers only. Gateway mode with
+// prefill workers is an error at create(), as is a URL given both as prefill and decode.
+//
 // Threading: the HTTP server's I/O threads parse and route; one upstream thread runs the
 // HTTP client (connection pools to the workers) and the health checks. Worker state is
 // under one mutex.
@@ -75,6 +110,10 @@ struct RouterConfig {
   int max_attempts = 3;
   int drain_timeout_ms = 30000;
   bool handle_signals = true;
+  // PD mode (non-empty prefill): prefill worker URLs; `workers` are then decode workers.
+  std::vector<std::string> prefill;
+  int pd_min_prompt = 256;      // estimated prompt tokens below which prefill is skipped
+  int pd_timeout_ms = 120000;   // per prefill and per import call (0: none)
   // Gateway mode (non-empty providers: workers must be empty). API keys already resolved.
   std::vector<bench::EndpointSpec> providers;
   std::string objective = "balanced";  // cheapest | fastest | balanced

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 #include "engine/engine.h"
@@ -40,6 +41,10 @@ class Backend {
   // As engine::Engine::set_notify_dispatcher; nullptr restores one-by-one callbacks.
   // Backends that call notify callbacks themselves may ignore it.
   virtual void set_notify_dispatcher(std::function<void(engine::NotifyBatch&&)> dispatch) {}
+  // As engine::Engine::import_kv (KV transfer). The default refuses.
+  virtual void import_kv(std::string_view bytes, std::function<void(Result<engine::KvImportResult>)> done) {
+    done(Status(ErrorCode::kUnsupported, "KV transfer is not supported by this backend"));
+  }
 };
 
 }  // namespace tachyon::server

@@ -22,6 +22,9 @@ class EngineBackend final : public Backend {
   void set_notify_dispatcher(std::function<void(engine::NotifyBatch&&)> dispatch) override {
     e_.set_notify_dispatcher(std::move(dispatch));
   }
+  void import_kv(std::string_view bytes, std::function<void(Result<engine::KvImportResult>)> done) override {
+    e_.import_kv(bytes, std::move(done));
+  }
 
  private:
   engine::Engine& e_;

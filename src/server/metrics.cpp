@@ -173,6 +173,18 @@ std::string ServerMetrics::render(const engine::EngineStats& s, const ServerGaug
     metric(&out, "tachyon_kv_disk_evicted_files_total", "counter", "Page files deleted to stay under --kv-disk-size",
            static_cast<double>(d.evicted_files));
   }
+  metric(&out, "tachyon_kv_transfer_exported_pages_total", "counter",
+         "KV transfer (--role prefill): prompt pages exported", static_cast<double>(s.kv_exported_pages));
+  metric(&out, "tachyon_kv_transfer_export_bytes_total", "counter", "KV transfer: bytes exported",
+         static_cast<double>(s.kv_export_bytes));
+  metric(&out, "tachyon_kv_transfer_imports_total", "counter", "KV transfer (--role decode): transfers imported",
+         static_cast<double>(s.kv_imports));
+  metric(&out, "tachyon_kv_transfer_imported_pages_total", "counter",
+         "KV transfer: pages added to the prefix cache by imports", static_cast<double>(s.kv_imported_pages));
+  metric(&out, "tachyon_kv_transfer_rejected_total", "counter",
+         "KV transfer: imports refused (verification failed, or transfer off)", static_cast<double>(s.kv_import_rejected));
+  metric(&out, "tachyon_kv_imported_pages_in_cache_total", "counter", "Pages the prefix cache took from KV transfers",
+         static_cast<double>(s.kv_tiers.imported));
   metric(&out, "tachyon_spec_draft_tokens_total", "counter", "Speculative decoding: draft tokens verified",
          static_cast<double>(s.spec_drafted));
   metric(&out, "tachyon_spec_accepted_tokens_total", "counter", "Speculative decoding: draft tokens accepted",

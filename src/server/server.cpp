@@ -173,7 +173,9 @@ void Server::handle(const std::shared_ptr<Exchange>& ex) {
     return;
   }
 
-  enum class Route { kNone, kHealth, kMetrics, kModels, kChat, kCompletions, kMessages, kCountTokens, kResponses };
+  enum class Route {
+    kNone, kHealth, kMetrics, kModels, kChat, kCompletions, kMessages, kCountTokens, kResponses, kKvImport
+  };
   Route route = Route::kNone;
   if (path == "/health" || path == "/v1/health") route = Route::kHealth;
   else if (path == "/metrics") route = Route::kMetrics;
@@ -183,6 +185,7 @@ void Server::handle(const std::shared_ptr<Exchange>& ex) {
   else if (path == "/v1/messages") route = Route::kMessages;
   else if (path == "/v1/messages/count_tokens") route = Route::kCountTokens;
   else if (path == "/v1/responses" || path == "/responses") route = Route::kResponses;
+  else if (path == "/internal/kv/import" && cfg_.role == ServerRole::kDecode) route = Route::kKvImport;
 
   if (route == Route::kNone) {
     ApiError e;
@@ -193,7 +196,7 @@ void Server::handle(const std::shared_ptr<Exchange>& ex) {
     return;
   }
   const bool post = route == Route::kChat || route == Route::kCompletions || route == Route::kMessages ||
-                    route == Route::kCountTokens || route == Route::kResponses;
+                    route == Route::kCountTokens || route == Route::kResponses || route == Route::kKvImport;
   if (method != (post ? http::verb::post : http::verb::get)) {
     ApiError e;
     e.status = 405;
@@ -223,6 +226,9 @@ void Server::handle(const std::shared_ptr<Exchange>& ex) {
       return;
     case Route::kResponses:
       if (check_api_key(ex)) handle_responses(ex);
+      return;
+    case Route::kKvImport:
+      if (check_api_key(ex)) handle_kv_import(ex);
       return;
     case Route::kNone: return;
   }
@@ -417,6 +423,20 @@ void Server::run_completion(const std::shared_ptr<Exchange>& ex, CompletionParam
     return send_error(ex, err);
   }
 
+  // A prefill worker's KV export (server/pd.cpp): one prompt, prefilled, answered with its pages.
+  const bool kv_export = ex->request().find(kKvExportHeader) != ex->request().end();
+  if (kv_export && cfg_.role != ServerRole::kPrefill) {
+    err.status = 400;
+    err.status = 409;
+    err.message = std::string(kKvExportHeader) + ": KV export needs a server started with --role prefill";
+    return send_error(ex, err);
+  }
+  if (kv_export && (p.n != 1 || p.prompts.size() > 1)) {
+    err.status = 400;
+    err.message = std::string(kKvExportHeader) + ": one prompt and n = 1 only";
+    return send_error(ex, err);
+  }
+
   std::vector<std::vector<int32_t>> prompts;
   std::string rendered;
   if (ep == Endpoint::kChat) {
@@ -479,6 +499,13 @@ void Server::run_completion(const std::shared_ptr<Exchange>& ex, CompletionParam
       g.spec_mode = p.spec_mode;
       g.spec_max = p.spec_max;
       g.constraint = plan.constraint;
+      if (kv_export) {  // prefill only: one token (discarded), then the prompt's pages
+        g.max_tokens = 1;
+        g.export_kv = true;
+        g.constraint.reset();
+        g.spec_mode = spec::Mode::kOff;
+        g.top_logprobs = -1;
+      }
       auto r = backend_.submit(std::move(g));
       if (!r) {
         cancel_all();
@@ -511,6 +538,7 @@ void Server::run_completion(const std::shared_ptr<Exchange>& ex, CompletionParam
       choices.push_back(std::move(c));
     }
   }
+  if (kv_export) return start_kv_export(ex, std::move(choices[0].handle));
   auto job = std::make_shared<CompletionJob>(*this, ex, std::move(p), std::move(choices), std::move(opts));
   job->start();
 }

@@ -35,6 +35,15 @@
 
 namespace tachyon::server {
 
+// Prefill/decode disaggregation (server/pd.cpp). kPrefill: a generation request with the
+// header "X-Tachyon-KV-Export: 1" is prefilled only and answered with the prompt's KV
+// pages (application/octet-stream, kv/transfer.h; headers X-Tachyon-KV-Pages and
+// X-Tachyon-Prompt-Tokens). kDecode: POST /internal/kv/import adds such bytes to the prefix
+// cache (200 {"imported_pages","present_pages","pages"}; 400 when they fail verification).
+// Both roles serve ordinary requests as well (a decode worker prefills what was not sent).
+enum class ServerRole { kColocated, kPrefill, kDecode };
+inline constexpr const char* kKvExportHeader = "X-Tachyon-KV-Export";
+
 struct ServerConfig {
   HttpConfig http;
   std::vector<std::string> api_keys;  // empty: no authentication
@@ -44,6 +53,7 @@ struct ServerConfig {
   int stats_interval_ms = 5'000;      // how often engine latency samples are collected
   bool webui = true;                  // GET / and /index.html serve the chat page (webui.h)
   int sse_keep_alive_ms = 10'000;     // streams: keep-alive after this much silence (0: off)
+  ServerRole role = ServerRole::kColocated;
 };
 
 // How chat messages become a prompt.
@@ -80,6 +90,9 @@ class Server {
   void handle_responses(const std::shared_ptr<Exchange>& ex);
   // Validated request -> prompt(s), structured-output plan, engine requests, the job.
   void run_completion(const std::shared_ptr<Exchange>& ex, CompletionParams p, JobOptions opts);
+  // KV transfer (server/pd.cpp): the import route, and the answer to an export request
+  void handle_kv_import(const std::shared_ptr<Exchange>& ex);
+  void start_kv_export(const std::shared_ptr<Exchange>& ex, std::shared_ptr<engine::RequestHandle> h);
   void handle_models(const std::shared_ptr<Exchange>& ex);
   void handle_metrics(const std::shared_ptr<Exchange>& ex);
   bool check_api_key(const std::shared_ptr<Exchange>& ex);
