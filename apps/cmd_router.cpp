@@ -3,7 +3,7 @@
 //   [--tokenizer FILE.gguf] [--cache-threshold F] [--balance-abs N] [--balance-rel F]
 //   [--health-interval MS] [--eject-after N] [--max-attempts N] [--io-threads N]
 // tachyon router --prefill URL [--prefill URL ...] --decode URL [--decode URL ...]
-//   [--pd-min-prompt 256] [--pd-timeout MS] [options above]
+//   [--pd-min-prompt 32] [--pd-timeout MS] [options above]
 //                                        (PD mode: prefill workers hand the prompt's KV
 //                                        pages to the decode worker; --decode = --worker)
 // tachyon router --providers FILE.toml [--objective cheapest|fastest|balanced]

@@ -73,10 +73,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (server_.cfg_.on_status) server_.cfg_.on_status(status);
   }
 
-  // Queues bytes for the client.
+  // Queues bytes for the client. A client that lets more than kMaxPendingWriteBytes pile
+  // up behind a write in progress (a stream it stopped reading) is dropped; one large
+  // response (a KV transfer of tens of MB) is not held to that.
   void write(std::string_view bytes) {
     if (closed_) return;
-    if (out_.size() + bytes.size() > kMaxPendingWriteBytes) {
+    if (!out_.empty() && out_.size() + bytes.size() > kMaxPendingWriteBytes) {
       close();
       return;
     }

@@ -359,11 +359,25 @@ def test_objective(fakes):
         fk.reset()
     g = Gateway(three(fakes), "--objective", "fastest", "--probe-interval", "0", name="gw-fastest")
     warm = [who(g.chat(i, stream=True)[1]) for i in range(3)]
-    got = [who(g.chat(10 + i, stream=i % 2 == 0)[1]) for i in range(8)]
+    # Each choice must be the lowest expected latency (TTFT + 64 TPOT) among the estimates
+    # /metrics shows just before the request. B is scripted fastest; on a loaded machine a
+    # late chunk can inflate its TPOT estimate, and then another provider is the right
+    # choice: the rule is asserted, B's majority only when the estimates agree.
+    got, mismatch, b_best = [], [], 0
+    for i in range(8):
+        m = g.metrics()
+        exp = {n: g.gm("ttft_ms", n, m) + 64 * max(0.0, g.gm("tpot_ms", n, m)) for n in "ABC"}
+        want = min("ABC", key=lambda n: exp[n])
+        b_best += want == "B"
+        got.append(who(g.chat(10 + i, stream=i % 2 == 0)[1]))
+        if got[-1] != want:
+            mismatch.append((i, got[-1], want, {n: round(v) for n, v in exp.items()}))
     m = g.metrics()
     g.kill()
     ok &= check(sorted(warm) == ["A", "B", "C"], f"fastest: warm-up went to {warm}, expected each provider once")
-    ok &= check(got.count("B") >= 7, f"fastest: answers came from {got}, expected B "
+    # allow one choice whose estimates moved between the /metrics read and the request
+    ok &= check(len(mismatch) <= 1, f"fastest: choices differ from the rule: {mismatch}")
+    ok &= check(got.count("B") >= b_best - 1 and b_best >= 3, f"fastest: answers came from {got}, expected B "
                 f"(ttft A {g.gm('ttft_ms', 'A', m):.0f} B {g.gm('ttft_ms', 'B', m):.0f} C {g.gm('ttft_ms', 'C', m):.0f})")
     ok &= check_keys_and_models(fakes, "fastest")
     # balanced: the rule of choose_provider on the estimates /metrics shows before each request
