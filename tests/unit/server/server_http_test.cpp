@@ -28,6 +28,7 @@ namespace beast = boost::beast;
 class FakeBackend : public Backend {
  public:
   int token_delay_ms = 2;
+  size_t export_bytes = 1000;
   std::atomic<bool> queue_full{false};
   std::atomic<int> n_cancelled{0};
 
@@ -88,6 +89,12 @@ class FakeBackend : public Backend {
     f.completion_tokens = n;
     f.prompt_ms = 1;
     f.decode_ms = 2;
+    if (req.export_kv && reason != "cancelled") {  // a transfer of export_bytes, pattern-filled
+      std::string kv(export_bytes, '\0');
+      for (size_t i = 0; i < kv.size(); ++i) kv[i] = static_cast<char>(i * 131 + 7);
+      f.kv_export = std::make_shared<const std::string>(std::move(kv));
+      f.kv_export_pages = 3;
+    }
     h->push(std::move(f));
   }
 
@@ -118,8 +125,9 @@ struct Resp {
 
 class server_http : public ::testing::Test {
  protected:
-  void start(std::vector<std::string> keys = {}) {
+  void start(std::vector<std::string> keys = {}, ServerRole role = ServerRole::kColocated) {
     ServerConfig cfg;
+    cfg.role = role;
     cfg.http.port = 0;
     cfg.http.n_io_threads = 2;
     cfg.http.max_body_bytes = 64 << 10;
@@ -226,6 +234,45 @@ class server_http : public ::testing::Test {
 };
 
 const std::string kChat = R"({"messages":[{"role":"user","content":"hello"}],"max_tokens":3)";
+
+// A prefill worker's KV export is one response of tens of MB: it must reach the client
+// whole (the slow-reader cap on queued writes once dropped such connections).
+TEST_F(server_http, KvExportOfFortyMegabytes) {
+  backend_.export_bytes = 40u << 20;
+  start({}, ServerRole::kPrefill);
+  Resp r = request("POST", "/v1/chat/completions", kChat + "}", {{"X-Tachyon-KV-Export", "1"}});
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+  EXPECT_EQ(r.headers["Content-Type"], "application/octet-stream");
+  EXPECT_EQ(r.headers["X-Tachyon-KV-Pages"], "3");
+  ASSERT_EQ(r.body.size(), 40u << 20);
+  bool same = true;
+  for (size_t i = 0; i < r.body.size() && same; i += 4099) same = r.body[i] == static_cast<char>(i * 131 + 7);
+  EXPECT_TRUE(same);
+  const auto reqs = backend_.recorded();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_TRUE(reqs[0].export_kv);
+  EXPECT_EQ(reqs[0].max_tokens, 1);  // prefill only
+  // n > 1 cannot be exported; a colocated server refuses the header (409), and has no import route
+  EXPECT_EQ(request("POST", "/v1/chat/completions",
+                    R"({"messages":[{"role":"user","content":"hi"}],"n":2})", {{"X-Tachyon-KV-Export", "1"}})
+                .status,
+            400);
+}
+
+TEST_F(server_http, KvRoutesFollowTheRole) {
+  start();
+  EXPECT_EQ(request("POST", "/v1/chat/completions", kChat + "}", {{"X-Tachyon-KV-Export", "1"}}).status, 409);
+  EXPECT_EQ(request("POST", "/internal/kv/import", "xx").status, 404);
+}
+
+TEST_F(server_http, KvImportOnADecodeWorkerReportsTheBackendsVerdict) {
+  start({}, ServerRole::kDecode);
+  // the fake backend has no KV transfer: the default import refuses (501), never hangs
+  Resp r = request("POST", "/internal/kv/import", "xx");
+  EXPECT_EQ(r.status, 501);
+  EXPECT_NE(r.body.find("not supported"), std::string::npos) << r.body;
+  EXPECT_EQ(request("GET", "/internal/kv/import").status, 405);
+}
 
 TEST_F(server_http, HealthModelsMetrics) {
   start();
