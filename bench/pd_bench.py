@@ -3,7 +3,7 @@
 its own worker keep chat streams smooth, at the same throughput?
 
 usage: python3 bench/pd_bench.py --model bench/models/M.gguf [--tachyon build/tachyon]
-           [--ctx 4096] [--long-tokens 2000] [--long-interval 8] [--chat-clients 3]
+           [--ctx 4096] [--long-tokens 2000] [--long-interval 15] [--chat-clients 3]
            [--duration 60 | --chat-turns N] [--quick] [--json FILE] [--seed 1]
 
 Two configurations on the SAME two cores (--cores, default 0,1), every worker `--threads 1`
@@ -25,6 +25,13 @@ TTFT p50; generated tokens (usage) / wall time; requests completed. Then PD vs c
 p99 TPOT ratio colocated/pd (goal >= 2) and throughput ratio pd/colocated (goal >= 0.8,
 i.e. within 20%). After the pd run the router's /metrics must show transfers: a run where
 every long prompt fell back to local prefill is not a PD run, and the report says so.
+Defaults (the README's run): long prompts every 15 s (one prefill core does ~130 tokens/s
+of TinyLlama-1.1B: a 2k prompt is ~16 s of it, so this keeps the prefill worker busy but
+not overloaded); --pd-min-prompt 256 keeps the chat turns on the decode worker, which
+computes them in 16-token chunks (--decode-args "--max-batch-tokens 16") so that no step
+stalls its streams for long. --pd-min-prompt 32 sends everything through the prefill
+worker instead (smoother decode, chat TTFT queued behind the long prompts);
+--colocated-args "--max-batch-tokens 32" gives the colocated workers the same small chunks.
 Prompt lengths come from a calibration request (tokens per word, through usage); the
 long prompts' real token counts are reported. Every process started is stopped at exit.
 """
@@ -50,13 +57,14 @@ ap.add_argument("--model", required=True)
 ap.add_argument("--ctx", type=int, default=4096)
 ap.add_argument("--long-tokens", type=int, default=2000)
 ap.add_argument("--long-max-tokens", type=int, default=16)
-ap.add_argument("--long-interval", type=float, default=8.0, help="seconds between long prompts (open loop)")
+ap.add_argument("--long-interval", type=float, default=15.0, help="seconds between long prompts (open loop)")
 ap.add_argument("--chat-clients", type=int, default=3)
 ap.add_argument("--chat-max-tokens", type=int, default=64)
 ap.add_argument("--chat-turns", type=int, default=0, help="turns per chat client (0: run for --duration)")
 ap.add_argument("--duration", type=float, default=60.0, help="seconds of load per configuration")
-ap.add_argument("--pd-min-prompt", type=int, default=32)
-ap.add_argument("--decode-args", default="", help="extra `serve` flags of the pd run's decode worker, e.g. "
+ap.add_argument("--pd-min-prompt", type=int, default=256,
+                help="the pd router's threshold: chat turns (50-150 tokens) stay on the decode worker")
+ap.add_argument("--decode-args", default="--max-batch-tokens 16", help="extra `serve` flags of the pd run's decode worker, e.g. "
                 "\"--max-batch-tokens 32\" (smaller prefill chunks for the prompts it computes itself)")
 ap.add_argument("--prefill-args", default="", help="extra `serve` flags of the pd run's prefill worker")
 ap.add_argument("--colocated-args", default="", help="extra `serve` flags of both colocated workers")
