@@ -37,6 +37,15 @@ struct LayerConfig {
   FfnAct act = FfnAct::kSilu;
   bool gate_up_fused = false;  // ffn_up holds [gate; up] (2 * n_ff rows), no ffn_gate
   bool ffn_post_norm = false;  // post_ffw_norm.weight on the FFN output
+  // Mixture of experts (n_expert > 0: the FFN is routed; qwen3moe): a router
+  // (ffn_gate_inp, [n_expert] x [n_embd]) scores the experts, softmax, the n_expert_used
+  // best (ties: lower index) run as swiglu FFNs of n_ff_exp (ffn_{gate,up,down}_exps,
+  // one 3-D tensor each) and their outputs are summed weighted by their probabilities,
+  // renormalized to sum 1 when expert_weights_norm. llama.cpp's build_moe_ffn.
+  int n_expert = 0;
+  int n_expert_used = 0;
+  int n_ff_exp = 0;
+  bool expert_weights_norm = false;
 };
 
 // Model-wide parts of an architecture.

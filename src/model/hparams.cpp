@@ -49,7 +49,11 @@ std::string Hparams::summary() const {
                 "rope_base=%g rope_scale=%g eps=%g ctx_train=%d",
                 arch_name.c_str(), n_vocab, n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim_k, head_dim_v,
                 rope.n_rot, rope.freq_base, 1.0 / rope.freq_scale, rms_eps, n_ctx_train);
-  return buf;
+  std::string s = buf;
+  if (!arch.layers.empty() && arch.layers[0].n_expert > 0)
+    s += " n_expert=" + std::to_string(arch.layers[0].n_expert) + " n_expert_used=" +
+         std::to_string(arch.layers[0].n_expert_used) + " n_ff_exp=" + std::to_string(arch.layers[0].n_ff_exp);
+  return s;
 }
 
 Result<Hparams> read_hparams(const gguf::File& f) {

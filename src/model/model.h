@@ -38,6 +38,13 @@ struct LayerWeights {
   kernels::MatView up;               // [n_ff] x [n_embd], or [gate; up] 2*n_ff rows when fused
   kernels::MatView down;             // [n_embd] x [n_ff]
   const float* ffn_post_norm = nullptr;  // [n_embd] (gemma)
+  // Mixture of experts (LayerConfig::n_expert > 0; gate/up/down then empty): the router
+  // and the experts' matrices, each 3-D tensor viewed as n_expert stacked matrices
+  // (expert e's rows start at row e * rows-per-expert; never repacked).
+  kernels::MatView gate_inp;         // [n_expert] x [n_embd]
+  kernels::MatView gate_exps;        // [n_expert * n_ff_exp] x [n_embd]
+  kernels::MatView up_exps;          // [n_expert * n_ff_exp] x [n_embd]
+  kernels::MatView down_exps;        // [n_expert * n_embd] x [n_ff_exp]
 
   // Every weight matrix of the layer (empty views included), for passes over all of them.
   std::array<kernels::MatView*, 8> mats() { return {&wqkv, &wq, &wk, &wv, &wo, &gate, &up, &down}; }
@@ -108,6 +115,8 @@ class Model {
  private:
   Model() = default;
   Status bind_weights();
+  // The routed FFN of layer l (LayerConfig::n_expert > 0): ws_.xn -> ws_.tmp.
+  void moe_ffn(int l, int64_t n, ThreadPool& pool);
   void pack_weights();
 
   struct FreeDeleter {
@@ -126,6 +135,10 @@ class Model {
   // Workspace reused across steps (the model is driven by one thread).
   struct Workspace {
     std::vector<float> x, xn, q, k, v, qkv, attn, tmp, gate, up, out_x;
+    // mixture of experts: router probabilities, each token's experts and weights, the
+    // rows of one expert's tokens, and every (token, slot) expert output
+    std::vector<float> router, moe_x, moe_gate, moe_up, moe_down, moe_out, moe_w;
+    std::vector<int32_t> moe_sel, moe_rows;
     std::vector<int64_t> out_tok;  // the tokens that want logits, in order
     kernels::QuantActs acts, acts2, acts3;
   } ws_;

@@ -1,5 +1,5 @@
 // The forward pass over a flat multi-sequence batch, composed from the layers' configs
-// (model/arch.h): llama, qwen2, qwen3, gemma2, gemma3, phi3. Every weight matrix is streamed once
+// (model/arch.h): llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3. Every weight matrix is streamed once
 // per step for all tokens of the batch.
 #include <algorithm>
 #include <chrono>
@@ -230,7 +230,7 @@ Status Model::forward(const Batch& batch, kv::KvView kv, ThreadPool& pool, std::
     kernels::matmul(L.wo, ws.acts, ws.tmp.data(), E, pool);
 
     clock.mark(StepPhases::kWo);
-    const kernels::MatView& w_in = C.gate_up_fused ? L.up : L.gate;
+    const kernels::MatView& w_in = C.n_expert > 0 ? L.gate_inp : C.gate_up_fused ? L.up : L.gate;
     kernels::begin_acts(&ws.acts, n, E, vdt(w_in), &w_in);
     for_token_ranges(pool, n, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) add_block_out(t, L.attn_post_norm);  // the attention output
@@ -238,6 +238,11 @@ Status Model::forward(const Batch& batch, kv::KvView kv, ThreadPool& pool, std::
       for (int64_t t = b; t < e; ++t) kernels::act_row(&ws.acts, t, ws.xn.data() + t * E);
     });
     clock.mark(StepPhases::kNormFfn);
+    if (C.n_expert > 0) {
+      moe_ffn(l, n, pool);  // the output in ws.tmp, added next layer
+      clock.mark(StepPhases::kDown);
+      continue;
+    }
     // gate of token t at gate_of(t), up at up_of(t) (halves of one row when fused)
     const float* gate_base = C.gate_up_fused ? ws.up.data() : ws.gate.data();
     const float* up_base = C.gate_up_fused ? ws.up.data() + F : ws.up.data();
@@ -294,6 +299,110 @@ Status Model::forward(const Batch& batch, kv::KvView kv, ThreadPool& pool, std::
   }
   clock.mark(StepPhases::kOutput);
   return Status::ok();
+}
+
+// The routed FFN (LayerConfig::n_expert > 0), as llama.cpp's build_moe_ffn computes it:
+// router logits, softmax, the n_expert_used most probable experts (ties: lower index),
+// their probabilities renormalized when expert_weights_norm (sum clamped below at 2^-14),
+// each expert's swiglu FFN, and the weighted outputs summed slot by slot. Tokens are
+// grouped by expert, so a step streams each selected expert's matrices once for all of its
+// tokens (one GEMM per expert and matrix). ws_.acts holds the normed rows quantized for
+// the router; ws_.xn the normed rows.
+void Model::moe_ffn(int l, int64_t n, ThreadPool& pool) {
+  const Hparams& h = hp_;
+  const LayerWeights& L = w_.layers[l];
+  const LayerConfig& C = h.arch.layers[l];
+  Workspace& ws = ws_;
+  const int64_t E = h.n_embd, X = C.n_expert, K = C.n_expert_used, FE = C.n_ff_exp;
+  const auto vdt = [](const kernels::MatView& m) { return kernels::type_traits(m.type)->vec_dot_type; };
+
+  ws.router.resize(n * X);
+  kernels::matmul(L.gate_inp, ws.acts, ws.router.data(), X, pool);
+  ws.moe_sel.resize(n * K);
+  ws.moe_w.resize(n * K);
+  std::vector<int32_t> idx(X);
+  std::vector<int32_t> count(X, 0);
+  for (int64_t t = 0; t < n; ++t) {
+    float* p = ws.router.data() + t * X;
+    float mx = -INFINITY;
+    for (int64_t e = 0; e < X; ++e) mx = std::max(mx, p[e]);
+    double sum = 0;
+    for (int64_t e = 0; e < X; ++e) {
+      p[e] = std::exp(p[e] - mx);
+      sum += p[e];
+    }
+    const float scale = static_cast<float>(1.0 / sum);
+    for (int64_t e = 0; e < X; ++e) p[e] *= scale;
+    for (int64_t e = 0; e < X; ++e) idx[e] = static_cast<int32_t>(e);
+    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
+                      [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    float wsum = 0;
+    for (int64_t s = 0; s < K; ++s) {
+      ws.moe_sel[t * K + s] = idx[s];
+      ws.moe_w[t * K + s] = p[idx[s]];
+      wsum += p[idx[s]];
+      ++count[idx[s]];
+    }
+    if (C.expert_weights_norm) {
+      wsum = std::max(wsum, 6.103515625e-5f);
+      for (int64_t s = 0; s < K; ++s) ws.moe_w[t * K + s] /= wsum;
+    }
+  }
+  // Rows (token * K + slot) of each expert, experts in index order, tokens in batch order.
+  std::vector<int64_t> start(X + 1, 0);
+  for (int64_t e = 0; e < X; ++e) start[e + 1] = start[e] + count[e];
+  ws.moe_rows.resize(n * K);
+  {
+    std::vector<int64_t> at(start.begin(), start.end() - 1);
+    for (int64_t r = 0; r < n * K; ++r) ws.moe_rows[at[ws.moe_sel[r]]++] = static_cast<int32_t>(r);
+  }
+  ws.moe_out.resize(n * K * E);
+  const auto slice = [](const kernels::MatView& m, int64_t e, int64_t rows) {
+    kernels::MatView v = m;
+    v.data = static_cast<const uint8_t*>(m.data) + static_cast<size_t>(e * rows) * m.row_bytes;
+    v.n_rows = rows;
+    v.packed = nullptr;
+    v.packed_rows = 0;
+    return v;
+  };
+  for (int64_t e = 0; e < X; ++e) {
+    const int64_t m = count[e];
+    if (m == 0) continue;
+    const int32_t* rows = ws.moe_rows.data() + start[e];
+    ws.moe_x.resize(m * E);
+    for (int64_t i = 0; i < m; ++i)
+      std::memcpy(ws.moe_x.data() + i * E, ws.xn.data() + (rows[i] / K) * E, E * sizeof(float));
+    const kernels::MatView g = slice(L.gate_exps, e, FE), u = slice(L.up_exps, e, FE), d = slice(L.down_exps, e, E);
+    kernels::quantize_acts(ws.moe_x.data(), m, E, vdt(g), &ws.acts2, pool);
+    const kernels::QuantActs* up_acts = &ws.acts2;
+    if (vdt(u) != ws.acts2.type) {
+      kernels::quantize_acts(ws.moe_x.data(), m, E, vdt(u), &ws.acts3, pool);
+      up_acts = &ws.acts3;
+    }
+    ws.moe_gate.resize(m * FE);
+    ws.moe_up.resize(m * FE);
+    const kernels::MatmulJob gu[2] = {{&g, &ws.acts2, ws.moe_gate.data(), FE}, {&u, up_acts, ws.moe_up.data(), FE}};
+    kernels::matmul_many(gu, 2, pool);
+    for (int64_t i = 0; i < m; ++i)
+      kernels::swiglu(ws.moe_gate.data() + i * FE, ws.moe_up.data() + i * FE, FE, ws.moe_gate.data() + i * FE);
+    kernels::quantize_acts(ws.moe_gate.data(), m, FE, vdt(d), &ws.acts2, pool);
+    ws.moe_down.resize(m * E);
+    kernels::matmul(d, ws.acts2, ws.moe_down.data(), E, pool);
+    for (int64_t i = 0; i < m; ++i)
+      std::memcpy(ws.moe_out.data() + static_cast<int64_t>(rows[i]) * E, ws.moe_down.data() + i * E, E * sizeof(float));
+  }
+  // Weighted sum in slot order (ggml: each expert's output times its weight, then added).
+  for (int64_t t = 0; t < n; ++t) {
+    float* y = ws.tmp.data() + t * E;
+    for (int64_t s = 0; s < K; ++s) {
+      const float w = ws.moe_w[t * K + s];
+      const float* o = ws.moe_out.data() + (t * K + s) * E;
+      if (s == 0)
+        for (int64_t i = 0; i < E; ++i) y[i] = o[i] * w;
+      else
+        for (int64_t i = 0; i < E; ++i) y[i] += o[i] * w;
+    }
+  }
 }
 
 }  // namespace tachyon::model

@@ -219,6 +219,35 @@ Status Model::bind_weights() {
       return corrupt(p + "tensors '" + b + "attn_q_norm' / 'attn_k_norm': one without the other");
     if (c.attn_post_norm) TACHYON_RETURN_IF_ERROR(vec(b + "post_attention_norm.weight", E, true, &L.attn_post_norm));
     TACHYON_RETURN_IF_ERROR(vec(b + "ffn_norm.weight", E, true, &L.ffn_norm));
+    if (c.n_expert > 0) {
+      // Routed experts: the router, then three 3-D tensors of n_expert matrices each.
+      const int64_t X = c.n_expert, FE = c.n_ff_exp;
+      TACHYON_RETURN_IF_ERROR(mat(b + "ffn_gate_inp.weight", E, X, &L.gate_inp));
+      auto exps = [&](const std::string& name, int64_t n_cols, int64_t rows, kernels::MatView* out) -> Status {
+        const gguf::TensorInfo* t;
+        TACHYON_RETURN_IF_ERROR(find(name, true, &t));
+        TACHYON_RETURN_IF_ERROR(check_shape(t, {n_cols, rows, X}));
+        const kernels::TypeTraits* tt = kernels::type_traits(t->type);
+        if (!tt || !tt->vec_dot || !tt->to_float)
+          return unsupported(p + "tensor '" + name + "': weight type " + std::string(dtype_info(t->type).name) +
+                             " is not supported (" + kernels::weight_type_names() + ")");
+        if (tt->validate && !tt->validate(t->data, n_cols * rows * X))
+          return corrupt(p + "tensor '" + name + "': type " + std::string(dtype_info(t->type).name) +
+                         " data holds an invalid block (NaN/Inf scale or out-of-range index)");
+        out->data = t->data;
+        out->type = t->type;
+        out->n_cols = n_cols;
+        out->n_rows = rows * X;
+        out->row_bytes = row_bytes(t->type, n_cols);
+        return Status::ok();
+      };
+      TACHYON_RETURN_IF_ERROR(exps(b + "ffn_gate_exps.weight", E, FE, &L.gate_exps));
+      TACHYON_RETURN_IF_ERROR(exps(b + "ffn_up_exps.weight", E, FE, &L.up_exps));
+      TACHYON_RETURN_IF_ERROR(exps(b + "ffn_down_exps.weight", FE, E, &L.down_exps));
+      if (f.tensor(b + "ffn_gate_inp_shexp.weight") || f.tensor(b + "ffn_up_shexp.weight"))
+        return unsupported(p + "tensor '" + b + "ffn_up_shexp.weight': shared experts are not supported");
+      continue;
+    }
     if (c.gate_up_fused) {
       TACHYON_RETURN_IF_ERROR(mat(b + "ffn_up.weight", E, 2 * F, &L.up));
     } else {
@@ -230,8 +259,16 @@ Status Model::bind_weights() {
   }
 
   size_t bytes = w_.output.row_bytes * w_.output.n_rows;
-  for (const auto& L : w_.layers)
+  for (int l = 0; l < h.n_layer; ++l) {
+    const auto& L = w_.layers[l];
     for (const auto* m : L.mats()) bytes += m->row_bytes * m->n_rows;
+    // a token reads its n_expert_used experts (and the router)
+    const LayerConfig& c = h.arch.layers[l];
+    if (c.n_expert > 0)
+      bytes += L.gate_inp.row_bytes * L.gate_inp.n_rows +
+               (L.gate_exps.row_bytes * L.gate_exps.n_rows + L.up_exps.row_bytes * L.up_exps.n_rows +
+                L.down_exps.row_bytes * L.down_exps.n_rows) / c.n_expert * c.n_expert_used;
+  }
   weight_bytes_ = bytes;
   return Status::ok();
 }

@@ -78,7 +78,8 @@ TEST_P(GreedyGolden, ReproducesLlamaCppGreedyTokens) {
 INSTANTIATE_TEST_SUITE_P(HighPrecision, GreedyGolden,
                          ::testing::Values("mini-llama-F16", "mini-llama-BF16", "mini-llama-Q8_0", "mini-qwen2-F16",
                                            "mini-qwen2-Q8_0", "mini-qwen3-F16", "mini-qwen3-Q8_0", "llama-spm32k-F16",
-                                           "mini-gemma3-F16", "mini-gemma3-Q8_0", "mini-phi3-F16", "mini-phi3-Q8_0"),
+                                           "mini-gemma3-F16", "mini-gemma3-Q8_0", "mini-phi3-F16", "mini-phi3-Q8_0",
+                                           "mini-qwen3moe-F16", "mini-qwen3moe-Q8_0"),
                          [](const auto& info) {
                            std::string s = info.param;
                            for (auto& ch : s)
@@ -90,7 +91,7 @@ INSTANTIATE_TEST_SUITE_P(HighPrecision, GreedyGolden,
 // report how far they agree.
 TEST(GreedyGoldenLowBit, ReportsAgreement) {
   for (const char* name : {"mini-llama-Q4_0", "mini-llama-Q4_K_M", "mini-llama-Q5_K_M", "mini-llama-Q6_K", "mini-qwen2-Q4_K_M",
-                           "mini-qwen3-Q4_0"}) {
+                           "mini-qwen3-Q4_0", "mini-qwen3moe-Q4_K_M"}) {
     const auto ref = load_json(kData + "/reference/" + std::string(name) + ".ref.json");
     const auto ps = prompts();
     int agree = 0, total = 0;

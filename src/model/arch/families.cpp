@@ -7,12 +7,13 @@ namespace tachyon::model {
 extern const Family kLlamaFamily;
 extern const Family kQwen2Family;
 extern const Family kQwen3Family;
+extern const Family kQwen3MoeFamily;
 extern const Family kGemma2Family;
 extern const Family kGemma3Family;
 extern const Family kPhi3Family;
 
 namespace {
-const Family* const kFamilies[] = {&kLlamaFamily, &kQwen2Family, &kQwen3Family, &kGemma2Family, &kGemma3Family, &kPhi3Family};
+const Family* const kFamilies[] = {&kLlamaFamily, &kQwen2Family, &kQwen3Family, &kQwen3MoeFamily, &kGemma2Family, &kGemma3Family, &kPhi3Family};
 }  // namespace
 
 const Family* find_family(const std::string& arch) {

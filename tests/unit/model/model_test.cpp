@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -143,6 +145,42 @@ TEST(Model, ClearLoadErrors) {
   }
 }
 
+TEST(Model, MoeLoadErrorsNameTheKeyOrTensor) {
+  const std::string moe = kData + "/models/mini-qwen3moe-Q8_0.gguf";
+  {
+    Rewrite rw;
+    rw.drop_key = [](std::string_view k) { return k == "qwen3moe.expert_used_count"; };
+    auto m = model::Model::load(rewrite(moe, "moe_nokey.gguf", rw));
+    ASSERT_FALSE(m.is_ok());
+    EXPECT_NE(m.status().message().find("'qwen3moe.expert_used_count': missing"), std::string::npos)
+        << m.status().message();
+  }
+  {
+    Rewrite rw;
+    rw.drop_key = [](std::string_view k) { return k == "qwen3moe.expert_used_count"; };
+    rw.extra = [](gguf::Writer& w) { w.set_u32("qwen3moe.expert_used_count", 9); };  // more than the 8 experts
+    auto m = model::Model::load(rewrite(moe, "moe_used.gguf", rw));
+    ASSERT_FALSE(m.is_ok());
+    EXPECT_NE(m.status().message().find("out of range"), std::string::npos) << m.status().message();
+  }
+  {
+    Rewrite rw;
+    rw.drop_tensor = [](std::string_view n) { return n == "blk.1.ffn_down_exps.weight"; };
+    auto m = model::Model::load(rewrite(moe, "moe_notensor.gguf", rw));
+    ASSERT_FALSE(m.is_ok());
+    EXPECT_NE(m.status().message().find("tensor 'blk.1.ffn_down_exps.weight': missing"), std::string::npos)
+        << m.status().message();
+  }
+  {
+    Rewrite rw;  // an expert count that does not match the tensors' third dimension
+    rw.drop_key = [](std::string_view k) { return k == "qwen3moe.expert_count"; };
+    rw.extra = [](gguf::Writer& w) { w.set_u32("qwen3moe.expert_count", 4); };
+    auto m = model::Model::load(rewrite(moe, "moe_count.gguf", rw));
+    ASSERT_FALSE(m.is_ok());
+    EXPECT_NE(m.status().message().find("shape"), std::string::npos) << m.status().message();
+  }
+}
+
 TEST(Model, ForwardRejectsBadBatches) {
   auto m = model::Model::load(kQwen3);
   ASSERT_TRUE(m.is_ok());
@@ -164,9 +202,13 @@ TEST(Model, ForwardRejectsBadBatches) {
 // Several sequences in one batch give exactly the logits each gives alone, and a prompt
 // split into chunks gives exactly the logits of the unsplit prompt (same numerics path
 // below 64 query tokens).
-TEST(Model, BatchingDoesNotChangeResults) {
-  auto m = model::Model::load(kQwen3);
-  ASSERT_TRUE(m.is_ok());
+// Dense and routed (qwen3moe: tokens grouped by expert) FFNs alike: a token's logits do
+// not depend on what else is in its batch.
+class BatchInvariance : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BatchInvariance, BatchingDoesNotChangeResults) {
+  auto m = model::Model::load(GetParam());
+  ASSERT_TRUE(m.is_ok()) << m.status().message();
   auto& model = *m.value();
   const int nv = model.hparams().n_vocab;
   ThreadPool pool(2);
@@ -216,6 +258,16 @@ TEST(Model, BatchingDoesNotChangeResults) {
   ASSERT_EQ(chunked.size(), la.size());
   for (size_t i = 0; i < la.size(); ++i) ASSERT_EQ(chunked[i], la[i]) << "index " << i;
 }
+
+INSTANTIATE_TEST_SUITE_P(Model, BatchInvariance,
+                         ::testing::Values(kQwen3, kData + "/models/mini-qwen3moe-Q4_K_M.gguf",
+                                           kData + "/models/mini-qwen3moe-F16.gguf"),
+                         [](const auto& info) {
+                           std::string s = std::filesystem::path(info.param).stem().string();
+                           for (auto& ch : s)
+                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return s;
+                         });
 
 // A phase sink sees every step while it is set and none after: each phase's time is
 // accounted once, the phases of a step sum to no more than the step's wall time, and the
