@@ -10,13 +10,14 @@
 # over a 16-nat range, so ~2e-4 of KLD is its rounding floor.
 #
 #   bench/unseen_families.sh --llama DIR [--types "F16 Q8_0 Q4_0 Q4_K_M"] [--ctx 256] [--chunks 4]
+#                            [--only REGEX]   (configs whose name matches, e.g. --only qwen3moe)
 #
 # DIR holds a llama.cpp build's binaries (llama-quantize, llama-perplexity; never part of
 # this repo). Prints a markdown table. (general.name stays "synthetic": llama.cpp looks up
 # Phi-3 chat tokens in the vocabulary when a phi3 model's name mentions phi.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-llama=""; types="F16 Q8_0 Q4_0 Q4_K_M"; ctx=256; chunks=4; threads=2
+llama=""; types="F16 Q8_0 Q4_0 Q4_K_M"; ctx=256; chunks=4; threads=2; only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --llama) llama="$2"; shift 2 ;;
@@ -24,6 +25,7 @@ while [ $# -gt 0 ]; do
     --ctx) ctx="$2"; shift 2 ;;
     --chunks) chunks="$2"; shift 2 ;;
     -t) threads="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -47,10 +49,13 @@ configs=(
   "llama-gqa4|--arch llama --n-embd 512 --n-layer 3 --n-head 8 --n-head-kv 2 --n-ff 1024"
   "qwen3-hd128|--arch qwen3 --n-embd 256 --n-layer 3 --n-head 4 --n-head-kv 2 --head-dim 128 --n-ff 768 --eps 1e-6"
   "gemma2-w16p2-caps|gen:gemma2-test-tiny"
+  "qwen3moe-e16k4|--arch qwen3moe --n-embd 384 --n-layer 3 --n-head 6 --n-head-kv 2 --head-dim 64 --n-ff 1024 --n-expert 16 --n-expert-used 4 --n-ff-exp 192 --eps 1e-6"
+  "qwen3moe-e4k1|--arch qwen3moe --n-embd 256 --n-layer 4 --n-head 4 --n-head-kv 4 --head-dim 64 --n-ff 512 --n-expert 4 --n-expert-used 1 --n-ff-exp 512 --eps 1e-6"
 )
 printf "| file | type | tachyon PPL | llama.cpp PPL | mean KLD | max KLD | same top-1 |\n|---|---|---:|---:|---:|---:|---:|\n"
 for c in "${configs[@]}"; do
   name=${c%%|*}; args=${c#*|}
+  if [ -n "$only" ] && ! [[ "$name" =~ $only ]]; then continue; fi
   f16="$dir/$name-F16.gguf"
   if [ "${args#gen:}" != "$args" ]; then  # gguf_synth.py has no gemma2: tachyon gen-model's test shape
     "$tachyon" gen-model --preset "${args#gen:}" --type F16 -o "$f16" 2>/dev/null
