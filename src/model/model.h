@@ -139,6 +139,7 @@ class Model {
     // rows of one expert's tokens, and every (token, slot) expert output
     std::vector<float> router, moe_x, moe_gate, moe_up, moe_down, moe_out, moe_w;
     std::vector<int32_t> moe_sel, moe_rows;
+    std::vector<kernels::QuantActs> moe_acts;  // per active expert: its tokens' rows
     std::vector<int64_t> out_tok;  // the tokens that want logits, in order
     kernels::QuantActs acts, acts2, acts3;
   } ws_;

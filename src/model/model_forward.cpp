@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/ops.h"
+#include "kernels/packed.h"
 #include "kernels/traits.h"
 #include "model/attention.h"
 #include "model/model.h"
@@ -357,40 +358,89 @@ void Model::moe_ffn(int l, int64_t n, ThreadPool& pool) {
     for (int64_t r = 0; r < n * K; ++r) ws.moe_rows[at[ws.moe_sel[r]]++] = static_cast<int32_t>(r);
   }
   ws.moe_out.resize(n * K * E);
+  // Expert e's rows of a stacked matrix (and its packed groups, when packed whole).
   const auto slice = [](const kernels::MatView& m, int64_t e, int64_t rows) {
     kernels::MatView v = m;
     v.data = static_cast<const uint8_t*>(m.data) + static_cast<size_t>(e * rows) * m.row_bytes;
     v.n_rows = rows;
     v.packed = nullptr;
     v.packed_rows = 0;
+    if (m.packed && m.packed_rows == m.n_rows) {
+      const kernels::PackedKernels* pk = kernels::packed_kernels(m.type);
+      v.packed = m.packed + static_cast<size_t>(e * rows / pk->rows) * pk->group_bytes(m.n_cols);
+      v.packed_rows = rows;
+    }
     return v;
   };
-  for (int64_t e = 0; e < X; ++e) {
-    const int64_t m = count[e];
-    if (m == 0) continue;
-    const int32_t* rows = ws.moe_rows.data() + start[e];
-    ws.moe_x.resize(m * E);
+  // Each active expert's tokens as activation rows: the normed rows quantized once, then
+  // copied per expert, so that every expert's gate and up products run in one pass over
+  // the pool, and every expert's down product in another (matmul_many).
+  const auto gather = [](const kernels::QuantActs& all, const int32_t* rows, int64_t m, int64_t div,
+                         kernels::QuantActs* out) {
+    out->type = all.type;
+    out->n_tok = m;
+    out->n_cols = all.n_cols;
+    out->row_bytes = all.row_bytes;
+    out->buf.resize(static_cast<size_t>(m) * all.row_bytes);
+    out->aux.clear();
+    out->aux_of = nullptr;
+    out->aux_make = nullptr;
+    out->aux_per = 0;
     for (int64_t i = 0; i < m; ++i)
-      std::memcpy(ws.moe_x.data() + i * E, ws.xn.data() + (rows[i] / K) * E, E * sizeof(float));
-    const kernels::MatView g = slice(L.gate_exps, e, FE), u = slice(L.up_exps, e, FE), d = slice(L.down_exps, e, E);
-    kernels::quantize_acts(ws.moe_x.data(), m, E, vdt(g), &ws.acts2, pool);
-    const kernels::QuantActs* up_acts = &ws.acts2;
-    if (vdt(u) != ws.acts2.type) {
-      kernels::quantize_acts(ws.moe_x.data(), m, E, vdt(u), &ws.acts3, pool);
-      up_acts = &ws.acts3;
-    }
-    ws.moe_gate.resize(m * FE);
-    ws.moe_up.resize(m * FE);
-    const kernels::MatmulJob gu[2] = {{&g, &ws.acts2, ws.moe_gate.data(), FE}, {&u, up_acts, ws.moe_up.data(), FE}};
-    kernels::matmul_many(gu, 2, pool);
-    for (int64_t i = 0; i < m; ++i)
-      kernels::swiglu(ws.moe_gate.data() + i * FE, ws.moe_up.data() + i * FE, FE, ws.moe_gate.data() + i * FE);
-    kernels::quantize_acts(ws.moe_gate.data(), m, FE, vdt(d), &ws.acts2, pool);
-    ws.moe_down.resize(m * E);
-    kernels::matmul(d, ws.acts2, ws.moe_down.data(), E, pool);
-    for (int64_t i = 0; i < m; ++i)
-      std::memcpy(ws.moe_out.data() + static_cast<int64_t>(rows[i]) * E, ws.moe_down.data() + i * E, E * sizeof(float));
+      std::memcpy(out->buf.data() + i * all.row_bytes, all.row(rows[i] / div), all.row_bytes);
+  };
+  std::vector<int32_t> active;
+  for (int32_t e = 0; e < X; ++e)
+    if (count[e] > 0) active.push_back(e);
+  const size_t na = active.size();
+  if (ws.moe_acts.size() < 2 * na) ws.moe_acts.resize(2 * na);
+  std::vector<kernels::MatView> views(3 * na);
+  std::vector<kernels::MatmulJob> jobs;
+  jobs.reserve(2 * na);
+  kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.gate_exps), &ws.acts2, pool);
+  const kernels::QuantActs* up_all = &ws.acts2;
+  if (vdt(L.up_exps) != ws.acts2.type) {
+    kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.up_exps), &ws.acts3, pool);
+    up_all = &ws.acts3;
   }
+  ws.moe_gate.resize(n * K * FE);
+  ws.moe_up.resize(n * K * FE);
+  for (size_t a = 0; a < na; ++a) {
+    const int32_t e = active[a];
+    const int32_t* rows = ws.moe_rows.data() + start[e];
+    views[3 * a] = slice(L.gate_exps, e, FE);
+    views[3 * a + 1] = slice(L.up_exps, e, FE);
+    views[3 * a + 2] = slice(L.down_exps, e, E);
+    gather(ws.acts2, rows, count[e], K, &ws.moe_acts[2 * a]);
+    const kernels::QuantActs* ua = &ws.moe_acts[2 * a];
+    if (up_all != &ws.acts2) {
+      gather(*up_all, rows, count[e], K, &ws.moe_acts[2 * a + 1]);
+      ua = &ws.moe_acts[2 * a + 1];
+    }
+    jobs.push_back({&views[3 * a], &ws.moe_acts[2 * a], ws.moe_gate.data() + start[e] * FE, FE});
+    jobs.push_back({&views[3 * a + 1], ua, ws.moe_up.data() + start[e] * FE, FE});
+  }
+  kernels::matmul_many(jobs.data(), static_cast<int>(jobs.size()), pool);
+  // swiglu of every (expert, token) row, then its quantization for the down products
+  const int64_t n_rows = n * K;
+  for_tokens(pool, n_rows, [&](int64_t r) {
+    float* g = ws.moe_gate.data() + r * FE;
+    kernels::swiglu(g, ws.moe_up.data() + r * FE, FE, g);
+  });
+  kernels::quantize_acts(ws.moe_gate.data(), n_rows, FE, vdt(L.down_exps), &ws.acts2, pool);
+  std::vector<int32_t> ident(n_rows);
+  jobs.clear();
+  ws.moe_down.resize(n_rows * E);
+  for (size_t a = 0; a < na; ++a) {
+    const int32_t e = active[a];
+    for (int64_t i = 0; i < count[e]; ++i) ident[start[e] + i] = static_cast<int32_t>(start[e] + i);
+    gather(ws.acts2, ident.data() + start[e], count[e], 1, &ws.moe_acts[2 * a]);
+    jobs.push_back({&views[3 * a + 2], &ws.moe_acts[2 * a], ws.moe_down.data() + start[e] * E, E});
+  }
+  kernels::matmul_many(jobs.data(), static_cast<int>(jobs.size()), pool);
+  for (int64_t i = 0; i < n_rows; ++i)
+    std::memcpy(ws.moe_out.data() + static_cast<int64_t>(ws.moe_rows[i]) * E, ws.moe_down.data() + i * E,
+                E * sizeof(float));
   // Weighted sum in slot order (ggml: each expert's output times its weight, then added).
   for (int64_t t = 0; t < n; ++t) {
     float* y = ws.tmp.data() + t * E;

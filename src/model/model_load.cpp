@@ -45,9 +45,18 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
 void Model::pack_weights() {
   if (const char* e = std::getenv("TACHYON_NO_REPACK"); e && *e && std::string(e) != "0") return;
   std::vector<kernels::MatView*> mats;
-  for (auto& L : w_.layers)
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    auto& L = w_.layers[l];
     for (kernels::MatView* m : L.mats())
       if (m->data) mats.push_back(m);
+    // Expert tensors pack as one stacked matrix when each expert's rows fill whole groups
+    // (then expert e's groups are contiguous: moe_ffn slices them).
+    const int n_expert = hp_.arch.layers[l].n_expert;
+    for (kernels::MatView* m : {&L.gate_exps, &L.up_exps, &L.down_exps}) {
+      const kernels::PackedKernels* pk = m->data ? kernels::packed_kernels(m->type) : nullptr;
+      if (pk && n_expert > 0 && (m->n_rows / n_expert) % pk->rows == 0) mats.push_back(m);
+    }
+  }
   if (!w_.tied_output) mats.push_back(&w_.output);
   // One arena for every packed matrix, 2 MiB-aligned and advised as huge pages: decode
   // streams every byte once per token, and 4 KiB pages cost a TLB miss every 4 KiB.
