@@ -22,6 +22,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "kv/le_bytes.h"
+
 namespace tachyon::kv {
 
 namespace {
@@ -42,25 +44,14 @@ constexpr const char* kPageSuffix = ".kvp";
 
 size_t header_bytes_for(uint32_t n_tokens) { return kFixedHeaderBytes + 4 * size_t{n_tokens} + 8; }
 
-void put_u32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void put_u64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
+using le::get_u32;
+using le::get_u64;
+using le::put_u32;
+using le::put_u64;
+
 void put_key(uint8_t* p, const Key128& k) {
   put_u64(p, k.lo);
   put_u64(p + 8, k.hi);
-}
-uint32_t get_u32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-uint64_t get_u64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
 }
 Key128 get_key(const uint8_t* p) { return {get_u64(p), get_u64(p + 8)}; }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kv/disk_tier.h"
+#include "kv/le_bytes.h"
 
 namespace tachyon::kv {
 
@@ -14,22 +15,10 @@ constexpr char kMagic[8] = {'T', 'K', 'V', 'X', 'F', 'E', 'R', '\0'};
 constexpr size_t kFixed = 32;
 constexpr size_t kTokensAt = 88;  // a page record's tokens (disk_tier.cpp's layout)
 
-void put_u32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void put_u64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-uint32_t get_u32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-uint64_t get_u64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
+using le::get_u32;
+using le::get_u64;
+using le::put_u32;
+using le::put_u64;
 
 uint64_t head_hash(const uint8_t* fixed24, const uint8_t* tokens, size_t token_bytes) {
   XXH3_state_t* st = XXH3_createState();

@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.parse
 
-from proc_util import wait_listening
+import proc_util
 
 if len(sys.argv) < 3:
     print("usage: pd_test.py TACHYON_BIN SHARED_DATA_DIR")
@@ -57,21 +57,9 @@ def check(cond, what):
     return cond
 
 
-class Proc:
+class Proc(proc_util.Proc):
     def __init__(self, cmd, name):
-        self.name = name
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        procs.append(self)
-        self.log = []
-        self.base = wait_listening(self.proc, self.log, 60)
-        if self.base is None:
-            self.kill()
-            raise RuntimeError(f"{name} did not start: {' '.join(cmd)}\n" + "\n".join(self.log))
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        super().__init__(cmd, name, procs)
 
 
 def serve(name, *extra, ctx=2048):

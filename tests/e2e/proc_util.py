@@ -1,5 +1,6 @@
-"""Shared by the Python e2e tests: wait for a tachyon process to listen."""
+"""Shared by the Python e2e tests: start a tachyon process and wait for it to listen."""
 import re
+import subprocess
 import threading
 import time
 
@@ -24,3 +25,28 @@ def wait_listening(proc, log, timeout_s):
             threading.Thread(target=drain, daemon=True).start()
             return m.group(1)
     return None
+
+
+class Proc:
+    """A subprocess that prints "listening on http://HOST:PORT" on stderr (`base`).
+
+    Appended to `registry` (a list the test kills at exit) before it is waited for, so a
+    process that fails to start is killed too. Raises RuntimeError, with its stderr, when
+    it does not listen within timeout_s.
+    """
+
+    def __init__(self, cmd, name, registry, timeout_s=60):
+        self.name = name
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        registry.append(self)
+        self.log = []
+        self.base = wait_listening(self.proc, self.log, timeout_s)
+        if self.base is None:
+            self.kill()
+            raise RuntimeError(f"{name} did not start: {' '.join(cmd)}\n" + "\n".join(self.log))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()

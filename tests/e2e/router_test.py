@@ -55,7 +55,7 @@ import sys
 import tempfile
 import threading
 import time
-from proc_util import wait_listening
+import proc_util
 import urllib.parse
 
 if len(sys.argv) < 3:
@@ -88,24 +88,9 @@ def check(cond, what):
     return cond
 
 
-class Proc:
-    """A subprocess that prints "listening on http://HOST:PORT" on stderr."""
-
+class Proc(proc_util.Proc):
     def __init__(self, cmd, name):
-        self.name = name
-        self.cmd = cmd
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        procs.append(self)
-        self.log = []
-        self.base = wait_listening(self.proc, self.log, 60)
-        if self.base is None:
-            self.kill()
-            raise RuntimeError(f"{name} did not start: {' '.join(cmd)}\n" + "\n".join(self.log))
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        super().__init__(cmd, name, procs)
 
 
 def start_workers(n, name):
