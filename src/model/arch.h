@@ -1,4 +1,4 @@
-// Architectures as data: a family (llama, qwen2, qwen3, gemma2, gemma3, phi3) is described by
+// Architectures as data: a family (llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3) is described by
 // per-layer configs that the shared blocks of the forward pass compose (pre/post norms,
 // q/k norm, biases, fused projections, activation, attention window, rope per layer,
 // q scaling, soft-capping). Each family lives in model/arch/<family>.cpp: it reads its
