@@ -3,7 +3,7 @@
 # (n_embd 2048, 32/4 heads of 128, 64 experts of width 768, 8 used per token; 6 layers:
 # ~4 GB F16, 1.2 GB Q4_K_M, 2.2 GB Q8_0), random weights from ../shared/tools/gguf_synth.py,
 # quantized by llama-quantize; then pp512 and tg128 at 2 threads from llama-bench and from
-# `tachyon perf` (AVX-512 path, and the AVX2 path with TACHYON_NO_AVX512=1).
+# `tachyon perf` (AVX-512 path, and the AVX2 path with TACHYON_NO_AVX512=1 TACHYON_NO_AVXVNNI=1).
 #
 #   bench/moe_speed.sh --llama DIR [--llama-avx2 DIR] [--types "Q4_K_M Q8_0"] [--layers 6] [-r 2]
 #
@@ -51,7 +51,7 @@ for t in $types; do
     "$(echo "$tp / $lp" | bc -l)" "$(echo "$tt / $lt" | bc -l)"
   if [ -n "$llama_avx2" ]; then
     read -r lp lt < <(bench "$llama_avx2" "$f")
-    read -r tp tt < <(perf "$f" TACHYON_NO_AVX512=1)
+    read -r tp tt < <(perf "$f" "TACHYON_NO_AVX512=1 TACHYON_NO_AVXVNNI=1")
     printf "| %s | AVX2 | %s / %s | %s / %s | %.2fx / %.2fx |\n" "$t" "$lp" "$lt" "$tp" "$tt" \
       "$(echo "$tp / $lp" | bc -l)" "$(echo "$tt / $lt" | bc -l)"
   fi
