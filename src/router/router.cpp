@@ -89,6 +89,7 @@ struct Worker {
   int in_flight = 0;
   int req_failures = 0, health_failures = 0;
   double ejected_until = 0;
+  double ejected_at = 0;  // a health check that started before this cannot readmit
   int backoff_ms = 0;
   bool probing = false;  // a health check in flight
   uint64_t requests = 0, errors = 0, retries = 0, ejections = 0, readmissions = 0;
@@ -677,7 +678,8 @@ class Router::Impl {
       std::fprintf(stderr, "router: %s %s ejected (next check in %d ms)\n", w.provider ? "provider" : "worker",
                    w.name.c_str(), w.backoff_ms);
     }
-    w.ejected_until = now_ms() + w.backoff_ms;
+    w.ejected_at = now_ms();
+    w.ejected_until = w.ejected_at + w.backoff_ms;
     w.backoff_ms = std::min(w.backoff_ms * 2, 30000);
   }
 
@@ -830,9 +832,13 @@ class Router::Impl {
       if (w->provider && !w->api_key.empty()) req.headers.push_back({"Authorization", "Bearer " + w->api_key});
       bench::StreamHandlers h;
       h.on_data = [](std::string_view, int64_t) { return true; };
-      h.on_done = [this, w](const bench::HttpError& err, int64_t) {
+      const double t_sent = now_ms();
+      h.on_done = [this, w, t_sent](const bench::HttpError& err, int64_t) {
         std::lock_guard<std::mutex> lk(mu);
         w->probing = false;
+        // A check sent before the worker was ejected (by failed requests) says nothing
+        // about it since: it neither readmits it nor counts against it.
+        if (!w->healthy && t_sent < w->ejected_at) return;
         if (err.ok()) {
           w->health_failures = 0;
           if (!w->healthy && !w->removed) {
