@@ -146,19 +146,24 @@ void q4_KxR_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t*
   const int64_t nb = n_cols / QK_K;
   for (int64_t i = 0; i < nb; ++i) {
     uint8_t* o = out + i * q4k_block_bytes<R>();
+    const BlockQ4_K* x[R];
     for (int r = 0; r < R; ++r) {
-      const BlockQ4_K* x = reinterpret_cast<const BlockQ4_K*>(rows + r * row_bytes) + i;
-      std::memcpy(o + 2 * r, &x->d, 2);
-      std::memcpy(o + 2 * R + 2 * r, &x->dmin, 2);
+      x[r] = reinterpret_cast<const BlockQ4_K*>(rows + r * row_bytes) + i;
+      std::memcpy(o + 2 * r, &x[r]->d, 2);
+      std::memcpy(o + 2 * R + 2 * r, &x[r]->dmin, 2);
       for (int k = 0; k < 8; ++k) {
         uint8_t sc, m;
-        get_scale_min_k4(k, x->scales, &sc, &m);
+        get_scale_min_k4(k, x[r]->scales, &sc, &m);
         o[4 * R + R * k + r] = sc;
         o[12 * R + 2 * R * (k / 2) + 2 * r + (k % 2)] = m;
       }
-      for (int j = 0; j < 4; ++j)
-        for (int c = 0; c < 8; ++c) std::memcpy(o + 20 * R + 32 * R * j + 4 * R * c + 4 * r, x->qs + 32 * j + 4 * c, 4);
     }
+    // the quants in output order (each 4R-byte run written whole: a cold destination is
+    // filled line by line instead of 4 bytes per line per row)
+    uint8_t* q = o + 20 * R;
+    for (int j = 0; j < 4; ++j)
+      for (int c = 0; c < 8; ++c, q += 4 * R)
+        for (int r = 0; r < R; ++r) std::memcpy(q + 4 * r, x[r]->qs + 32 * j + 4 * c, 4);
   }
 }
 
@@ -228,8 +233,13 @@ void q8_0x16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t
     for (int r = 0; r < 16; ++r) {
       const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(rows + r * row_bytes) + i;
       std::memcpy(o + 2 * r, &x->d, 2);
-      for (int c = 0; c < 8; ++c)
-        for (int b = 0; b < 4; ++b) o[32 + 64 * c + 4 * r + b] = static_cast<uint8_t>(x->qs[4 * c + b] + 128);
+      // 4 quants at a time; + 128 (mod 256) on each byte is flipping its top bit
+      for (int c = 0; c < 8; ++c) {
+        uint32_t w;
+        std::memcpy(&w, x->qs + 4 * c, 4);
+        w ^= 0x80808080u;
+        std::memcpy(o + 32 + 64 * c + 4 * r, &w, 4);
+      }
     }
   }
 }
@@ -301,34 +311,42 @@ size_t q6_Kx16_group_bytes(int64_t n_cols) { return static_cast<size_t>(n_cols /
 
 void q6_Kx16_pack(const uint8_t* rows, size_t row_bytes, int64_t n_cols, uint8_t* out) {
   const int64_t nb = n_cols / QK_K;
+  constexpr uint32_t k0F = 0x0F0F0F0Fu, k03 = 0x03030303u;
+  const auto ld = [](const uint8_t* p) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    return w;
+  };
   for (int64_t i = 0; i < nb; ++i) {
     uint8_t* o = out + i * kQ6Kx16Block;
     for (int r = 0; r < 16; ++r) {
       const BlockQ6_K* x = reinterpret_cast<const BlockQ6_K*>(rows + r * row_bytes) + i;
       std::memcpy(o + 2 * r, &x->d, 2);
       for (int sb = 0; sb < 16; ++sb) o[32 + 16 * sb + r] = static_cast<uint8_t>(x->scales[sb]);
-      uint8_t u[QK_K];
-      for (int h = 0; h < 2; ++h) {
-        const uint8_t* ql = x->ql + 64 * h;
-        const uint8_t* qh = x->qh + 32 * h;
-        for (int l = 0; l < 32; ++l) {
-          u[128 * h + l] = static_cast<uint8_t>((ql[l] & 0xF) | ((qh[l] & 3) << 4));
-          u[128 * h + l + 32] = static_cast<uint8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
-          u[128 * h + l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-          u[128 * h + l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+      // The row's 6-bit values u[256] (u[128h + 32k + l]: ql's nibble k/2 of byte
+      // 64h + 32(k%2) + l, qh's bits 2k..2k+1 of byte 32h + l), then regrouped into the
+      // units; 4 bytes at a time in 32-bit words, every byte lane masked, so no lane
+      // spills into another.
+      uint32_t u[QK_K / 4];  // u[32h + 8k + l/4]: values 128h + 32k + l .. +3
+      for (int h = 0; h < 2; ++h)
+        for (int l = 0; l < 32; l += 4) {
+          const uint32_t q0 = ld(x->ql + 64 * h + l), q1 = ld(x->ql + 64 * h + 32 + l), hb = ld(x->qh + 32 * h + l);
+          u[32 * h + l / 4] = (q0 & k0F) | ((hb & k03) << 4);
+          u[32 * h + 8 + l / 4] = (q1 & k0F) | (((hb >> 2) & k03) << 4);
+          u[32 * h + 16 + l / 4] = ((q0 >> 4) & k0F) | (((hb >> 4) & k03) << 4);
+          u[32 * h + 24 + l / 4] = ((q1 >> 4) & k0F) | (((hb >> 6) & k03) << 4);
         }
-      }
       for (int h = 0; h < 2; ++h)
         for (int l = 0; l < 8; ++l) {
           uint8_t* unit = o + 288 + 192 * (2 * l + h);
-          for (int b = 0; b < 4; ++b) {
-            const int i = 4 * r + b;
-            int v[4];
-            for (int k = 0; k < 4; ++k) v[k] = u[128 * h + 32 * k + 4 * l + b];
-            unit[i] = static_cast<uint8_t>((v[0] & 0xF) | ((v[1] & 0xF) << 4));
-            unit[64 + i] = static_cast<uint8_t>((v[2] & 0xF) | ((v[3] & 0xF) << 4));
-            unit[128 + i] = static_cast<uint8_t>((v[0] >> 4) | ((v[1] >> 4) << 2) | ((v[2] >> 4) << 4) | ((v[3] >> 4) << 6));
-          }
+          const uint32_t v0 = u[32 * h + l], v1 = u[32 * h + 8 + l], v2 = u[32 * h + 16 + l], v3 = u[32 * h + 24 + l];
+          const uint32_t lo = (v0 & k0F) | ((v1 & k0F) << 4);
+          const uint32_t mid = (v2 & k0F) | ((v3 & k0F) << 4);
+          const uint32_t hi = ((v0 >> 4) & k03) | (((v1 >> 4) & k03) << 2) | (((v2 >> 4) & k03) << 4) |
+                              (((v3 >> 4) & k03) << 6);
+          std::memcpy(unit + 4 * r, &lo, 4);
+          std::memcpy(unit + 64 + 4 * r, &mid, 4);
+          std::memcpy(unit + 128 + 4 * r, &hi, 4);
         }
     }
   }
