@@ -1,5 +1,6 @@
 // Small helpers shared by the subcommands (flag parsing and error reporting only).
 #pragma once
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -41,6 +42,37 @@ constexpr const char* kAttnNumericsHelp =
 // Help text of --kv-type (parsed by kv::parse_kv_type).
 constexpr const char* kKvTypeHelp =
     "KV cache element type: f16 (default) or q8_0 (about half the bytes; attention then uses the f32 numerics)";
+
+// "512M", "2G", "1.5GiB", "4096" (bytes) -> bytes.
+inline Result<size_t> parse_size(const std::string& flag, const std::string& s) {
+  size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  const std::string num = s.substr(0, i);
+  std::string unit = s.substr(i);
+  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double v = 0;
+  try {
+    size_t used = 0;
+    v = num.empty() ? -1 : std::stod(num, &used);
+    if (used != num.size()) v = -1;
+  } catch (...) {
+    v = -1;
+  }
+  double mul = 0;
+  if (unit.empty() || unit == "B") mul = 1;
+  else if (unit == "K" || unit == "KB" || unit == "KIB") mul = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MIB") mul = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GIB") mul = 1024.0 * 1024 * 1024;
+  else if (unit == "T" || unit == "TB" || unit == "TIB") mul = 1024.0 * 1024 * 1024 * 1024;
+  if (v <= 0 || mul == 0 || v * mul > 1e18)
+    return invalid_argument(flag + ": '" + s + "' is not a size (examples: 512M, 2G, 1048576)");
+  return static_cast<size_t>(v * mul);
+}
+
+// Help text of --mem-budget (run, serve, perf, logits).
+constexpr const char* kMemBudgetHelp =
+    "MoE models: keep the routed experts in a cache of this size (e.g. 2M, 512M, 40G), read from the file as "
+    "needed; attention, norms, routers and embeddings stay resident (default: everything resident)";
 
 inline int default_threads() {
   const unsigned n = std::thread::hardware_concurrency();

@@ -18,7 +18,7 @@ namespace tachyon::apps {
 
 int cmd_logits(int argc, char** argv) {
   CLI::App app{"teacher-forced top-k logits for a token sequence (JSON on stdout)", "tachyon logits"};
-  std::string path, tokens_arg;
+  std::string path, tokens_arg, mem_budget;
   int top_k = 8, threads = default_threads(), ubatch = 512;
   bool scalar = false;
   app.add_option("-m,--model", path, "GGUF model file")->required();
@@ -31,6 +31,9 @@ int cmd_logits(int argc, char** argv) {
   app.add_option("--kv-type", kv_type_name, kKvTypeHelp)->check(CLI::IsMember({"f16", "q8_0"}));
   app.add_option("--ubatch", ubatch, "tokens per forward step")->check(CLI::Range(1, 1 << 20));
   app.add_flag("--scalar", scalar, "use the scalar reference kernels");
+  app.add_option("--mem-budget", mem_budget, kMemBudgetHelp);
+  bool no_expert_prefetch = false;
+  app.add_flag("--no-expert-prefetch", no_expert_prefetch, "--mem-budget: do not predict and prefetch experts");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -41,7 +44,14 @@ int cmd_logits(int argc, char** argv) {
   if (ids->empty()) return fail(invalid_argument("--tokens: empty list"));
   if (scalar) kernels::force_scalar_kernels(true);
 
-  auto m = model::Model::load(path);
+  model::LoadOptions lo;
+  lo.expert_prefetch = !no_expert_prefetch;
+  if (!mem_budget.empty()) {
+    auto bytes = parse_size("--mem-budget", mem_budget);
+    if (!bytes) return fail(bytes.status());
+    lo.mem_budget = bytes.value();
+  }
+  auto m = model::Model::load(path, lo);
   if (!m) return fail(m.status());
   model::Model& model = *m.value();
   {

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "app_util.h"
+#include "expert_util.h"
 #include "base/bandwidth.h"
 #include "base/clock.h"
 #include "base/cpu.h"
@@ -55,7 +56,8 @@ int cmd_perf(int argc, char** argv) {
   CLI::App app{"prompt and generation speed, GB/s and % of measured bandwidth", "tachyon perf"};
   std::string path, depths_arg = "0", pps_arg = "512", verify_arg;
   int n_gen = 128, threads = default_threads(), reps = 3, batch = 1, ubatch = 512;
-  bool json = false, bandwidth_only = false, scalar = false, phases = false;
+  bool json = false, bandwidth_only = false, scalar = false, phases = false, no_expert_prefetch = false;
+  std::string mem_budget;
   app.add_option("-m,--model", path, "GGUF model file");
   app.add_option("-p,--n-prompt", pps_arg, "prompt lengths for pp tests, comma-separated (0 = skip)");
   app.add_option("-n,--n-gen", n_gen, "tokens for the tg test (0 = skip)")->check(CLI::Range(0, 1 << 20));
@@ -78,6 +80,8 @@ int cmd_perf(int argc, char** argv) {
   app.add_flag("--phases", phases,
                "after each test, where its measured steps went: ms per step in each phase of the forward pass "
                "(norms, products, attention, ...; each includes its barrier waits)");
+  app.add_option("--mem-budget", mem_budget, kMemBudgetHelp);
+  app.add_flag("--no-expert-prefetch", no_expert_prefetch, "--mem-budget: do not predict and prefetch experts");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -107,9 +111,21 @@ int cmd_perf(int argc, char** argv) {
     return 0;
   }
   if (path.empty()) return fail(invalid_argument("-m is required (or --bandwidth)"));
-  auto m = model::Model::load(path);
+  model::LoadOptions lo;
+  lo.expert_prefetch = !no_expert_prefetch;
+  if (!mem_budget.empty()) {
+    auto bytes = parse_size("--mem-budget", mem_budget);
+    if (!bytes) return fail(bytes.status());
+    lo.mem_budget = bytes.value();
+  }
+  auto m = model::Model::load(path, lo);
   if (!m) return fail(m.status());
   model::Model& model = *m.value();
+  // Under --mem-budget: the experts' read bandwidth (the I/O roofline's numerator), and
+  // each test's cache figures (its measured repetitions only).
+  model::ExpertCache* experts = const_cast<model::ExpertCache*>(model.expert_cache());
+  const double expert_bw = experts ? experts->measure_read_bandwidth(pool, size_t(256) << 20) : 0.0;
+  model::ExpertCacheStats ex0;
   {
     model::DecodeNumerics dn = model::DecodeNumerics::kAuto;
     model::parse_decode_numerics(attn_numerics, &dn);
@@ -153,6 +169,12 @@ int cmd_perf(int argc, char** argv) {
   if (!json)
     std::printf("model %s | %s | %.2f GB of weights | %d threads | %s | read bandwidth %.1f GB/s\n\n", path.c_str(),
                 model.weight_type().c_str(), wgb, threads, cpu_features_string().c_str(), bw);
+  if (!json && experts) {
+    const auto es = experts->stats();
+    std::printf("expert cache: --mem-budget %.1f MiB of %.1f MiB of routed experts (%.0f%%), %s reads at %.0f MiB/s\n\n",
+                es.budget_bytes / 1048576.0, es.expert_bytes / 1048576.0, 100.0 * es.budget_bytes / es.expert_bytes,
+                es.direct_io ? "O_DIRECT" : "buffered", expert_bw / 1048576.0);
+  }
   if (!json) std::printf("| %-16s | %12s | %14s | %9s | %10s |\n", "test", "depth", "t/s", "GB/s", "% roofline");
   model::StepPhases ph;  // of the current test's measured steps, with --phases
   // Prints (or adds to the test's JSON entry) ph per step, then clears it.
@@ -171,6 +193,33 @@ int cmd_perf(int argc, char** argv) {
                     total > 0 ? 100.0 * ph.ms[i] / total : 0.0);
     }
     ph = model::StepPhases{};
+  };
+  // The expert cache over a test's measured repetitions (tokens: tokens they ran).
+  auto report_experts = [&](double tokens, double tps) {
+    if (!experts) return;
+    const auto s1 = experts->stats();
+    const double lookups = static_cast<double>(s1.lookups - ex0.lookups);
+    const double hit = lookups > 0 ? (s1.hits - ex0.hits + s1.prefetch_hits - ex0.prefetch_hits) / lookups : 0.0;
+    const double bpt = tokens > 0 ? (s1.bytes_read - ex0.bytes_read) / tokens : 0.0;
+    // I/O roofline: tokens per second if reading the missed bytes were all a token cost
+    const double roof = bpt > 0 ? expert_bw / bpt : 0.0;
+    const double issued = static_cast<double>(s1.prefetch_issued - ex0.prefetch_issued);
+    const double used = static_cast<double>(s1.prefetch_used - ex0.prefetch_used);
+    if (json) {
+      results.back()["expert_cache"] = {{"hit_rate", hit},
+                                        {"bytes_read_per_token", bpt},
+                                        {"read_bandwidth_bytes_per_s", expert_bw},
+                                        {"io_roofline_tokens_per_s", roof},
+                                        {"of_io_roofline", roof > 0 ? tps / roof : 0.0},
+                                        {"prefetch_issued", issued},
+                                        {"prefetch_accuracy", issued > 0 ? used / issued : 0.0},
+                                        {"wait_s", s1.wait_s - ex0.wait_s}};
+    } else {
+      std::printf("|   experts: hit rate %.1f%%, read %.2f MiB/token, I/O roofline %.2f t/s (%.0f%% reached), prefetch "
+                  "%.0f issued %.0f%% used, waited %.2f s\n",
+                  100.0 * hit, bpt / 1048576.0, roof, roof > 0 ? 100.0 * tps / roof : 0.0, issued,
+                  issued > 0 ? 100.0 * used / issued : 0.0, s1.wait_s - ex0.wait_s);
+    }
   };
   // test_bw: the bandwidth measured around the test (tg), else the one at the start.
   auto report = [&](const std::string& test, int depth, const std::vector<double>& tps, double gbps,
@@ -243,6 +292,7 @@ int cmd_perf(int argc, char** argv) {
         if (Status st = prefill(pts, random_tokens(depth)); !st) return fail(st);
         const auto toks = random_tokens(p);
         if (phases && r > 0) model.set_phase_sink(&ph);
+        if (experts && r == 1) ex0 = experts->stats();
         const double t0 = now_ms();
         if (Status st = prefill(pts, toks); !st) return fail(st);
         const double ms = now_ms() - t0;
@@ -253,6 +303,7 @@ int cmd_perf(int argc, char** argv) {
       // Each ubatch streams the weights once.
       const double steps_per_s = stat_of(tps).mean / std::min(p, ubatch);
       report("pp" + std::to_string(p), depth, tps, steps_per_s * wgb);
+      report_experts(static_cast<double>(p) * reps, stat_of(tps).mean);
       report_phases();
     }
     if (n_gen > 0) {
@@ -270,6 +321,7 @@ int cmd_perf(int argc, char** argv) {
         for (auto& pt : pts)
           if (!pt.reserve(kv.value(), pt.n_tokens + n_gen)) return fail(invalid_argument("kv: out of pages"));
         if (phases && r > 0) model.set_phase_sink(&ph);
+        if (experts && r == 1) ex0 = experts->stats();
         const double t0 = now_ms();
         for (int i = 0; i < n_gen; ++i) {
           model::Batch b;
@@ -289,12 +341,15 @@ int cmd_perf(int argc, char** argv) {
       const double steps_per_s = stat_of(tps).mean / batch;
       report("tg" + std::to_string(n_gen) + (batch > 1 ? " x" + std::to_string(batch) : ""), depth, tps, steps_per_s * wgb,
              test_bw);
+      report_experts(static_cast<double>(n_gen) * batch * reps, stat_of(tps).mean);
       report_phases();
     }
   }
   if (json) {
     nlohmann::json out = {{"model", path}, {"weight_type", model.weight_type()}, {"weights_gb", wgb}, {"threads", threads},
-                          {"batch", batch}, {"cpu", cpu_features_string()}, {"read_bandwidth_gb_s", bw}, {"results", results}};
+                          {"batch", batch}, {"cpu", cpu_features_string()}, {"read_bandwidth_gb_s", bw}, {"results", results},
+                          {"rss_peak_bytes", peak_rss_bytes()}};
+    if (experts) out["expert_cache"] = expert_stats_json(experts->stats());
     std::printf("%s\n", out.dump(2).c_str());
   }
   return 0;

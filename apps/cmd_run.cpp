@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app_util.h"
+#include "expert_util.h"
 #include "base/clock.h"
 #include "base/cpu.h"
 #include "commands.h"
@@ -129,7 +130,8 @@ int cmd_run(int argc, char** argv) {
   sp.temperature = 0.8f;
   sp.penalty_last_n = 64;
   bool json = false, no_special = false, ignore_eos = false, scalar = false, seed_set = false;
-  std::string spec_mode, draft;
+  std::string spec_mode, draft, mem_budget;
+  bool no_expert_prefetch = false;
   int spec_max = 8;
   uint64_t seed = 0;
   app.add_option("-m,--model", path, "GGUF model file")->required();
@@ -161,6 +163,8 @@ int cmd_run(int argc, char** argv) {
       ->check(CLI::IsMember({"off", "ngram", "draft", "auto"}));
   app.add_option("--draft", draft, "draft model: a smaller GGUF with the same vocabulary")->check(CLI::ExistingFile);
   app.add_option("--spec-max", spec_max, "draft tokens per step at most")->check(CLI::Range(0, 16));
+  app.add_option("--mem-budget", mem_budget, kMemBudgetHelp);
+  app.add_flag("--no-expert-prefetch", no_expert_prefetch, "--mem-budget: do not predict and prefetch experts");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -172,6 +176,13 @@ int cmd_run(int argc, char** argv) {
     prompt = text.value();
   }
   if (scalar) kernels::force_scalar_kernels(true);
+  model::LoadOptions lo;
+  lo.expert_prefetch = !no_expert_prefetch;
+  if (!mem_budget.empty()) {
+    auto bytes = parse_size("--mem-budget", mem_budget);
+    if (!bytes) return fail(bytes.status());
+    lo.mem_budget = bytes.value();
+  }
   sp.seed = seed_set ? seed : static_cast<uint64_t>(now_us());
   if (!spec_mode.empty() || !draft.empty()) {
     EngineRun r;
@@ -191,11 +202,13 @@ int cmd_run(int argc, char** argv) {
     model::parse_decode_numerics(attn_numerics, &r.ec.decode_numerics);
     kv::parse_kv_type(kv_type_name, &r.ec.kv_type);
     r.ec.n_ctx = n_ctx;
+    r.ec.mem_budget = lo.mem_budget;
+    r.ec.expert_prefetch = lo.expert_prefetch;
     return run_with_engine(r);
   }
 
   const double t0 = now_ms();
-  auto m = model::Model::load(path);
+  auto m = model::Model::load(path, lo);
   if (!m) return fail(m.status());
   model::Model& model = *m.value();
   {
@@ -292,6 +305,8 @@ int cmd_run(int argc, char** argv) {
           {"threads", threads},
           {"draft_tokens", 0},
           {"accepted_tokens", 0}}}};
+    if (const model::ExpertCache* ec = model.expert_cache()) out["expert_cache"] = expert_stats_json(ec->stats());
+    out["rss_peak_bytes"] = peak_rss_bytes();
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     if (!tail.empty()) std::fwrite(tail.data(), 1, tail.size(), stdout);
@@ -301,6 +316,8 @@ int cmd_run(int argc, char** argv) {
                  "weights | %d threads, %s\n",
                  load_ms, n_prompt, prompt_tps, out_ids.size(), gen_tps, gen_tps > 0 ? 1000.0 / gen_tps : 0.0, gbps,
                  threads, cpu_features_string().c_str());
+    if (const model::ExpertCache* ec = model.expert_cache())
+      std::fprintf(stderr, "%s\n", expert_stats_line(ec->stats(), n_prompt + static_cast<double>(out_ids.size())).c_str());
   }
   return 0;
 }

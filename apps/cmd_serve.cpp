@@ -23,39 +23,9 @@
 
 namespace tachyon::apps {
 
-namespace {
-
-// "512M", "2G", "1.5GiB", "4096" (bytes) -> bytes.
-Result<size_t> parse_size(const std::string& flag, const std::string& s) {
-  size_t i = 0;
-  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  const std::string num = s.substr(0, i);
-  std::string unit = s.substr(i);
-  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  double v = 0;
-  try {
-    size_t used = 0;
-    v = num.empty() ? -1 : std::stod(num, &used);
-    if (used != num.size()) v = -1;
-  } catch (...) {
-    v = -1;
-  }
-  double mul = 0;
-  if (unit.empty() || unit == "B") mul = 1;
-  else if (unit == "K" || unit == "KB" || unit == "KIB") mul = 1024.0;
-  else if (unit == "M" || unit == "MB" || unit == "MIB") mul = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GB" || unit == "GIB") mul = 1024.0 * 1024 * 1024;
-  else if (unit == "T" || unit == "TB" || unit == "TIB") mul = 1024.0 * 1024 * 1024 * 1024;
-  if (v <= 0 || mul == 0 || v * mul > 1e18)
-    return invalid_argument(flag + ": '" + s + "' is not a size (examples: 512M, 2G, 1048576)");
-  return static_cast<size_t>(v * mul);
-}
-
-}  // namespace
-
 int cmd_serve(int argc, char** argv) {
   CLI::App app{"serve the OpenAI API over HTTP", "tachyon serve"};
-  std::string path, host = "127.0.0.1", kv_mem, name, max_body = "8M", kv_host_mem, kv_disk_size = "20G";
+  std::string path, host = "127.0.0.1", kv_mem, name, max_body = "8M", kv_host_mem, kv_disk_size = "20G", mem_budget;
   int port = 8080, io_threads = 2, read_timeout_ms = 0;
   engine::EngineConfig ec;
   ec.n_threads = default_threads();
@@ -113,6 +83,8 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--io-threads", io_threads, "HTTP I/O threads")->check(CLI::Range(1, 16))->capture_default_str();
   app.add_option("--read-timeout", read_timeout_ms, "ms a client may take to send a request's header, and its body "
                  "(default 10000 and 30000)")->check(CLI::Range(1, 3'600'000));
+  app.add_option("--mem-budget", mem_budget, kMemBudgetHelp);
+  app.add_flag("!--no-expert-prefetch", ec.expert_prefetch, "--mem-budget: do not predict and prefetch experts");
   app.add_option("--max-body", max_body, "request body limit, e.g. 8M (413 beyond)")->capture_default_str();
   std::string chat_template_file;
   app.add_option("--chat-template", chat_template_file,
@@ -157,6 +129,11 @@ int cmd_serve(int argc, char** argv) {
     auto bytes = parse_size("--kv-disk-size", kv_disk_size);
     if (!bytes) return fail(bytes.status());
     ec.kv_disk_bytes = bytes.value();
+  }
+  if (!mem_budget.empty()) {
+    auto bytes = parse_size("--mem-budget", mem_budget);
+    if (!bytes) return fail(bytes.status());
+    ec.mem_budget = bytes.value();
   }
   auto body_limit = parse_size("--max-body", max_body);
   if (!body_limit) return fail(body_limit.status());

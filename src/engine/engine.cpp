@@ -209,7 +209,10 @@ Engine::~Engine() { shutdown(); }
 Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& cfg) {
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;
-  auto m = model::Model::load(cfg.model_path);
+  model::LoadOptions lo;
+  lo.mem_budget = cfg.mem_budget;
+  lo.expert_prefetch = cfg.expert_prefetch;
+  auto m = model::Model::load(cfg.model_path, lo);
   if (!m) return m.status();
   impl->model = std::move(m.value());
   impl->model->set_decode_numerics(cfg.decode_numerics);
@@ -1505,6 +1508,10 @@ void Engine::Impl::loop() {
     stats.kv_tiers = cache->stats();
     if (disk) stats.kv_disk = disk->stats();
     stats.kv_local_slots_free = kv->n_free_local_slots();
+    if (const model::ExpertCache* ec = model->expert_cache()) {
+      stats.has_expert_cache = true;
+      stats.experts = ec->stats();
+    }
   }
   // Shutdown: everything still queued or running ends as cancelled.
   take_incoming();

@@ -22,6 +22,7 @@
 #include "kv/disk_tier.h"
 #include "kv/radix_cache.h"
 #include "model/attention.h"
+#include "model/expert_cache.h"
 #include "sampling/sampler.h"
 #include "spec/drafter.h"
 
@@ -68,6 +69,10 @@ struct EngineConfig {
   // table addresses both, so radix sharing, eviction and preemption cover the draft's KV
   // with no second allocator.
   std::string draft_path;
+  // MoE models: routed experts in a cache of this many bytes, read from the file on demand
+  // (model::LoadOptions::mem_budget; 0: all resident).
+  size_t mem_budget = 0;
+  bool expert_prefetch = true;
   // KV cache tiers below the pool (the radix tree demotes instead of dropping; see
   // kv/radix_cache.h). L2: host RAM for demoted pages, bytes (-1 = twice the pool's
   // memory, 0 = none). L3: page files under kv_disk_dir ("" = none), at most
@@ -235,6 +240,9 @@ struct EngineStats {
   uint64_t constrained_requests = 0, constrained_tokens = 0, constraint_masks = 0, constraint_mask_cache_hits = 0,
            constraint_budget_restricts = 0;
   double constraint_ms = 0;
+  // The expert cache under --mem-budget (has_expert_cache false without one).
+  bool has_expert_cache = false;
+  model::ExpertCacheStats experts;
   // KV transfer: pages and bytes exported, transfers imported (pages added), rejected.
   uint64_t kv_exported_pages = 0, kv_export_bytes = 0, kv_imports = 0, kv_imported_pages = 0, kv_import_rejected = 0;
   // Latency samples since the last snapshot_and_reset_latencies() call (ms).

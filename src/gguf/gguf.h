@@ -149,6 +149,11 @@ class File {
 
   const Value* find(std::string_view key) const;
   const TensorInfo* tensor(std::string_view name) const;
+  // Where a tensor's data starts in its part's file (part_path(t.part)), for readers that
+  // pread instead of touching the mapping (the expert cache).
+  uint64_t tensor_file_offset(const TensorInfo& t) const {
+    return (t.part == 0 ? data_offset_ : parts_[t.part - 1]->data_offset_) + t.offset;
+  }
 
   // Typed look-ups. Integer getters accept any integer type whose value fits; float
   // getters accept floats and integers. nullopt when absent or of another kind.

@@ -15,6 +15,7 @@
 #include "kv/kv_pool.h"
 #include "model/attention.h"
 #include "model/batch.h"
+#include "model/expert_cache.h"
 #include "model/hparams.h"
 
 namespace tachyon::model {
@@ -77,11 +78,20 @@ struct StepPhases {
   double total_ms() const;
 };
 
+// How a model is loaded (defaults: everything resident).
+struct LoadOptions {
+  // Routed experts of a MoE model live in a cache of this many bytes, read from the file
+  // on demand (model/expert_cache.h); 0: packed into RAM with the rest. Refused for a
+  // model without routed experts, and below one expert's bytes.
+  size_t mem_budget = 0;
+  bool expert_prefetch = true;  // predict and prefetch each layer's experts
+};
+
 class Model {
  public:
   // Maps and validates the file: architecture, hyper-parameters, every tensor's
   // presence, shape and type. Errors name the file and the tensor or key.
-  static Result<std::unique_ptr<Model>> load(const std::string& path);
+  static Result<std::unique_ptr<Model>> load(const std::string& path, const LoadOptions& opt = {});
 
   const Hparams& hparams() const { return hp_; }
   const gguf::File& file() const { return *file_; }
@@ -96,6 +106,8 @@ class Model {
   // Adds every later forward()'s phase times to *sink (nullptr: off, the default).
   void set_phase_sink(StepPhases* sink) { phases_ = sink; }
   DecodeNumerics decode_numerics() const { return decode_numerics_; }
+  // The expert cache under --mem-budget, nullptr without one.
+  const ExpertCache* expert_cache() const { return experts_.get(); }
 
   // The KV pool shape for this model: n_pages pages, its sliding-window layers (if any)
   // flagged local with the largest window, n_local_slots 0 (one slot per page).
@@ -115,8 +127,12 @@ class Model {
  private:
   Model() = default;
   Status bind_weights();
-  // The routed FFN of layer l (LayerConfig::n_expert > 0): ws_.xn -> ws_.tmp.
-  void moe_ffn(int l, int64_t n, ThreadPool& pool);
+  // The routed FFN of layer l (LayerConfig::n_expert > 0): ws_.xn -> ws_.tmp. Fails only
+  // on an expert read under --mem-budget (I/O error, corrupt block).
+  Status moe_ffn(int l, int64_t n, ThreadPool& pool);
+  // Under --mem-budget: predicts layer l's experts from the residual stream entering it
+  // (its FFN norm and router on ws_.x) and queues their reads, to overlap attention.
+  void prefetch_experts(int l, int64_t n, ThreadPool& pool);
   void pack_weights();
 
   struct FreeDeleter {
@@ -124,6 +140,8 @@ class Model {
   };
 
   std::unique_ptr<gguf::File> file_;
+  LoadOptions opt_;
+  std::unique_ptr<ExpertCache> experts_;
   Hparams hp_;
   ModelWeights w_;
   std::vector<std::vector<float>> owned_;
@@ -140,8 +158,9 @@ class Model {
     std::vector<float> router, moe_x, moe_gate, moe_up, moe_down, moe_out, moe_w;
     std::vector<int32_t> moe_sel, moe_rows;
     std::vector<kernels::QuantActs> moe_acts;  // per active expert: its tokens' rows
+    std::vector<float> pred_xn, pred_router;  // expert prediction (prefetch_experts)
     std::vector<int64_t> out_tok;  // the tokens that want logits, in order
-    kernels::QuantActs acts, acts2, acts3;
+    kernels::QuantActs acts, acts2, acts3, pred_acts, moe_dacts;
   } ws_;
 };
 

@@ -167,6 +167,7 @@ Status Model::forward(const Batch& batch, kv::KvView kv, ThreadPool& pool, std::
       for (int64_t t = b; t < e; ++t) kernels::act_row(&ws.acts, t, ws.xn.data() + t * E);
     });
     clock.mark(StepPhases::kNormQ);
+    if (experts_ && experts_->prefetch_enabled() && C.n_expert > 0) prefetch_experts(l, n, pool);
     if (fused_qkv) {
       ws.qkv.resize(n * nqkv);
       kernels::matmul(L.wqkv, ws.acts, ws.qkv.data(), nqkv, pool);
@@ -240,7 +241,7 @@ Status Model::forward(const Batch& batch, kv::KvView kv, ThreadPool& pool, std::
     });
     clock.mark(StepPhases::kNormFfn);
     if (C.n_expert > 0) {
-      moe_ffn(l, n, pool);  // the output in ws.tmp, added next layer
+      TACHYON_RETURN_IF_ERROR(moe_ffn(l, n, pool));  // the output in ws.tmp, added next layer
       clock.mark(StepPhases::kDown);
       continue;
     }
@@ -302,6 +303,45 @@ Status Model::forward(const Batch& batch, kv::KvView kv, ThreadPool& pool, std::
   return Status::ok();
 }
 
+// Under --mem-budget: layer l's router applied to the residual stream as it enters the
+// layer (through the layer's FFN norm; the attention output it will also see is not known
+// yet) names the experts to read while attention runs. The prediction is exact when
+// attention changes no token's top-k, and only ever costs reads, never results. At most
+// 32 tokens (spread over the batch) vote; experts go in order of summed probability.
+void Model::prefetch_experts(int l, int64_t n, ThreadPool& pool) {
+  const Hparams& h = hp_;
+  const LayerWeights& L = w_.layers[l];
+  const LayerConfig& C = h.arch.layers[l];
+  Workspace& ws = ws_;
+  const int64_t E = h.n_embd, X = C.n_expert, K = C.n_expert_used;
+  const int64_t m = std::min<int64_t>(n, 32);
+  ws.pred_xn.resize(m * E);
+  for (int64_t i = 0; i < m; ++i)
+    kernels::rms_norm(ws.x.data() + (i * n / m) * E, L.ffn_norm, E, h.rms_eps, ws.pred_xn.data() + i * E);
+  kernels::quantize_acts(ws.pred_xn.data(), m, E, kernels::type_traits(L.gate_inp.type)->vec_dot_type, &ws.pred_acts,
+                         pool);
+  ws.pred_router.resize(m * X);
+  kernels::matmul(L.gate_inp, ws.pred_acts, ws.pred_router.data(), X, pool);
+  std::vector<double> score(X, 0.0);
+  std::vector<int32_t> idx(X);
+  for (int64_t i = 0; i < m; ++i) {
+    const float* p = ws.pred_router.data() + i * X;
+    float mx = -INFINITY;
+    for (int64_t e = 0; e < X; ++e) mx = std::max(mx, p[e]);
+    double sum = 0;
+    for (int64_t e = 0; e < X; ++e) sum += std::exp(static_cast<double>(p[e] - mx));
+    for (int64_t e = 0; e < X; ++e) idx[e] = static_cast<int32_t>(e);
+    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
+                      [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    for (int64_t s = 0; s < K; ++s) score[idx[s]] += std::exp(static_cast<double>(p[idx[s]] - mx)) / sum;
+  }
+  std::vector<int32_t> want;
+  for (int32_t e = 0; e < X; ++e)
+    if (score[e] > 0) want.push_back(e);
+  std::stable_sort(want.begin(), want.end(), [&](int32_t a, int32_t b) { return score[a] > score[b]; });
+  experts_->prefetch(l, want);
+}
+
 // The routed FFN (LayerConfig::n_expert > 0), as llama.cpp's build_moe_ffn computes it:
 // router logits, softmax, the n_expert_used most probable experts (ties: lower index),
 // their probabilities renormalized when expert_weights_norm (sum clamped below at 2^-14),
@@ -309,7 +349,7 @@ Status Model::forward(const Batch& batch, kv::KvView kv, ThreadPool& pool, std::
 // grouped by expert, so a step streams each selected expert's matrices once for all of its
 // tokens (one GEMM per expert and matrix). ws_.acts holds the normed rows quantized for
 // the router; ws_.xn the normed rows.
-void Model::moe_ffn(int l, int64_t n, ThreadPool& pool) {
+Status Model::moe_ffn(int l, int64_t n, ThreadPool& pool) {
   const Hparams& h = hp_;
   const LayerWeights& L = w_.layers[l];
   const LayerConfig& C = h.arch.layers[l];
@@ -349,9 +389,29 @@ void Model::moe_ffn(int l, int64_t n, ThreadPool& pool) {
       for (int64_t s = 0; s < K; ++s) ws.moe_w[t * K + s] /= wsum;
     }
   }
-  // Rows (token * K + slot) of each expert, experts in index order, tokens in batch order.
+  std::vector<int32_t> active;
+  for (int32_t e = 0; e < X; ++e)
+    if (count[e] > 0) active.push_back(e);
+  // The order experts run in, in waves (one wave, index order, when all are resident;
+  // under --mem-budget resident ones first, waves that fit the cache).
+  std::vector<int32_t> order;
+  std::vector<size_t> wave_end;
+  if (experts_) {
+    experts_->plan(l, active, &order, &wave_end);
+  } else {
+    order = active;
+    wave_end.assign(1, active.size());
+  }
+  // Rows (token * K + slot) of each expert, experts in run order, tokens in batch order:
+  // a wave's rows are contiguous.
   std::vector<int64_t> start(X + 1, 0);
-  for (int64_t e = 0; e < X; ++e) start[e + 1] = start[e] + count[e];
+  {
+    int64_t at = 0;
+    for (int32_t e : order) {
+      start[e] = at;
+      at += count[e];
+    }
+  }
   ws.moe_rows.resize(n * K);
   {
     std::vector<int64_t> at(start.begin(), start.end() - 1);
@@ -373,9 +433,9 @@ void Model::moe_ffn(int l, int64_t n, ThreadPool& pool) {
     return v;
   };
   // Each active expert's tokens as activation rows: the normed rows quantized once, then
-  // copied per expert, so that every expert's gate and up products run in one pass over
-  // the pool, and every expert's down product in another (matmul_many).
-  const auto gather = [](const kernels::QuantActs& all, const int32_t* rows, int64_t m, int64_t div,
+  // copied per expert, so that every expert's gate and up products of a wave run in one
+  // pass over the pool, and every expert's down product in another (matmul_many).
+  const auto gather = [](const kernels::QuantActs& all, const int32_t* rows, int64_t m, int64_t div, int64_t base,
                          kernels::QuantActs* out) {
     out->type = all.type;
     out->n_tok = m;
@@ -387,11 +447,8 @@ void Model::moe_ffn(int l, int64_t n, ThreadPool& pool) {
     out->aux_make = nullptr;
     out->aux_per = 0;
     for (int64_t i = 0; i < m; ++i)
-      std::memcpy(out->buf.data() + i * all.row_bytes, all.row(rows[i] / div), all.row_bytes);
+      std::memcpy(out->buf.data() + i * all.row_bytes, all.row(rows[i] / div - base), all.row_bytes);
   };
-  std::vector<int32_t> active;
-  for (int32_t e = 0; e < X; ++e)
-    if (count[e] > 0) active.push_back(e);
   const size_t na = active.size();
   if (ws.moe_acts.size() < 2 * na) ws.moe_acts.resize(2 * na);
   std::vector<kernels::MatView> views(3 * na);
@@ -399,45 +456,64 @@ void Model::moe_ffn(int l, int64_t n, ThreadPool& pool) {
   jobs.reserve(2 * na);
   kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.gate_exps), &ws.acts2, pool);
   const kernels::QuantActs* up_all = &ws.acts2;
+  kernels::QuantActs* up_own = nullptr;
   if (vdt(L.up_exps) != ws.acts2.type) {
     kernels::quantize_acts(ws.xn.data(), n, E, vdt(L.up_exps), &ws.acts3, pool);
-    up_all = &ws.acts3;
+    up_all = up_own = &ws.acts3;
   }
   ws.moe_gate.resize(n * K * FE);
   ws.moe_up.resize(n * K * FE);
-  for (size_t a = 0; a < na; ++a) {
-    const int32_t e = active[a];
-    const int32_t* rows = ws.moe_rows.data() + start[e];
-    views[3 * a] = slice(L.gate_exps, e, FE);
-    views[3 * a + 1] = slice(L.up_exps, e, FE);
-    views[3 * a + 2] = slice(L.down_exps, e, E);
-    gather(ws.acts2, rows, count[e], K, &ws.moe_acts[2 * a]);
-    const kernels::QuantActs* ua = &ws.moe_acts[2 * a];
-    if (up_all != &ws.acts2) {
-      gather(*up_all, rows, count[e], K, &ws.moe_acts[2 * a + 1]);
-      ua = &ws.moe_acts[2 * a + 1];
+  ws.moe_down.resize(n * K * E);
+  std::vector<int32_t> ident(n * K);
+  for (int64_t i = 0; i < n * K; ++i) ident[i] = static_cast<int32_t>(i);
+  kernels::QuantActs& down_all = ws.moe_dacts;  // a wave's swiglu rows, quantized for the downs
+  size_t wb = 0;
+  for (size_t we : wave_end) {
+    const int32_t* wave = order.data() + wb;
+    const size_t nw = we - wb;
+    if (experts_) {
+      std::vector<int32_t> n_tok(nw);
+      for (size_t a = 0; a < nw; ++a) n_tok[a] = count[wave[a]];
+      if (Status st = experts_->acquire(l, wave, n_tok.data(), nw, views.data() + 3 * wb, pool); !st) return st;
+    } else {
+      for (size_t a = wb; a < we; ++a) {
+        views[3 * a] = slice(L.gate_exps, order[a], FE);
+        views[3 * a + 1] = slice(L.up_exps, order[a], FE);
+        views[3 * a + 2] = slice(L.down_exps, order[a], E);
+      }
     }
-    jobs.push_back({&views[3 * a], &ws.moe_acts[2 * a], ws.moe_gate.data() + start[e] * FE, FE});
-    jobs.push_back({&views[3 * a + 1], ua, ws.moe_up.data() + start[e] * FE, FE});
+    jobs.clear();
+    for (size_t a = wb; a < we; ++a) {
+      const int32_t e = order[a];
+      const int32_t* rows = ws.moe_rows.data() + start[e];
+      gather(ws.acts2, rows, count[e], K, 0, &ws.moe_acts[2 * a]);
+      const kernels::QuantActs* ua = &ws.moe_acts[2 * a];
+      if (up_own) {
+        gather(*up_all, rows, count[e], K, 0, &ws.moe_acts[2 * a + 1]);
+        ua = &ws.moe_acts[2 * a + 1];
+      }
+      jobs.push_back({&views[3 * a], &ws.moe_acts[2 * a], ws.moe_gate.data() + start[e] * FE, FE});
+      jobs.push_back({&views[3 * a + 1], ua, ws.moe_up.data() + start[e] * FE, FE});
+    }
+    kernels::matmul_many(jobs.data(), static_cast<int>(jobs.size()), pool);
+    // swiglu of the wave's (expert, token) rows, then their quantization for the downs
+    const int64_t r0 = start[order[wb]], r1 = start[order[we - 1]] + count[order[we - 1]];
+    for_tokens(pool, r1 - r0, [&](int64_t i) {
+      float* g = ws.moe_gate.data() + (r0 + i) * FE;
+      kernels::swiglu(g, ws.moe_up.data() + (r0 + i) * FE, FE, g);
+    });
+    kernels::quantize_acts(ws.moe_gate.data() + r0 * FE, r1 - r0, FE, vdt(L.down_exps), &down_all, pool);
+    jobs.clear();
+    for (size_t a = wb; a < we; ++a) {
+      const int32_t e = order[a];
+      gather(down_all, ident.data() + start[e], count[e], 1, r0, &ws.moe_acts[2 * a]);
+      jobs.push_back({&views[3 * a + 2], &ws.moe_acts[2 * a], ws.moe_down.data() + start[e] * E, E});
+    }
+    kernels::matmul_many(jobs.data(), static_cast<int>(jobs.size()), pool);
+    if (experts_) experts_->release(l, wave, nw);
+    wb = we;
   }
-  kernels::matmul_many(jobs.data(), static_cast<int>(jobs.size()), pool);
-  // swiglu of every (expert, token) row, then its quantization for the down products
   const int64_t n_rows = n * K;
-  for_tokens(pool, n_rows, [&](int64_t r) {
-    float* g = ws.moe_gate.data() + r * FE;
-    kernels::swiglu(g, ws.moe_up.data() + r * FE, FE, g);
-  });
-  kernels::quantize_acts(ws.moe_gate.data(), n_rows, FE, vdt(L.down_exps), &ws.acts2, pool);
-  std::vector<int32_t> ident(n_rows);
-  jobs.clear();
-  ws.moe_down.resize(n_rows * E);
-  for (size_t a = 0; a < na; ++a) {
-    const int32_t e = active[a];
-    for (int64_t i = 0; i < count[e]; ++i) ident[start[e] + i] = static_cast<int32_t>(start[e] + i);
-    gather(ws.acts2, ident.data() + start[e], count[e], 1, &ws.moe_acts[2 * a]);
-    jobs.push_back({&views[3 * a + 2], &ws.moe_acts[2 * a], ws.moe_down.data() + start[e] * E, E});
-  }
-  kernels::matmul_many(jobs.data(), static_cast<int>(jobs.size()), pool);
   for (int64_t i = 0; i < n_rows; ++i)
     std::memcpy(ws.moe_out.data() + static_cast<int64_t>(ws.moe_rows[i]) * E, ws.moe_down.data() + i * E,
                 E * sizeof(float));
@@ -453,6 +529,7 @@ void Model::moe_ffn(int l, int64_t n, ThreadPool& pool) {
         for (int64_t i = 0; i < E; ++i) y[i] += o[i] * w;
     }
   }
+  return Status::ok();
 }
 
 }  // namespace tachyon::model

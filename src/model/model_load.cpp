@@ -25,15 +25,49 @@ std::string shape_str(std::initializer_list<int64_t> s) {
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOptions& opt) {
   auto f = gguf::File::open(path);
   if (!f) return f.status();
   std::unique_ptr<Model> m(new Model());
   m->file_ = std::move(f.value());
+  m->opt_ = opt;
   auto hp = read_hparams(*m->file_);
   if (!hp) return hp.status();
   m->hp_ = hp.value();
   TACHYON_RETURN_IF_ERROR(m->bind_weights());
+  if (opt.mem_budget > 0) {
+    // Routed experts go to the cache: described by file offsets, never touched through
+    // the mapping (so never resident through it).
+    const gguf::File& gf = *m->file_;
+    std::vector<ExpertCache::Layer> layers(m->hp_.n_layer);
+    for (int l = 0; l < m->hp_.n_layer; ++l) {
+      const LayerConfig& c = m->hp_.arch.layers[l];
+      if (c.n_expert == 0) continue;
+      layers[l].n_expert = c.n_expert;
+      const std::string b = "blk." + std::to_string(l) + ".";
+      const char* names[3] = {"ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"};
+      const kernels::MatView* mv[3] = {&m->w_.layers[l].gate_exps, &m->w_.layers[l].up_exps, &m->w_.layers[l].down_exps};
+      for (int k = 0; k < 3; ++k) {
+        const gguf::TensorInfo* t = gf.tensor(b + names[k]);
+        ExpertCache::Tensor& et = layers[l].t[k];
+        et.name = b + names[k];
+        et.type = mv[k]->type;
+        et.n_cols = mv[k]->n_cols;
+        et.rows_per_expert = mv[k]->n_rows / c.n_expert;
+        et.row_bytes = mv[k]->row_bytes;
+        et.part = static_cast<int>(t->part);
+        et.file_offset = gf.tensor_file_offset(*t);
+      }
+    }
+    std::vector<std::string> parts;
+    for (int i = 0; i < gf.n_parts(); ++i) parts.push_back(gf.part_path(i));
+    ExpertCache::Options eo;
+    eo.budget = opt.mem_budget;
+    eo.prefetch = opt.expert_prefetch;
+    auto ec = ExpertCache::create(layers, parts, eo);
+    if (!ec) return Status(ec.status().code(), path + ": " + ec.status().message());
+    m->experts_ = std::move(ec.value());
+  }
   m->pack_weights();
   return m;
 }
@@ -52,6 +86,7 @@ void Model::pack_weights() {
     // Expert tensors pack as one stacked matrix when each expert's rows fill whole groups
     // (then expert e's groups are contiguous: moe_ffn slices them).
     const int n_expert = hp_.arch.layers[l].n_expert;
+    if (experts_) continue;  // the expert cache packs them as it reads them
     for (kernels::MatView* m : {&L.gate_exps, &L.up_exps, &L.down_exps}) {
       const kernels::PackedKernels* pk = m->data ? kernels::packed_kernels(m->type) : nullptr;
       if (pk && n_expert > 0 && (m->n_rows / n_expert) % pk->rows == 0) mats.push_back(m);
@@ -240,7 +275,8 @@ Status Model::bind_weights() {
         if (!tt || !tt->vec_dot || !tt->to_float)
           return unsupported(p + "tensor '" + name + "': weight type " + std::string(dtype_info(t->type).name) +
                              " is not supported (" + kernels::weight_type_names() + ")");
-        if (tt->validate && !tt->validate(t->data, n_cols * rows * X))
+        // (under --mem-budget each expert is checked as the cache reads it)
+        if (opt_.mem_budget == 0 && tt->validate && !tt->validate(t->data, n_cols * rows * X))
           return corrupt(p + "tensor '" + name + "': type " + std::string(dtype_info(t->type).name) +
                          " data holds an invalid block (NaN/Inf scale or out-of-range index)");
         out->data = t->data;

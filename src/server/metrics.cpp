@@ -185,6 +185,38 @@ std::string ServerMetrics::render(const engine::EngineStats& s, const ServerGaug
          "KV transfer: imports refused (verification failed, or transfer off)", static_cast<double>(s.kv_import_rejected));
   metric(&out, "tachyon_kv_imported_pages_in_cache_total", "counter", "Pages the prefix cache took from KV transfers",
          static_cast<double>(s.kv_tiers.imported));
+  if (s.has_expert_cache) {
+    const model::ExpertCacheStats& x = s.experts;
+    metric(&out, "tachyon_expert_cache_budget_bytes", "gauge", "MoE expert cache: --mem-budget",
+           static_cast<double>(x.budget_bytes));
+    metric(&out, "tachyon_expert_cache_allocated_bytes", "gauge", "MoE expert cache: expert buffers held",
+           static_cast<double>(x.allocated_bytes));
+    metric(&out, "tachyon_expert_cache_expert_bytes", "gauge", "MoE expert cache: all routed experts' bytes",
+           static_cast<double>(x.expert_bytes));
+    metric(&out, "tachyon_expert_cache_resident_experts", "gauge", "MoE expert cache: (layer, expert) units cached",
+           static_cast<double>(x.resident_units));
+    metric(&out, "tachyon_expert_cache_lookups_total", "counter", "MoE expert cache: experts a layer needed",
+           static_cast<double>(x.lookups));
+    metric(&out, "tachyon_expert_cache_hits_total", "counter", "MoE expert cache: ... found cached",
+           static_cast<double>(x.hits));
+    metric(&out, "tachyon_expert_cache_prefetch_hits_total", "counter",
+           "MoE expert cache: ... found read (or being read) by a prefetch", static_cast<double>(x.prefetch_hits));
+    metric(&out, "tachyon_expert_cache_misses_total", "counter", "MoE expert cache: ... read while the step waited",
+           static_cast<double>(x.misses));
+    metric(&out, "tachyon_expert_cache_hit_ratio", "gauge", "MoE expert cache: (hits + prefetch hits) / lookups",
+           x.hit_rate());
+    metric(&out, "tachyon_expert_cache_read_bytes_total", "counter", "MoE expert cache: bytes read from the model file",
+           static_cast<double>(x.bytes_read));
+    metric(&out, "tachyon_expert_cache_prefetch_issued_total", "counter", "MoE expert cache: experts queued for prefetch",
+           static_cast<double>(x.prefetch_issued));
+    metric(&out, "tachyon_expert_cache_prefetch_used_total", "counter",
+           "MoE expert cache: prefetched experts their layer needed (accuracy = used / issued)",
+           static_cast<double>(x.prefetch_used));
+    metric(&out, "tachyon_expert_cache_evictions_total", "counter", "MoE expert cache: experts evicted",
+           static_cast<double>(x.evictions));
+    metric(&out, "tachyon_expert_cache_wait_seconds_total", "counter",
+           "MoE expert cache: time forward steps waited for expert reads", x.wait_s);
+  }
   metric(&out, "tachyon_spec_draft_tokens_total", "counter", "Speculative decoding: draft tokens verified",
          static_cast<double>(s.spec_drafted));
   metric(&out, "tachyon_spec_accepted_tokens_total", "counter", "Speculative decoding: draft tokens accepted",

@@ -141,6 +141,12 @@ TEST(server_metrics, PrometheusTextFormat) {
   s.cached_prompt_tokens = 48;
   s.ttft_ms = {5, 50, 500};
   s.itl_ms = {1, 2, 3, 30};
+  s.has_expert_cache = true;
+  s.experts.lookups = 10;
+  s.experts.hits = 6;
+  s.experts.prefetch_hits = 2;
+  s.experts.misses = 2;
+  s.experts.bytes_read = 4096;
   m.absorb_latencies(s);
   const std::string text = m.render(s, ServerGauges{3, 1});
   const std::regex line_re(R"(^(# (HELP|TYPE) tachyon_\w+ .+|tachyon_\w+(\{[a-z_]+="[^"]*"\})? -?[0-9.e+-]+)$)");
@@ -167,6 +173,9 @@ TEST(server_metrics, PrometheusTextFormat) {
   EXPECT_TRUE(has("tachyon_time_to_first_token_seconds_count 3"));
   EXPECT_TRUE(has("tachyon_inter_token_latency_seconds_count 4"));
   EXPECT_TRUE(has("# TYPE tachyon_inter_token_latency_seconds histogram"));
+  EXPECT_TRUE(has("tachyon_expert_cache_hits_total 6"));
+  EXPECT_TRUE(has("tachyon_expert_cache_hit_ratio 0.8"));
+  EXPECT_TRUE(has("tachyon_expert_cache_read_bytes_total 4096"));
   EXPECT_EQ(m.requests_with_status(200), 2u);
 }
 
