@@ -1,9 +1,14 @@
 // tachyon gen-model --preset NAME --type TYPE --vocab VOCAB.gguf -o FILE
-// tachyon quantize IN.gguf OUT.gguf TYPE [--imatrix FILE]
+// tachyon quantize IN.gguf OUT.gguf (TYPE | --budget SIZE) [--imatrix FILE]
 #include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <map>
+#include <regex>
 #include <cstdio>
 
 #include "app_util.h"
+#include "model/quant_budget.h"
 #include "base/clock.h"
 #include "commands.h"
 #include "model/quantize.h"
@@ -46,13 +51,16 @@ int cmd_gen_model(int argc, char** argv) {
 
 int cmd_quantize(int argc, char** argv) {
   CLI::App app{"convert a GGUF model's weights to another type or mix", "tachyon quantize"};
-  std::string in, out, type, imatrix_path;
+  std::string in, out, type, imatrix_path, budget_arg;
   std::vector<std::string> overrides;
   int threads = default_threads();
   bool verbose = false;
   app.add_option("input", in, "input GGUF (F32/F16/BF16, or any supported type)")->required();
   app.add_option("output", out, "output GGUF")->required();
-  app.add_option("type", type, "a type or mix: " + model::quant_target_names())->required();
+  app.add_option("type", type, "a type or mix: " + model::quant_target_names() + " (not with --budget)");
+  app.add_option("--budget", budget_arg,
+                 "file size to fit, e.g. 3.5G: a type per tensor (Q2_K..Q8_0) chosen to minimise the products' "
+                 "expected squared error (weighted by --imatrix when given) within it");
   app.add_option("--tensor-type", overrides,
                  "PATTERN=TYPE: tensors whose name matches the regex PATTERN get TYPE (first match wins; repeatable)");
   app.add_option("--imatrix", imatrix_path,
@@ -64,8 +72,8 @@ int cmd_quantize(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  auto t = model::parse_quant_target(type);
-  if (!t) return fail(t.status());
+  if (type.empty() == budget_arg.empty())
+    return fail(invalid_argument("give a TYPE or --budget SIZE (one of them)"));
   model::QuantizeOptions opt;
   opt.n_threads = threads;
   for (const auto& spec : overrides) {
@@ -84,6 +92,51 @@ int cmd_quantize(int argc, char** argv) {
   }
   if (verbose) opt.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   const double t0 = now_ms();
+  if (!budget_arg.empty()) {
+    auto budget = parse_size("--budget", budget_arg);
+    if (!budget) return fail(budget.status());
+    if (!overrides.empty()) return fail(invalid_argument("--budget chooses every tensor's type: no --tensor-type with it"));
+    auto plan = model::plan_budget_mix(in, budget.value(), opt.imatrix, threads);
+    if (!plan) return fail(plan.status());
+    std::map<std::string, std::pair<int, size_t>> by;
+    size_t most = 0;
+    std::string dominant = "Q4_K";
+    for (const auto& c : plan->tensors) {
+      auto& e = by[std::string(dtype_info(c.type).name)];
+      ++e.first;
+      e.second += c.bytes;
+      if (e.second > most) {
+        most = e.second;
+        dominant = std::string(dtype_info(c.type).name);
+      }
+      model::TensorTypeOverride o;
+      std::string pat = "^";
+      for (char ch : c.name) {
+        if (std::string("\\^$.|?*+()[]{}").find(ch) != std::string::npos) pat += '\\';
+        pat += ch;
+      }
+      pat += "$";
+      o.pattern = pat;
+      o.re = std::regex(pat);
+      o.type = c.type;
+      opt.overrides.push_back(std::move(o));
+    }
+    std::fprintf(stderr, "budget %.2f MiB: mix", budget.value() / 1048576.0);
+    for (const auto& [name, e] : by) std::fprintf(stderr, " | %s: %d tensors, %.2f MiB", name.c_str(), e.first, e.second / 1048576.0);
+    std::fprintf(stderr, " | estimated file %.2f MiB, proxy error %.4g\n", plan->total_bytes / 1048576.0, plan->error);
+    auto t = model::parse_quant_target(dominant == "Q8_0" ? "Q8_0" : dominant.substr(0, 2) + "_K_M");
+    if (!t) t = model::parse_quant_target("Q4_K_M");
+    if (Status st = model::quantize_file(in, out, t.value(), opt); !st) return fail(st);
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(out, ec);
+    std::fprintf(stderr, "wrote %s (%.2f MiB, budget %.2f MiB) in %.1f s\n", out.c_str(), size / 1048576.0,
+                 budget.value() / 1048576.0, (now_ms() - t0) / 1000);
+    if (!ec && size > budget.value())
+      return fail(Status(ErrorCode::kInternal, "the file came out " + std::to_string(size - budget.value()) + " bytes over the budget"));
+    return 0;
+  }
+  auto t = model::parse_quant_target(type);
+  if (!t) return fail(t.status());
   if (Status st = model::quantize_file(in, out, t.value(), opt); !st) return fail(st);
   std::fprintf(stderr, "wrote %s (%s) in %.1f s\n", out.c_str(), t->name.c_str(), (now_ms() - t0) / 1000);
   return 0;
