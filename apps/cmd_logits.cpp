@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "app_util.h"
+#include "expert_util.h"
 #include "commands.h"
 #include "kernels/ops.h"
 #include "kernels/traits.h"
@@ -18,7 +19,8 @@ namespace tachyon::apps {
 
 int cmd_logits(int argc, char** argv) {
   CLI::App app{"teacher-forced top-k logits for a token sequence (JSON on stdout)", "tachyon logits"};
-  std::string path, tokens_arg, mem_budget;
+  std::string path, tokens_arg;
+  MemBudgetFlags mem;
   int top_k = 8, threads = default_threads(), ubatch = 512;
   bool scalar = false;
   app.add_option("-m,--model", path, "GGUF model file")->required();
@@ -31,9 +33,7 @@ int cmd_logits(int argc, char** argv) {
   app.add_option("--kv-type", kv_type_name, kKvTypeHelp)->check(CLI::IsMember({"f16", "q8_0"}));
   app.add_option("--ubatch", ubatch, "tokens per forward step")->check(CLI::Range(1, 1 << 20));
   app.add_flag("--scalar", scalar, "use the scalar reference kernels");
-  app.add_option("--mem-budget", mem_budget, kMemBudgetHelp);
-  bool no_expert_prefetch = false;
-  app.add_flag("--no-expert-prefetch", no_expert_prefetch, "--mem-budget: do not predict and prefetch experts");
+  mem.add(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -44,14 +44,9 @@ int cmd_logits(int argc, char** argv) {
   if (ids->empty()) return fail(invalid_argument("--tokens: empty list"));
   if (scalar) kernels::force_scalar_kernels(true);
 
-  model::LoadOptions lo;
-  lo.expert_prefetch = !no_expert_prefetch;
-  if (!mem_budget.empty()) {
-    auto bytes = parse_size("--mem-budget", mem_budget);
-    if (!bytes) return fail(bytes.status());
-    lo.mem_budget = bytes.value();
-  }
-  auto m = model::Model::load(path, lo);
+  auto lo = mem.load_options();
+  if (!lo) return fail(lo.status());
+  auto m = model::Model::load(path, lo.value());
   if (!m) return fail(m.status());
   model::Model& model = *m.value();
   {

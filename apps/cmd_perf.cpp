@@ -56,8 +56,8 @@ int cmd_perf(int argc, char** argv) {
   CLI::App app{"prompt and generation speed, GB/s and % of measured bandwidth", "tachyon perf"};
   std::string path, depths_arg = "0", pps_arg = "512", verify_arg;
   int n_gen = 128, threads = default_threads(), reps = 3, batch = 1, ubatch = 512;
-  bool json = false, bandwidth_only = false, scalar = false, phases = false, no_expert_prefetch = false;
-  std::string mem_budget;
+  bool json = false, bandwidth_only = false, scalar = false, phases = false;
+  MemBudgetFlags mem;
   app.add_option("-m,--model", path, "GGUF model file");
   app.add_option("-p,--n-prompt", pps_arg, "prompt lengths for pp tests, comma-separated (0 = skip)");
   app.add_option("-n,--n-gen", n_gen, "tokens for the tg test (0 = skip)")->check(CLI::Range(0, 1 << 20));
@@ -80,8 +80,7 @@ int cmd_perf(int argc, char** argv) {
   app.add_flag("--phases", phases,
                "after each test, where its measured steps went: ms per step in each phase of the forward pass "
                "(norms, products, attention, ...; each includes its barrier waits)");
-  app.add_option("--mem-budget", mem_budget, kMemBudgetHelp);
-  app.add_flag("--no-expert-prefetch", no_expert_prefetch, "--mem-budget: do not predict and prefetch experts");
+  mem.add(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -111,14 +110,9 @@ int cmd_perf(int argc, char** argv) {
     return 0;
   }
   if (path.empty()) return fail(invalid_argument("-m is required (or --bandwidth)"));
-  model::LoadOptions lo;
-  lo.expert_prefetch = !no_expert_prefetch;
-  if (!mem_budget.empty()) {
-    auto bytes = parse_size("--mem-budget", mem_budget);
-    if (!bytes) return fail(bytes.status());
-    lo.mem_budget = bytes.value();
-  }
-  auto m = model::Model::load(path, lo);
+  auto lo = mem.load_options();
+  if (!lo) return fail(lo.status());
+  auto m = model::Model::load(path, lo.value());
   if (!m) return fail(m.status());
   model::Model& model = *m.value();
   // Under --mem-budget: the experts' read bandwidth (the I/O roofline's numerator), and

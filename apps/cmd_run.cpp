@@ -130,8 +130,8 @@ int cmd_run(int argc, char** argv) {
   sp.temperature = 0.8f;
   sp.penalty_last_n = 64;
   bool json = false, no_special = false, ignore_eos = false, scalar = false, seed_set = false;
-  std::string spec_mode, draft, mem_budget;
-  bool no_expert_prefetch = false;
+  std::string spec_mode, draft;
+  MemBudgetFlags mem;
   int spec_max = 8;
   uint64_t seed = 0;
   app.add_option("-m,--model", path, "GGUF model file")->required();
@@ -163,8 +163,7 @@ int cmd_run(int argc, char** argv) {
       ->check(CLI::IsMember({"off", "ngram", "draft", "auto"}));
   app.add_option("--draft", draft, "draft model: a smaller GGUF with the same vocabulary")->check(CLI::ExistingFile);
   app.add_option("--spec-max", spec_max, "draft tokens per step at most")->check(CLI::Range(0, 16));
-  app.add_option("--mem-budget", mem_budget, kMemBudgetHelp);
-  app.add_flag("--no-expert-prefetch", no_expert_prefetch, "--mem-budget: do not predict and prefetch experts");
+  mem.add(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -176,13 +175,9 @@ int cmd_run(int argc, char** argv) {
     prompt = text.value();
   }
   if (scalar) kernels::force_scalar_kernels(true);
-  model::LoadOptions lo;
-  lo.expert_prefetch = !no_expert_prefetch;
-  if (!mem_budget.empty()) {
-    auto bytes = parse_size("--mem-budget", mem_budget);
-    if (!bytes) return fail(bytes.status());
-    lo.mem_budget = bytes.value();
-  }
+  const auto lo_or = mem.load_options();
+  if (!lo_or) return fail(lo_or.status());
+  const model::LoadOptions lo = lo_or.value();
   sp.seed = seed_set ? seed : static_cast<uint64_t>(now_us());
   if (!spec_mode.empty() || !draft.empty()) {
     EngineRun r;

@@ -1,5 +1,6 @@
 // The expert cache's figures (--mem-budget) as `run` and `perf` print them.
 #pragma once
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -7,9 +8,32 @@
 #include <fstream>
 #include <string>
 
+#include "app_util.h"
 #include "model/expert_cache.h"
+#include "model/model.h"
 
 namespace tachyon::apps {
+
+// --mem-budget SIZE and --no-expert-prefetch of run, perf and logits.
+struct MemBudgetFlags {
+  std::string size;
+  bool no_prefetch = false;
+  void add(CLI::App& app) {
+    app.add_option("--mem-budget", size, kMemBudgetHelp);
+    app.add_flag("--no-expert-prefetch", no_prefetch, "--mem-budget: do not predict and prefetch experts");
+  }
+  // After parsing: the load options they ask for.
+  Result<model::LoadOptions> load_options() const {
+    model::LoadOptions lo;
+    lo.expert_prefetch = !no_prefetch;
+    if (!size.empty()) {
+      auto bytes = parse_size("--mem-budget", size);
+      if (!bytes) return bytes.status();
+      lo.mem_budget = bytes.value();
+    }
+    return lo;
+  }
+};
 
 // The process's peak resident memory (VmHWM), 0 where /proc is not there.
 inline uint64_t peak_rss_bytes() {

@@ -40,6 +40,19 @@ bool packs(const ExpertCache::Tensor& t) {
   return pk && t.rows_per_expert % pk->rows == 0;
 }
 
+// One expert's matrix of t (raw rows at src) in its cached layout at dst: the packed
+// groups where t packs, else the rows as they are.
+void pack_matrix(const ExpertCache::Tensor& t, const uint8_t* src, uint8_t* dst) {
+  if (packs(t)) {
+    const kernels::PackedKernels* pk = kernels::packed_kernels(t.type);
+    const size_t gb = pk->group_bytes(t.n_cols);
+    for (int64_t g = 0; g < t.rows_per_expert / pk->rows; ++g)
+      pk->pack(src + static_cast<size_t>(g) * pk->rows * t.row_bytes, t.row_bytes, t.n_cols, dst + g * gb);
+  } else {
+    std::memcpy(dst, src, static_cast<size_t>(t.rows_per_expert) * t.row_bytes);
+  }
+}
+
 }  // namespace
 
 bool ExpertCache::packs_any(int64_t u) const {
@@ -306,15 +319,7 @@ Status ExpertCache::pack_part(int64_t u, int k, const uint8_t* src, double* pack
     *pack_s += now_s() - t0;
     return Status::ok();
   }
-  uint8_t* dst = U.buf + U.part_off[k];
-  if (packs(t)) {
-    const kernels::PackedKernels* pk = kernels::packed_kernels(t.type);
-    const size_t gb = pk->group_bytes(t.n_cols);
-    for (int64_t g = 0; g < t.rows_per_expert / pk->rows; ++g)
-      pk->pack(src + static_cast<size_t>(g) * pk->rows * t.row_bytes, t.row_bytes, t.n_cols, dst + g * gb);
-  } else {
-    std::memcpy(dst, src, static_cast<size_t>(t.rows_per_expert) * t.row_bytes);
-  }
+  pack_matrix(t, src, U.buf + U.part_off[k]);
   *pack_s += now_s() - t0;
   return Status::ok();
 }
@@ -450,15 +455,7 @@ Status ExpertCache::acquire(int layer, const int32_t* experts, const int32_t* n_
         const Unit& U = units_[u];
         const Tensor& t = layers_[unit_layer_[u]].t[k];
         const uint8_t* src = U.buf + stage_off_[k] + U.raw_skip[k];
-        uint8_t* dst = repack_scratch_[i / 3].data() + U.part_off[k];
-        if (packs(t)) {
-          const kernels::PackedKernels* pk = kernels::packed_kernels(t.type);
-          const size_t gb = pk->group_bytes(t.n_cols);
-          for (int64_t g = 0; g < t.rows_per_expert / pk->rows; ++g)
-            pk->pack(src + static_cast<size_t>(g) * pk->rows * t.row_bytes, t.row_bytes, t.n_cols, dst + g * gb);
-        } else {
-          std::memcpy(dst, src, static_cast<size_t>(t.rows_per_expert) * t.row_bytes);
-        }
+        pack_matrix(t, src, repack_scratch_[i / 3].data() + U.part_off[k]);
       }
       ps[ith] += now_s() - t1;
     };

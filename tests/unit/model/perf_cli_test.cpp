@@ -54,4 +54,36 @@ TEST(PerfCli, PhasesReportWhereEachTestsStepsWent) {
   EXPECT_NE(t.out.find("attention"), std::string::npos) << t.out;
 }
 
+// --mem-budget through the CLI (perf, run): each test reports the expert cache's hit
+// rate, bytes per token and I/O roofline; run's greedy tokens do not change.
+TEST(PerfCli, MemBudgetReportsTheExpertCacheAndKeepsTheTokens) {
+  if (!std::filesystem::exists(TACHYON_BIN)) GTEST_SKIP() << "tachyon binary not built: " << TACHYON_BIN;
+  const std::string moe = std::string(TACHYON_SHARED_DATA) + "/models/mini-qwen3moe-Q8_0.gguf";
+  const CliResult j = run_perf("-m " + moe + " -p 8 -n 4 -r 1 -t 2 --mem-budget 1M --json");
+  ASSERT_EQ(j.exit_code, 0) << j.out;
+  const auto doc = nlohmann::json::parse(j.out);
+  ASSERT_TRUE(doc.contains("expert_cache")) << j.out;
+  EXPECT_EQ(doc["expert_cache"]["budget_bytes"].get<int64_t>(), 1 << 20);
+  EXPECT_GT(doc["expert_cache"]["bytes_read"].get<double>(), 0.0);
+  for (const auto& res : doc["results"]) {
+    ASSERT_TRUE(res.contains("expert_cache")) << res.dump();
+    EXPECT_GE(res["expert_cache"]["hit_rate"].get<double>(), 0.0);
+    EXPECT_GT(res["expert_cache"]["read_bandwidth_bytes_per_s"].get<double>(), 0.0);
+  }
+  const auto run = [&](const std::string& extra) {
+    const auto r = tachyon::test::run_shell(std::string(TACHYON_BIN) + " run -m " + moe +
+                                            " -p 'def main():' -n 12 --temp 0 -t 2 --json " + extra + " 2>/dev/null");
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return nlohmann::json::parse(r.out);
+  };
+  const auto plain = run(""), budget = run("--mem-budget 1M");
+  EXPECT_EQ(plain["tokens"], budget["tokens"]);
+  EXPECT_TRUE(budget.contains("expert_cache"));
+  EXPECT_FALSE(plain.contains("expert_cache"));
+  const auto bad = tachyon::test::run_shell(std::string(TACHYON_BIN) + " run -m " + moe +
+                                            " -p x -n 1 --mem-budget 12K 2>&1");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.out.find("below one expert"), std::string::npos) << bad.out;
+}
+
 }  // namespace
