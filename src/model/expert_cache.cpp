@@ -156,7 +156,14 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::create(const std::vector<Layer
     if (fb < 0) return Status(ErrorCode::kIo, path + ": cannot open for expert reads: " + std::strerror(errno));
     posix_fadvise(fb, 0, 0, POSIX_FADV_RANDOM);
     c->fds_buffered_.push_back(fb);
-    const int fd = direct ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT) : -1;
+    int fd = direct ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT) : -1;
+    if (fd >= 0) {  // some file systems open with O_DIRECT and refuse the reads: try one
+      alignas(4096) static thread_local uint8_t probe[4096];
+      if (::pread(fd, probe, sizeof probe, 0) < 0) {
+        ::close(fd);
+        fd = -1;
+      }
+    }
     if (fd < 0) direct = false;
     c->fds_.push_back(fd);
   }
@@ -275,12 +282,18 @@ Status ExpertCache::pread_part(int64_t u, int k, uint8_t* buf, double* read_s, u
   const bool direct = st_.direct_io;
   const uint64_t a = direct ? off / align_ * align_ : off;
   const size_t len = direct ? round_up(off + raw - a, align_) : raw;
-  const int fd = fds_[t.part];
+  int fd = fds_[t.part];
   const double t0 = now_s();
   size_t got = 0;
   while (got < len) {
     const ssize_t r = ::pread(fd, buf + got, len - got, static_cast<off_t>(a + got));
     if (r < 0 && errno == EINTR) continue;
+    // a file system that opened with O_DIRECT but refuses its reads: the same read,
+    // through the page cache
+    if (r < 0 && errno == EINVAL && direct && fd != fds_buffered_[t.part]) {
+      fd = fds_buffered_[t.part];
+      continue;
+    }
     if (r < 0)
       return Status(ErrorCode::kIo, "expert cache: reading '" + t.name + "' expert " + std::to_string(e) + ": " +
                                         std::strerror(errno));
