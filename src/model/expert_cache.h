@@ -4,9 +4,10 @@
 // other matrix. With one, they never are: the unit of caching is one (layer, expert) -
 // its gate, up and down matrices - read from the GGUF file with pread (O_DIRECT where the
 // file system allows, so that the page cache does not hold a second copy of what the
-// budget excludes), checked (validate, as at load), repacked into the SIMD layout the
-// resident matrices use, and kept in a cache of at most `budget` bytes. Attention, norms,
-// routers, embeddings and the output stay resident as before.
+// budget excludes), checked (validate, as at load), and kept in a cache of at most
+// `budget` bytes, either repacked into the SIMD layout the resident matrices use or, when
+// read for a decode step, in the file's layout (see acquire()). Attention, norms, routers,
+// embeddings and the output stay resident as before.
 //
 // Replacement is CLOCK with a small use counter per unit (a hit adds 1 up to 3; the hand
 // takes 1 from each unit it passes and evicts the first at 0): recency and frequency, O(1)
@@ -17,7 +18,7 @@
 // orders them resident-first and cuts them into waves that each fit the cache (a prefill
 // step touching more experts than fit runs them wave by wave, reading each expert once per
 // step); acquire pins a wave's units, reading the missing ones on the compute pool's
-// threads (pread, then repack into the unit's slot).
+// threads (pread into the slot, or into a staging buffer and repacked into the slot).
 //
 // Prefetch: the model predicts a layer's experts from the hidden state entering it (that
 // layer's FFN norm and router) and queues them while the layer's attention runs. A reader
@@ -31,10 +32,10 @@
 // has room for them and 2 slots besides; else no prefetch) and one arena, 2 MiB-aligned
 // and advised as huge pages (decode streams each expert once per token: 4 KiB pages cost
 // a TLB miss every 4 KiB), cut into slots of the largest unit's size (a mix whose
-// down_exps differ by layer wastes the difference in the smaller units' slots). Untouched
-// slots take no memory. Outputs are
-// bit-identical to the resident model: the same packed layouts and kernels run on the
-// same bytes.
+// down_exps differ by layer wastes the difference in the smaller units' slots), touched
+// at load (a huge page's first touch in a step cost that token ~10 ms). Outputs are
+// bit-identical to the resident model's: packed units run the packed kernels on the
+// bytes the resident model packs, raw units the row kernels, which give the same bits.
 #pragma once
 #include <condition_variable>
 #include <cstddef>
@@ -55,7 +56,7 @@ namespace tachyon::model {
 // Counters since load (monotonic) and gauges, a consistent snapshot.
 struct ExpertCacheStats {
   size_t budget_bytes = 0;      // --mem-budget
-  size_t allocated_bytes = 0;   // bytes of the slots in use now (<= budget_bytes)
+  size_t allocated_bytes = 0;   // staging buffers + slots in use now (<= budget_bytes)
   int64_t slots = 0;            // units the budget holds at once
   int64_t stages = 0;           // prefetch staging buffers (0: prefetch off)
   size_t expert_bytes = 0;      // all routed experts, as cached (packed) units
