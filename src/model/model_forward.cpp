@@ -49,6 +49,15 @@ void add_row(float* __restrict x, const float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
+// A token's routing (llama.cpp's build_moe_ffn): p[0, X) router logits -> probabilities in
+// place; idx[0, K) the K most probable experts, ties to the lower index.
+void route_top_k(float* p, int64_t X, int64_t K, std::vector<int32_t>* idx) {
+  kernels::softmax(p, X);
+  for (int64_t e = 0; e < X; ++e) (*idx)[e] = static_cast<int32_t>(e);
+  std::partial_sort(idx->begin(), idx->begin() + K, idx->end(),
+                    [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+}
+
 void add_bias(float* y, const float* b, int64_t n_tok, int64_t n) {
   if (!b) return;
   for (int64_t t = 0; t < n_tok; ++t)
@@ -325,15 +334,9 @@ void Model::prefetch_experts(int l, int64_t n, ThreadPool& pool) {
   std::vector<double> score(X, 0.0);
   std::vector<int32_t> idx(X);
   for (int64_t i = 0; i < m; ++i) {
-    const float* p = ws.pred_router.data() + i * X;
-    float mx = -INFINITY;
-    for (int64_t e = 0; e < X; ++e) mx = std::max(mx, p[e]);
-    double sum = 0;
-    for (int64_t e = 0; e < X; ++e) sum += std::exp(static_cast<double>(p[e] - mx));
-    for (int64_t e = 0; e < X; ++e) idx[e] = static_cast<int32_t>(e);
-    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
-                      [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-    for (int64_t s = 0; s < K; ++s) score[idx[s]] += std::exp(static_cast<double>(p[idx[s]] - mx)) / sum;
+    float* p = ws.pred_router.data() + i * X;
+    route_top_k(p, X, K, &idx);
+    for (int64_t s = 0; s < K; ++s) score[idx[s]] += p[idx[s]];
   }
   std::vector<int32_t> want;
   for (int32_t e = 0; e < X; ++e)
@@ -365,18 +368,7 @@ Status Model::moe_ffn(int l, int64_t n, ThreadPool& pool) {
   std::vector<int32_t> count(X, 0);
   for (int64_t t = 0; t < n; ++t) {
     float* p = ws.router.data() + t * X;
-    float mx = -INFINITY;
-    for (int64_t e = 0; e < X; ++e) mx = std::max(mx, p[e]);
-    double sum = 0;
-    for (int64_t e = 0; e < X; ++e) {
-      p[e] = std::exp(p[e] - mx);
-      sum += p[e];
-    }
-    const float scale = static_cast<float>(1.0 / sum);
-    for (int64_t e = 0; e < X; ++e) p[e] *= scale;
-    for (int64_t e = 0; e < X; ++e) idx[e] = static_cast<int32_t>(e);
-    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
-                      [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    route_top_k(p, X, K, &idx);
     float wsum = 0;
     for (int64_t s = 0; s < K; ++s) {
       ws.moe_sel[t * K + s] = idx[s];
