@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "kernels/quant.h"
+#include "kernels/quant_fit_iq.h"
 #include "kernels/quant_groups.h"
 #include "kernels/simd.h"
 
@@ -64,9 +65,20 @@ struct Tables {
         {DType::Q2_K, quantize_q2_K_weighted_ref},     {DType::Q3_K, quantize_q3_K_weighted_ref},
         {DType::Q4_K, quantize_q4_K_weighted_ref},     {DType::Q5_K, quantize_q5_K_weighted_ref},
         {DType::Q6_K, quantize_q6_K_weighted_ref},     {DType::IQ4_NL, quantize_iq4_nl_weighted_ref},
-        {DType::IQ4_XS, quantize_iq4_xs_weighted_ref},
+        {DType::IQ4_XS, quantize_iq4_xs_weighted_ref},   {DType::IQ2_XXS, quantize_iq2_xxs_weighted_ref},
+        {DType::IQ2_XS, quantize_iq2_xs_weighted_ref},   {DType::IQ2_S, quantize_iq2_s_weighted_ref},
+        {DType::IQ3_XXS, quantize_iq3_xxs_weighted_ref}, {DType::IQ3_S, quantize_iq3_s_weighted_ref},
+        {DType::IQ1_S, quantize_iq1_s_weighted_ref},     {DType::IQ1_M, quantize_iq1_m_weighted_ref},
     };
     for (const auto& [t, fn] : weighted) ref[static_cast<int>(t)].quantize_weighted = fn;
+    // Grid formats llama.cpp also quantizes without a matrix (IQ2_XXS, IQ2_XS, IQ1_S need one).
+    const std::pair<DType, decltype(TypeTraits::quantize_weights)> plain[] = {
+        {DType::IQ2_S, quantize_iq2_s_ref},
+        {DType::IQ3_XXS, quantize_iq3_xxs_ref},
+        {DType::IQ3_S, quantize_iq3_s_ref},
+        {DType::IQ1_M, quantize_iq1_m_ref},
+    };
+    for (const auto& [t, fn] : plain) ref[static_cast<int>(t)].quantize_weights = fn;
     for (int i = 0; i < kMaxType; ++i) {
       has[i] = ref[i].to_float != nullptr;
       avx2[i] = ref[i];

@@ -43,7 +43,8 @@ struct TypeTraits {
   auto weight_quantizer() const { return quantize_weights ? quantize_weights : from_float; }
   // Optional: the importance-weighted weight quantizer (llama-quantize --imatrix): n floats
   // in rows of n_cols, imatrix[0..n_cols) the importance of each column, the same for every
-  // row. nullptr where llama.cpp ignores the matrix (Q8_0) or this build has none (IQ1-3).
+  // row. nullptr where llama.cpp ignores the matrix (Q8_0). IQ2_XXS, IQ2_XS and IQ1_S have
+  // only this one (llama.cpp quantizes them only with a matrix).
   void (*quantize_weighted)(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) = nullptr;
 };
 

@@ -54,12 +54,23 @@ int layer_index(const std::string& name) {
 // llama.cpp's mix rules that depend on whether an importance matrix is given (its
 // has_imatrix): with one, the ffn_down of the first n_layer / 8 layers get Q4_1 / Q5_1 under
 // the Q4_0 / Q5_0 mixes (instead of the base) and keep the base under IQ4_NL / IQ4_XS
-// (instead of Q5_K). `chosen` is the type tensor_type_for picked without the matrix.
+// (instead of Q5_K); under IQ3_XXS every ffn_down keeps the base (instead of Q4_K / Q3_K)
+// and attn_v takes the base where it would take IQ3_S. `chosen` is the type
+// tensor_type_for picked without the matrix.
 DType imatrix_mix_type(const QuantTarget& target, const std::string& name, int64_t row_len, const ModelShape& shape,
                        const std::vector<TensorTypeOverride>& overrides, DType chosen) {
-  if (name.find("ffn_down") == std::string::npos) return chosen;
+  const bool ffn_down = name.find("ffn_down") != std::string::npos;
+  const bool attn_v = name.find("attn_v.weight") != std::string::npos;
+  if (!ffn_down && !attn_v) return chosen;
   for (const auto& o : overrides)
     if (std::regex_search(name, o.re)) return chosen;
+  if (target.name == "IQ3_XXS") {
+    if (attn_v && shape.n_gqa >= 4) return chosen;  // Q4_K either way
+    QuantTarget t = target;
+    t.name = "base";
+    return tensor_type_for(t, name, row_len, shape);
+  }
+  if (!ffn_down) return chosen;
   const int layer = layer_index(name);
   if (layer < 0 || layer >= std::max(1, shape.n_layer) / 8) return chosen;
   QuantTarget t = target;
@@ -72,6 +83,22 @@ DType imatrix_mix_type(const QuantTarget& target, const std::string& name, int64
     return chosen;
   }
   return tensor_type_for(t, name, row_len, shape);
+}
+
+// The tensors llama-quantize refuses to quantize without an importance matrix ("a very
+// low-bit quantization"): IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M (but token_embd and
+// output), and Q2_K under the Q2_K_S mix (but token_embd).
+bool needs_imatrix(const QuantTarget& target, DType t, const std::string& name) {
+  const bool embd = name == "token_embd.weight", out = name == "output.weight";
+  switch (t) {
+    case DType::IQ2_XXS:
+    case DType::IQ2_XS:
+    case DType::IQ2_S:
+    case DType::IQ1_S: return true;
+    case DType::IQ1_M: return !embd && !out;
+    case DType::Q2_K: return target.name == "Q2_K_S" && !embd;
+    default: return false;
+  }
 }
 
 // Types whose llama.cpp quantizer ignores an importance matrix.
@@ -136,7 +163,7 @@ Status quantize_file(const std::string& in_path, const std::string& out_path, co
       continue;
     }
     const auto* to = kernels::type_traits_ref(dst);
-    if (!to || !to->weight_quantizer())
+    if (!to || (!to->weight_quantizer() && !to->quantize_weighted))
       return unsupported("tensor '" + name + "': no quantizer for type " + std::string(dtype_info(dst).name) +
                          " in this build" +
                          (target.needs_imatrix && !opt.imatrix ? " (this mix needs an importance matrix)" : ""));
@@ -151,6 +178,10 @@ Status quantize_file(const std::string& in_path, const std::string& out_path, co
                            std::string(dtype_info(dst).name) + " in this build");
       if (!to->quantize_weighted) importance = nullptr;
     }
+    if ((!to->weight_quantizer() || needs_imatrix(target, dst, name)) && !importance)
+      return invalid_argument("tensor '" + name + "': type " + std::string(dtype_info(dst).name) +
+                              " needs an importance matrix" +
+                              (opt.imatrix ? std::string(" and the matrix has no entry for it") : " (--imatrix FILE)"));
     if (opt.log)
       opt.log(name + ": " + std::string(dtype_info(t.type).name) + " -> " + std::string(dtype_info(dst).name) +
               (importance ? " (imatrix)" : ""));

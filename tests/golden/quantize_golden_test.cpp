@@ -1,17 +1,20 @@
 // `tachyon quantize` against llama.cpp's quantizer: the mini-llama files in
-// ../shared/data/models were made by llama.cpp (68f30663) from mini-llama-F16 without an
-// importance matrix, so quantizing that F16 file to the same mix must choose the same
-// type for every tensor and, where tachyon runs the same fitting search, write the same
-// blocks. Printed per file: blocks identical to llama.cpp's, per weight type.
+// ../shared/data/models were made by llama.cpp (68f30663) from mini-llama-F16, the IQ1 /
+// IQ2 / IQ3_XXS ones with mini-llama.imatrix.gguf (their quantize.imatrix.file key says
+// so) and the others without, so quantizing that F16 file to the same mix (with the same
+// matrix) must choose the same type for every tensor and write the same blocks. Printed
+// per file: blocks identical to llama.cpp's, per weight type.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "golden_util.h"
 #include "gguf/gguf.h"
+#include "model/imatrix.h"
 #include "model/quantize.h"
 
 namespace {
@@ -28,12 +31,21 @@ TEST_P(QuantizeGolden, SameBlocksAsLlamaCpp) {
   const std::string out = ::testing::TempDir() + "tachyon-quantize-" + mix + ".gguf";
   auto target = tachyon::model::parse_quant_target(mix);
   ASSERT_TRUE(target.is_ok());
+  auto ref = tachyon::gguf::File::open(ref_path);
+  ASSERT_TRUE(ref.is_ok());
   tachyon::model::QuantizeOptions opt;
   opt.n_threads = 2;
-  ASSERT_TRUE(tachyon::model::quantize_file(kData + "/models/mini-llama-F16.gguf", out, target.value(), opt).is_ok());
+  std::optional<tachyon::model::Imatrix> imatrix;
+  if (ref.value()->get_string("quantize.imatrix.file")) {
+    auto m = tachyon::model::load_imatrix(kData + "/models/mini-llama.imatrix.gguf");
+    ASSERT_TRUE(m.is_ok()) << m.status().message();
+    imatrix = std::move(m.value());
+    opt.imatrix = &*imatrix;
+  }
+  const auto st = tachyon::model::quantize_file(kData + "/models/mini-llama-F16.gguf", out, target.value(), opt);
+  ASSERT_TRUE(st.is_ok()) << st.message();
   auto mine = tachyon::gguf::File::open(out);
-  auto ref = tachyon::gguf::File::open(ref_path);
-  ASSERT_TRUE(mine.is_ok() && ref.is_ok());
+  ASSERT_TRUE(mine.is_ok());
   struct Count {
     int64_t same = 0, all = 0;
   };
@@ -65,7 +77,8 @@ TEST_P(QuantizeGolden, SameBlocksAsLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(Mixes, QuantizeGolden,
                          ::testing::Values("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q1_0", "Q2_K", "Q3_K_M", "Q4_K_M",
-                                           "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0"),
+                                           "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0", "IQ3_S", "IQ3_XXS",
+                                           "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

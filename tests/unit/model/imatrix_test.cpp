@@ -224,4 +224,31 @@ TEST_F(ImatrixTest, QuantizeFileUsesTheMatrix) {
   EXPECT_NE(bad.message().find("blk.0.attn_q.weight"), std::string::npos) << bad.message();
 }
 
+// llama-quantize refuses the 1- and 2-bit grid types without a matrix ("the result will be
+// garbage"); so does tachyon, naming the tensor. A matrix without an entry for one fails too.
+TEST_F(ImatrixTest, LowBitGridTypesNeedTheMatrix) {
+  const std::string in = kModels + "code-tiny-F16.gguf";  // rows of 256 (the draft's 128 fall back to IQ4_NL)
+  for (const char* mix : {"IQ2_XXS", "IQ2_XS", "IQ2_M", "IQ1_S", "IQ1_M"}) {
+    auto target = parse_quant_target(mix);
+    ASSERT_TRUE(target.is_ok());
+    const Status st = quantize_file(in, path("x.gguf"), *target, QuantizeOptions{});
+    ASSERT_FALSE(st.is_ok()) << mix;
+    EXPECT_NE(st.message().find("needs an importance matrix"), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("blk.0."), std::string::npos) << st.message();
+  }
+  auto f = gguf::File::open(in);
+  ASSERT_TRUE(f.is_ok());
+  const int64_t n_cols = f.value()->tensor("blk.0.attn_q.weight")->ne[0];
+  auto partial = load_imatrix(write_imatrix("p.gguf", {{"blk.0.attn_q.weight", n_cols, 1, std::vector<float>(n_cols, 1.f), {1}}}));
+  ASSERT_TRUE(partial.is_ok());
+  QuantizeOptions opt;
+  opt.imatrix = &partial.value();
+  const Status st = quantize_file(in, path("y.gguf"), *parse_quant_target("IQ2_XXS"), opt);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("has no entry"), std::string::npos) << st.message();
+  // IQ3_XXS and IQ3_S quantize without one (llama.cpp's x^2-weighted fits).
+  auto iq3 = parse_quant_target("IQ3_S");
+  ASSERT_TRUE(quantize_file(in, path("z.gguf"), *iq3, QuantizeOptions{}).is_ok());
+}
+
 }  // namespace
