@@ -76,7 +76,9 @@ for preset in $presets; do
 for r in d["results"]: print("%s@d%d" % (r["test"], r.get("depth", 0)), r["tokens_per_s"], r["roofline_pct"])' <<<"$out")
         lc=$(llama_for "$path")
         if [ -n "$lc" ]; then
-          lb=$("$lc/bin/llama-bench" -m "$f" -t "$threads" -p "$pp" -n "$tg" -d "$dcsv" -r "$reps" -o json 2>/dev/null)
+          # -d only where asked: llama-bench builds before mid-2025 do not know it
+          dflag=(); [ "$dcsv" != "0" ] && dflag=(-d "$dcsv")
+          lb=$("$lc/bin/llama-bench" -m "$f" -t "$threads" -p "$pp" -n "$tg" "${dflag[@]}" -r "$reps" -o json 2>/dev/null)
           while read -r test tps; do theirs[$path/$test]="${theirs[$path/$test]:-} $tps"; done < <(python3 -c 'import json,sys
 for r in json.load(sys.stdin):
     t = "pp%d" % r["n_prompt"] if r["n_prompt"] > 0 else "tg%d" % r["n_gen"]

@@ -16,6 +16,7 @@
 //  Q4_0x8: per block { f16 d[8]; u8 qs[128] }, qs[32c + 4r + b] = row r's qs[4c + b]
 //          (low nibble element 4c+b, high nibble element 16+4c+b), 144 bytes.
 //  Q4_1x8, Q5_0x8, Q5_1x8, IQ4_NLx8: Q4_0x8 plus the mins and fifth bits (packed_legacy.h).
+//  IQ3x8 (IQ3_XXS, IQ3_S): the grid values as 4-bit codes, 4.3 bits a weight (packed_iq3.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +34,9 @@ struct PackedKernels {
   // Groups the kernel walks together when there are several tokens (matmul cuts the
   // threads' runs in multiples of it).
   int multi_token_groups = 1;
+  // The layout takes more bytes than the file's (IQ3x8): the loader packs such matrices
+  // only when memory allows (model_load.cpp).
+  bool grows = false;
   // Bytes of one group of `rows` rows of n_cols.
   size_t (*group_bytes)(int64_t n_cols) = nullptr;
   // Repacks `rows` consecutive rows (row r at rows + r*row_bytes) into one group at out.
@@ -72,6 +76,10 @@ void install_packed_q5k_avx2(PackedKernels* q5k_entry);
 // kernels (packed_legacy_avx2.cpp, called by install_packed_avx2).
 void install_packed_legacy_ref(PackedKernels* table);
 void install_packed_legacy_avx2(PackedKernels* table);
+// The IQ3x8 layout of IQ3_XXS and IQ3_S (packed_iq3.h): layout and scalar kernel
+// (packed_iq3.cpp), AVX2 kernel (packed_iq3_avx2.cpp, called by install_packed_avx2).
+void install_packed_iq3_ref(PackedKernels* table);
+void install_packed_iq3_avx2(PackedKernels* table);
 // The AVX2 kernels over the 16-row Q8_0/Q6_K layouts (packed_x16_avx2.cpp), called by
 // install_packed_avx2.
 void install_packed_x16_avx2(PackedKernels* table);

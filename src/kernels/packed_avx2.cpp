@@ -17,6 +17,7 @@ void install_packed_avx2(PackedKernels* t) {
   install_packed_x16_avx2(t);
   install_packed_q5k_avx2(&t[static_cast<int>(DType::Q5_K)]);
   install_packed_legacy_avx2(t);
+  install_packed_iq3_avx2(t);
 }
 
 }  // namespace tachyon::kernels

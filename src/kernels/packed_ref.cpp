@@ -4,6 +4,7 @@
 // bit-identical to it and to the SIMD packed kernels.
 #include "kernels/packed.h"
 #include "kernels/packed_ref.h"
+#include "kernels/quant_legacy.h"
 
 #include <cmath>
 #include <cstring>
@@ -112,6 +113,49 @@ void q4_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
   for (int t = 0; t < n_tok; ++t)
     for (int64_t i = 0; i < nb; ++i) s8[t * nb + i] = -aux[t * aux_stride + 2 * i];
   q4_0xR_gemm_ref<16>(n_cols, n_groups, wp, n_tok, acts, act_stride, s8.data(), nb, y, ld);
+}
+
+// IQ4_NLx16: the Q4_0x16 bytes; aux pairs -128 * sum(y) and the activation scale, since
+// the kernel multiplies the unsigned levels kIq4nlValues + 128.
+void q8_0_aux_negsum128_scale(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
+  const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(act_row);
+  for (int64_t i = 0; i < n_cols / QK8_0; ++i) {
+    int s = 0;
+    for (int k = 0; k < QK8_0; ++k) s += y[i].qs[k];
+    aux[2 * i] = -128 * s;
+    const float d = f16_to_f32(y[i].d);
+    std::memcpy(&aux[2 * i + 1], &d, 4);
+  }
+}
+
+// Per row the IQ4_NL row kernel's chain: acc = fma(float(sum of level * y), d_w * d_a, acc).
+void iq4_nlx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
+                        size_t act_stride, const int32_t*, int64_t, float* y, int64_t ld) {
+  constexpr int R = 16;
+  const int64_t nb = n_cols / QK4_0;
+  const size_t gb = q4_0xR_group_bytes<R>(n_cols);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* wg = wp + g * gb;
+    for (int t = 0; t < n_tok; ++t) {
+      const BlockQ8_0* a = reinterpret_cast<const BlockQ8_0*>(acts + t * act_stride);
+      for (int r = 0; r < R; ++r) {
+        float acc = 0;
+        for (int64_t i = 0; i < nb; ++i) {
+          const uint8_t* blk = wg + i * q40_block_bytes<R>();
+          f16_t d;
+          std::memcpy(&d, blk + 2 * r, 2);
+          int isum = 0;
+          for (int c = 0; c < 4; ++c)
+            for (int b = 0; b < 4; ++b) {
+              const uint8_t q = blk[2 * R + 4 * R * c + 4 * r + b];
+              isum += kIq4nlValues[q & 0xF] * a[i].qs[4 * c + b] + kIq4nlValues[q >> 4] * a[i].qs[16 + 4 * c + b];
+            }
+          acc = std::fma(static_cast<float>(isum), f16_to_f32(d) * f16_to_f32(a[i].d), acc);
+        }
+        y[t * ld + R * g + r] = acc;
+      }
+    }
+  }
 }
 
 // packed_ref.h
@@ -442,7 +486,8 @@ struct PackedTables {
     best[static_cast<int>(DType::Q5_K)] = ref[static_cast<int>(DType::Q5_K)];
     has_ref[static_cast<int>(DType::Q5_K)] = true;
     install_packed_legacy_ref(ref);  // Q4_1, Q5_0, Q5_1, IQ4_NL
-    for (DType t : {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL}) {
+    install_packed_iq3_ref(ref);  // IQ3_XXS, IQ3_S
+    for (DType t : {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL, DType::IQ3_XXS, DType::IQ3_S}) {
       best[static_cast<int>(t)] = ref[static_cast<int>(t)];
       has_ref[static_cast<int>(t)] = true;
     }

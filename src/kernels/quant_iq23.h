@@ -73,6 +73,11 @@ float vec_dot_iq2_s_q8_K_ref(int64_t n, const BlockIQ2_S* x, const BlockQ8_K* y)
 float vec_dot_iq3_xxs_q8_K_ref(int64_t n, const BlockIQ3_XXS* x, const BlockQ8_K* y);
 float vec_dot_iq3_s_q8_K_ref(int64_t n, const BlockIQ3_S* x, const BlockQ8_K* y);
 
+// Chunk j (0..7) of a block as 32 signed grid values w and the 4-bit scales s of its
+// halves (the decoding the reference kernels share; the IQ3x8 packing uses it).
+void decode_iq3_xxs_chunk(const BlockIQ3_XXS& b, int j, int8_t* w, int* s);
+void decode_iq3_s_chunk(const BlockIQ3_S& b, int j, int8_t* w, int* s);
+
 // False when a block's scale d is NaN or infinite. Every other bit pattern is valid:
 // the grid and sign indices are bit fields exactly as wide as their tables.
 bool validate_iq2_xxs(const void* x, int64_t n);

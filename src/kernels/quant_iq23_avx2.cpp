@@ -52,11 +52,6 @@ inline __m256i set_u64(uint64_t e3, uint64_t e2, uint64_t e1, uint64_t e0) {
 inline __m256i signs_from_index(unsigned i3, unsigned i2, unsigned i1, unsigned i0) {
   return set_u64(kSignBytes[i3], kSignBytes[i2], kSignBytes[i1], kSignBytes[i0]);
 }
-// ... packed at bits 0, 7, 14, 21.
-inline __m256i signs_from_index(uint32_t v) {
-  return signs_from_index((v >> 21) & 127, (v >> 14) & 127, (v >> 7) & 127, v & 127);
-}
-
 // Signs of 4 groups of 8 from plain sign bytes (byte g, bit k: weight 8g + k negated).
 inline __m256i signs_from_bytes(uint32_t v) {
   const __m256i byte_of_group = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
@@ -65,6 +60,13 @@ inline __m256i signs_from_bytes(uint32_t v) {
   const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(v)), byte_of_group);
   const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
   return _mm256_or_si256(neg, _mm256_set1_epi8(1));
+}
+
+// ... 4 x 7 bits packed at bits 0, 7, 14, 21: spread to 4 bytes, each byte's bit 7 the
+// parity of its bits 0..6 (what kIq2Signs adds), then as plain sign bytes. Cheaper than 4
+// table look-ups and their inserts.
+inline __m256i signs_from_index(uint32_t v) {
+  return signs_from_index((v >> 21) & 127, (v >> 14) & 127, (v >> 7) & 127, v & 127);
 }
 
 // One chunk of 32 weights: |w| = mag, w = mag * sgn; s: the 4-bit scales of weights
@@ -79,6 +81,8 @@ struct Chunk {
 // dequantized weight; kFactor turns the odd scales 2s+1 of the dot product into the
 // format's.
 struct IQ2XXS {
+  static constexpr int kDecodeRows = 4;  // rows per decode micro-kernel
+  static constexpr bool kOneScale = true;  // one scale for the chunk
   using Block = BlockIQ2_XXS;
   static constexpr float kFactor = 0.125f;
   static Chunk unpack(const Block& b, int j) {
@@ -93,6 +97,8 @@ struct IQ2XXS {
 };
 
 struct IQ2XS {
+  static constexpr int kDecodeRows = 4;  // rows per decode micro-kernel
+  static constexpr bool kOneScale = false;  // one scale for the chunk
   using Block = BlockIQ2_XS;
   static constexpr float kFactor = 0.125f;
   static Chunk unpack(const Block& b, int j) {
@@ -106,6 +112,8 @@ struct IQ2XS {
 };
 
 struct IQ2S {
+  static constexpr int kDecodeRows = 4;  // rows per decode micro-kernel
+  static constexpr bool kOneScale = false;  // one scale for the chunk
   using Block = BlockIQ2_S;
   static constexpr float kFactor = 0.125f;
   static Chunk unpack(const Block& b, int j) {
@@ -120,6 +128,8 @@ struct IQ2S {
 };
 
 struct IQ3XXS {
+  static constexpr int kDecodeRows = 1;  // rows per decode micro-kernel
+  static constexpr bool kOneScale = true;  // one scale for the chunk
   using Block = BlockIQ3_XXS;
   static constexpr float kFactor = 0.25f;
   static Chunk unpack(const Block& b, int j) {
@@ -133,6 +143,8 @@ struct IQ3XXS {
 };
 
 struct IQ3S {
+  static constexpr int kDecodeRows = 4;  // rows per decode micro-kernel
+  static constexpr bool kOneScale = true;  // one scale for the chunk
   using Block = BlockIQ3_S;
   static constexpr float kFactor = 1.0f;
   static Chunk unpack(const Block& b, int j) {
@@ -177,8 +189,9 @@ struct IqDot {
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
           const Chunk ch = F::unpack(*x[r], j);
-          const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(2 * ch.s[1] + 1)),
-                                              _mm_set1_epi16(static_cast<short>(2 * ch.s[0] + 1)));
+          const __m256i sc = F::kOneScale ? _mm256_set1_epi16(static_cast<short>(2 * ch.s[0] + 1))
+                                          : _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(2 * ch.s[1] + 1)),
+                                                             _mm_set1_epi16(static_cast<short>(2 * ch.s[0] + 1)));
 #pragma GCC unroll 8
           for (int c = 0; c < NC; ++c) {
             const __m256i q8 = _mm256_sign_epi8(load256(y[c]->qs + 32 * j), ch.sgn);
@@ -219,7 +232,7 @@ void dequantize(const void* vx, float* y, int64_t n) {
 template <class F>
 void install(TypeTraits& t) {
   t.vec_dot = dot_1x1<IqDot<F>>;
-  t.vec_dot_tile = tile_driver<IqDot<F>, 1, 4, 4>;
+  t.vec_dot_tile = tile_driver<IqDot<F>, 1, 4, F::kDecodeRows>;
   t.to_float = dequantize<F>;
   t.impl = "avx2";
 }

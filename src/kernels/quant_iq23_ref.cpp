@@ -151,6 +151,9 @@ float vec_dot_iq3_s_q8_K_ref(int64_t n, const BlockIQ3_S* x, const BlockQ8_K* y)
   return dot_lanes<BlockIQ3_S, decode_iq3_s>(n, x, y, 1.0f);
 }
 
+void decode_iq3_xxs_chunk(const BlockIQ3_XXS& b, int j, int8_t* w, int* s) { decode_iq3_xxs(b, j, w, s); }
+void decode_iq3_s_chunk(const BlockIQ3_S& b, int j, int8_t* w, int* s) { decode_iq3_s(b, j, w, s); }
+
 // Grid and sign indices are bit fields as wide as their tables, so only d can be bad.
 bool validate_iq2_xxs(const void* x, int64_t n) { return scales_finite<BlockIQ2_XXS, QK_K>(x, n); }
 bool validate_iq2_xs(const void* x, int64_t n) { return scales_finite<BlockIQ2_XS, QK_K>(x, n); }

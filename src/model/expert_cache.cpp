@@ -35,9 +35,10 @@ std::string size_str(size_t b) {
   return buf;
 }
 
+// Layouts larger than the file's (IQ3x8) would fit fewer experts in the budget: not here.
 bool packs(const ExpertCache::Tensor& t) {
   const kernels::PackedKernels* pk = kernels::packed_kernels(t.type);
-  return pk && t.rows_per_expert % pk->rows == 0;
+  return pk && !pk->grows && t.rows_per_expert % pk->rows == 0;
 }
 
 // One expert's matrix of t (raw rows at src) in its cached layout at dst: the packed

@@ -29,7 +29,7 @@ std::vector<uint8_t> random_matrix(DType t, int64_t n_cols, int64_t n_rows, uint
   std::vector<float> row(n_cols);
   for (int64_t r = 0; r < n_rows; ++r) {
     for (auto& x : row) x = d(rng) * (1.f + 0.1f * static_cast<float>(r % 7));
-    type_traits_ref(t)->from_float(row.data(), w.data() + r * rb, n_cols);
+    type_traits_ref(t)->weight_quantizer()(row.data(), w.data() + r * rb, n_cols);
   }
   return w;
 }
@@ -53,7 +53,7 @@ Packed pack(const PackedKernels* pk, const std::vector<uint8_t>& w, DType t, int
 }
 
 const DType kPackedTypes[] = {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K, DType::Q5_K,
-                              DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL};
+                              DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL, DType::IQ3_XXS, DType::IQ3_S};
 
 }  // namespace
 
@@ -123,7 +123,7 @@ TEST(Packed, MatmulManyEqualsSeparateMatmuls) {
                         {DType::Q4_K, 40, true},  {DType::Q8_0, 48, false}, {DType::Q4_0, 37, true},
                         {DType::Q8_0, 32, true},  {DType::Q5_K, 40, true},  {DType::Q5_0, 48, true},
                         {DType::IQ4_NL, 40, true}, {DType::Q4_1, 56, true}, {DType::Q5_1, 24, true},
-                        {DType::Q5_0, 19, true}};
+                        {DType::Q5_0, 19, true},  {DType::IQ3_XXS, 40, true}, {DType::IQ3_S, 19, true}};
   // share: products with the same activation type read one QuantActs (as q, k and v do),
   // whose cached aux integers differ between the Q4_0 and Q8_0 kernels. The partly packed
   // Q5_0 (19 rows) remakes that aux for its own kernel in matmul(): it must not run before
