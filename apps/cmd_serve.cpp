@@ -29,6 +29,9 @@ int cmd_serve(int argc, char** argv) {
   int port = 8080, io_threads = 2, read_timeout_ms = 0;
   engine::EngineConfig ec;
   ec.n_threads = default_threads();
+  // Speculation where it pays: auto measures each drafter against plain steps per batch
+  // size and drafts nothing where nothing pays (outputs are the same either way).
+  ec.spec_mode = spec::Mode::kAuto;
   std::vector<std::string> api_keys;
   app.add_option("-m,--model", path, "GGUF model file");
   app.add_option("--host", host, "address to listen on")->capture_default_str();
@@ -71,7 +74,7 @@ int cmd_serve(int argc, char** argv) {
          "--spec", [&](const std::string& v) { spec::parse_mode(v, &ec.spec_mode); },
          "speculative decoding: off, ngram (draft from n-gram lookup whenever it finds a continuation), draft "
          "(the --draft model drafts --spec-max tokens), auto (the draft model if given, else n-gram lookup, at the "
-         "length that maximises measured tokens per second; none where it does not pay); default off")
+         "length that maximises measured tokens per second; none where it does not pay); default auto")
       ->check(CLI::IsMember({"off", "ngram", "draft", "auto"}));
   app.add_option("--draft", ec.draft_path,
                  "draft model for speculative decoding: a smaller GGUF with the same vocabulary (its KV shares the "
