@@ -77,6 +77,21 @@ struct Chunk {
   int s[2];
 };
 
+// The 16 odd multipliers 2s+1 of a block with two 4-bit scales per chunk (IQ2_XS, IQ2_S):
+// int16 lane j of the low half is chunk j's first-half scale, of the high half its
+// second-half one; chunk_scale(v, j) broadcasts chunk j's pair into the two halves.
+inline __m256i half_scales16(const uint8_t* scales) {
+  uint64_t v;
+  std::memcpy(&v, scales, 8);
+  const __m128i nib = _mm_and_si128(_mm_set_epi64x(static_cast<long long>(v >> 4), static_cast<long long>(v)),
+                                    _mm_set1_epi8(0xF));
+  return _mm256_cvtepi8_epi16(_mm_add_epi8(_mm_add_epi8(nib, nib), _mm_set1_epi8(1)));
+}
+inline __m256i chunk_scale(__m256i s16, int j) {
+  const __m256i pick = _mm256_set1_epi16(static_cast<short>((2 * j) | ((2 * j + 1) << 8)));
+  return _mm256_shuffle_epi8(s16, pick);
+}
+
 // Per format: unpack(block, j) gives chunk j (0..7); db(d, s) the float scale of a
 // dequantized weight; kFactor turns the odd scales 2s+1 of the dot product into the
 // format's.
@@ -98,7 +113,7 @@ struct IQ2XXS {
 
 struct IQ2XS {
   static constexpr int kDecodeRows = 4;  // rows per decode micro-kernel
-  static constexpr bool kOneScale = false;  // one scale for the chunk
+  static constexpr bool kOneScale = false;  // a scale per half chunk
   using Block = BlockIQ2_XS;
   static constexpr float kFactor = 0.125f;
   static Chunk unpack(const Block& b, int j) {
@@ -113,7 +128,7 @@ struct IQ2XS {
 
 struct IQ2S {
   static constexpr int kDecodeRows = 4;  // rows per decode micro-kernel
-  static constexpr bool kOneScale = false;  // one scale for the chunk
+  static constexpr bool kOneScale = false;  // a scale per half chunk
   using Block = BlockIQ2_S;
   static constexpr float kFactor = 0.125f;
   static Chunk unpack(const Block& b, int j) {
@@ -185,13 +200,18 @@ struct IqDot {
       for (int c = 0; c < NC; ++c)
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) isum[c][r] = _mm256_setzero_si256();
+      __m256i s16[NR];
+      if constexpr (!F::kOneScale) {
+#pragma GCC unroll 8
+        for (int r = 0; r < NR; ++r) s16[r] = half_scales16(x[r]->scales);
+      }
       for (int j = 0; j < QK_K / 32; ++j) {
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
           const Chunk ch = F::unpack(*x[r], j);
-          const __m256i sc = F::kOneScale ? _mm256_set1_epi16(static_cast<short>(2 * ch.s[0] + 1))
-                                          : _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(2 * ch.s[1] + 1)),
-                                                             _mm_set1_epi16(static_cast<short>(2 * ch.s[0] + 1)));
+          __m256i sc;
+          if constexpr (F::kOneScale) sc = _mm256_set1_epi16(static_cast<short>(2 * ch.s[0] + 1));
+          else sc = chunk_scale(s16[r], j);
 #pragma GCC unroll 8
           for (int c = 0; c < NC; ++c) {
             const __m256i q8 = _mm256_sign_epi8(load256(y[c]->qs + 32 * j), ch.sgn);
