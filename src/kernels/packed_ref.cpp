@@ -52,7 +52,9 @@ void q8_0_aux_sum8(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
   }
 }
 
-template <int R>
+// kIq4 (IQ4_NLx16, the same bytes): each nibble is the index of an IQ4_NL level, and
+// there is no offset to take back (aux unused).
+template <int R, bool kIq4 = false>
 void q4_0xR_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
                      size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
   const int64_t nb = n_cols / QK4_0;
@@ -72,9 +74,10 @@ void q4_0xR_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_
           for (int c = 0; c < 4; ++c)
             for (int b = 0; b < 4; ++b) {
               const uint8_t q = blk[2 * R + 4 * R * c + 4 * r + b];
-              isum += (q & 0xF) * a[i].qs[4 * c + b] + (q >> 4) * a[i].qs[16 + 4 * c + b];
+              const int lo = kIq4 ? kIq4nlValues[q & 0xF] : q & 0xF, hi = kIq4 ? kIq4nlValues[q >> 4] : q >> 4;
+              isum += lo * a[i].qs[4 * c + b] + hi * a[i].qs[16 + 4 * c + b];
             }
-          isum -= s8[i];
+          if constexpr (!kIq4) isum -= s8[i];
           acc = std::fma(static_cast<float>(isum), f16_to_f32(d) * f16_to_f32(a[i].d), acc);
         }
         y[t * ld + R * g + r] = acc;
@@ -90,15 +93,19 @@ void q4_0xR_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_
 // of its integer sum, and the block's scale as f32 bits (no f16 conversion per row group).
 int64_t q8_0_pair_count(int64_t n_cols) { return 2 * (n_cols / QK8_0); }
 
-void q8_0_aux_negsum8_scale(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
+template <int kMul>
+void q8_0_aux_negsum_scale(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
   const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(act_row);
   for (int64_t i = 0; i < n_cols / QK8_0; ++i) {
     int s = 0;
     for (int k = 0; k < QK8_0; ++k) s += y[i].qs[k];
-    aux[2 * i] = -8 * s;
+    aux[2 * i] = -kMul * s;
     const float d = f16_to_f32(y[i].d);
     std::memcpy(&aux[2 * i + 1], &d, 4);
   }
+}
+void q8_0_aux_negsum8_scale(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
+  q8_0_aux_negsum_scale<8>(act_row, n_cols, aux);
 }
 
 size_t q4_0x16_group_bytes(int64_t n_cols) { return q4_0xR_group_bytes<16>(n_cols); }
@@ -116,46 +123,14 @@ void q4_0x16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n
 }
 
 // IQ4_NLx16: the Q4_0x16 bytes; aux pairs -128 * sum(y) and the activation scale, since
-// the kernel multiplies the unsigned levels kIq4nlValues + 128.
+// the kernel multiplies the unsigned levels kIq4nlValues + 128. Per row the IQ4_NL row
+// kernel's chain: acc = fma(float(sum of level * y), d_w * d_a, acc).
 void q8_0_aux_negsum128_scale(const uint8_t* act_row, int64_t n_cols, int32_t* aux) {
-  const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(act_row);
-  for (int64_t i = 0; i < n_cols / QK8_0; ++i) {
-    int s = 0;
-    for (int k = 0; k < QK8_0; ++k) s += y[i].qs[k];
-    aux[2 * i] = -128 * s;
-    const float d = f16_to_f32(y[i].d);
-    std::memcpy(&aux[2 * i + 1], &d, 4);
-  }
+  q8_0_aux_negsum_scale<128>(act_row, n_cols, aux);
 }
-
-// Per row the IQ4_NL row kernel's chain: acc = fma(float(sum of level * y), d_w * d_a, acc).
 void iq4_nlx16_gemm_ref(int64_t n_cols, int64_t n_groups, const uint8_t* wp, int n_tok, const uint8_t* acts,
-                        size_t act_stride, const int32_t*, int64_t, float* y, int64_t ld) {
-  constexpr int R = 16;
-  const int64_t nb = n_cols / QK4_0;
-  const size_t gb = q4_0xR_group_bytes<R>(n_cols);
-  for (int64_t g = 0; g < n_groups; ++g) {
-    const uint8_t* wg = wp + g * gb;
-    for (int t = 0; t < n_tok; ++t) {
-      const BlockQ8_0* a = reinterpret_cast<const BlockQ8_0*>(acts + t * act_stride);
-      for (int r = 0; r < R; ++r) {
-        float acc = 0;
-        for (int64_t i = 0; i < nb; ++i) {
-          const uint8_t* blk = wg + i * q40_block_bytes<R>();
-          f16_t d;
-          std::memcpy(&d, blk + 2 * r, 2);
-          int isum = 0;
-          for (int c = 0; c < 4; ++c)
-            for (int b = 0; b < 4; ++b) {
-              const uint8_t q = blk[2 * R + 4 * R * c + 4 * r + b];
-              isum += kIq4nlValues[q & 0xF] * a[i].qs[4 * c + b] + kIq4nlValues[q >> 4] * a[i].qs[16 + 4 * c + b];
-            }
-          acc = std::fma(static_cast<float>(isum), f16_to_f32(d) * f16_to_f32(a[i].d), acc);
-        }
-        y[t * ld + R * g + r] = acc;
-      }
-    }
-  }
+                        size_t act_stride, const int32_t* aux, int64_t aux_stride, float* y, int64_t ld) {
+  q4_0xR_gemm_ref<16, true>(n_cols, n_groups, wp, n_tok, acts, act_stride, aux, aux_stride, y, ld);
 }
 
 // packed_ref.h

@@ -856,37 +856,31 @@ void iq1_m_row(const float* x, BlockIQ1_M* y, int64_t n, const float* qw_row) {
   }
 }
 
-template <typename Block, void (*row_fn)(const float*, Block*, int64_t, const float*)>
-void rows(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
-  Block* out = static_cast<Block*>(y);
-  for (int64_t r = 0; r < n / n_cols; ++r) row_fn(x + r * n_cols, out + r * (n_cols / QK_K), n_cols, imatrix);
-}
-
 void iq2_xs_row(const float* x, BlockIQ2_XS* y, int64_t n, const float* qw) { iq2_16_row<false>(x, y, n, qw); }
 void iq2_s_row(const float* x, BlockIQ2_S* y, int64_t n, const float* qw) { iq2_16_row<true>(x, y, n, qw); }
 
 }  // namespace
 
 void quantize_iq2_xxs_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
-  rows<BlockIQ2_XXS, iq2_xxs_row>(x, y, n, imatrix, n_cols);
+  weighted_rows<BlockIQ2_XXS, QK_K, iq2_xxs_row>(x, y, n, imatrix, n_cols);
 }
 void quantize_iq2_xs_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
-  rows<BlockIQ2_XS, iq2_xs_row>(x, y, n, imatrix, n_cols);
+  weighted_rows<BlockIQ2_XS, QK_K, iq2_xs_row>(x, y, n, imatrix, n_cols);
 }
 void quantize_iq2_s_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
-  rows<BlockIQ2_S, iq2_s_row>(x, y, n, imatrix, n_cols);
+  weighted_rows<BlockIQ2_S, QK_K, iq2_s_row>(x, y, n, imatrix, n_cols);
 }
 void quantize_iq3_xxs_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
-  rows<BlockIQ3_XXS, iq3_xxs_row>(x, y, n, imatrix, n_cols);
+  weighted_rows<BlockIQ3_XXS, QK_K, iq3_xxs_row>(x, y, n, imatrix, n_cols);
 }
 void quantize_iq3_s_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
-  rows<BlockIQ3_S, iq3_s_row>(x, y, n, imatrix, n_cols);
+  weighted_rows<BlockIQ3_S, QK_K, iq3_s_row>(x, y, n, imatrix, n_cols);
 }
 void quantize_iq1_s_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
-  rows<BlockIQ1_S, iq1_s_row>(x, y, n, imatrix, n_cols);
+  weighted_rows<BlockIQ1_S, QK_K, iq1_s_row>(x, y, n, imatrix, n_cols);
 }
 void quantize_iq1_m_weighted_ref(const float* x, void* y, int64_t n, const float* imatrix, int64_t n_cols) {
-  rows<BlockIQ1_M, iq1_m_row>(x, y, n, imatrix, n_cols);
+  weighted_rows<BlockIQ1_M, QK_K, iq1_m_row>(x, y, n, imatrix, n_cols);
 }
 
 void quantize_iq2_s_ref(const float* x, void* y, int64_t n) { iq2_s_row(x, static_cast<BlockIQ2_S*>(y), n, nullptr); }
