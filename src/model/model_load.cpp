@@ -1,9 +1,13 @@
 // Model loading: binds zero-copy views of every weight and checks shapes and types.
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <thread>
+#include <vector>
 
 #include "kernels/packed.h"
 #include "kernels/traits.h"
@@ -90,7 +94,7 @@ size_t mem_available_bytes() {
 }  // namespace
 
 // Repacks every matrix whose type has a packed SIMD kernel into 8-row groups (see
-// kernels/packed.h), in freshly allocated memory; the file pages of the packed rows are
+// kernels/packed.h), in freshly allocated memory, on every core; the file pages of the packed rows are
 // then dropped from this process (MADV_DONTNEED), so resident memory stays about the
 // file size. TACHYON_NO_REPACK=1 keeps the GGUF layout (for comparisons).
 void Model::pack_weights() {
@@ -147,13 +151,37 @@ void Model::pack_weights() {
   if (!arena) return;  // keep the GGUF layout
   madvise(arena, total, MADV_HUGEPAGE);
   packed_.emplace_back(arena);
+  // Every core packs: runs of groups (~1 MiB of packed bytes) taken from a shared counter,
+  // so the arena's first touch and the decoding spread too.
+  struct Run {
+    const Item* it;
+    int64_t g0, g1;
+  };
+  std::vector<Run> runs;
+  for (const Item& it : items) {
+    const int64_t step = std::max<int64_t>(1, static_cast<int64_t>((size_t{1} << 20) / it.pk->group_bytes(it.w->n_cols)));
+    for (int64_t g = 0; g < it.n_groups; g += step) runs.push_back({&it, g, std::min(it.n_groups, g + step)});
+  }
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t k; (k = next.fetch_add(1)) < runs.size();) {
+      const Run& r = runs[k];
+      const kernels::MatView* w = r.it->w;
+      const size_t gb = r.it->pk->group_bytes(w->n_cols);
+      const auto* src = static_cast<const uint8_t*>(w->data);
+      for (int64_t g = r.g0; g < r.g1; ++g)
+        r.it->pk->pack(src + g * r.it->pk->rows * w->row_bytes, w->row_bytes, w->n_cols, arena + r.it->offset + g * gb);
+    }
+  };
+  const int n_threads = static_cast<int>(std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), runs.size()));
+  std::vector<std::thread> threads;
+  for (int t = 1; t < n_threads; ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
   for (const Item& it : items) {
     kernels::MatView* w = it.w;
-    const size_t gb = it.pk->group_bytes(w->n_cols);
     const auto* src = static_cast<const uint8_t*>(w->data);
     uint8_t* dst = arena + it.offset;
-    for (int64_t g = 0; g < it.n_groups; ++g)
-      it.pk->pack(src + g * it.pk->rows * w->row_bytes, w->row_bytes, w->n_cols, dst + g * gb);
     w->packed = dst;
     w->packed_rows = it.n_groups * it.pk->rows;
     // Release the mapped pages now only read through the packed copy.
