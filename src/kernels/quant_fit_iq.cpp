@@ -1,7 +1,9 @@
 // Weight quantizers of the grid formats IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S and
 // IQ1_M: llama.cpp's quantize_row_<type>_impl searches in the same float operations and
-// order, so `tachyon quantize` writes the blocks llama-quantize writes (checked tensor by
-// tensor against ../shared/data/models/mini-llama-IQ*.gguf in tests/unit/kernels/iq_quantize_test.cpp).
+// order, so `tachyon quantize` writes the blocks llama-quantize writes (checked block by
+// block against ../shared/data/models/mini-llama-IQ*.gguf in
+// tests/golden/quantize_golden_test.cpp; fit quality and edge cases in
+// tests/unit/kernels/iq_quantize_test.cpp).
 //
 // The searches work on a lattice view of each grid: an entry is `dims` levels (IQ2, IQ1: 8
 // weights of 3 levels; IQ3: 4 weights of 8 levels), its cell the levels packed `bits` bits
