@@ -162,6 +162,11 @@ void Model::pack_weights() {
     const int64_t step = std::max<int64_t>(1, static_cast<int64_t>((size_t{1} << 20) / it.pk->group_bytes(it.w->n_cols)));
     for (int64_t g = 0; g < it.n_groups; g += step) runs.push_back({&it, g, std::min(it.n_groups, g + step)});
   }
+  // A matrix's mapped pages are released by whoever packs its last run, so that no more
+  // than the matrices in flight are resident twice (peak RSS stays about the file size).
+  std::vector<std::atomic<int64_t>> runs_left(items.size());
+  for (size_t i = 0; i < items.size(); ++i) runs_left[i] = 0;
+  for (const Run& r : runs) ++runs_left[r.it - items.data()];
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t k; (k = next.fetch_add(1)) < runs.size();) {
@@ -171,6 +176,11 @@ void Model::pack_weights() {
       const auto* src = static_cast<const uint8_t*>(w->data);
       for (int64_t g = r.g0; g < r.g1; ++g)
         r.it->pk->pack(src + g * r.it->pk->rows * w->row_bytes, w->row_bytes, w->n_cols, arena + r.it->offset + g * gb);
+      if (runs_left[r.it - items.data()].fetch_sub(1) != 1) continue;
+      const uintptr_t page = 4096;
+      const uintptr_t b = (reinterpret_cast<uintptr_t>(src) + page - 1) / page * page;
+      const uintptr_t e = (reinterpret_cast<uintptr_t>(src) + r.it->n_groups * r.it->pk->rows * w->row_bytes) / page * page;
+      if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
     }
   };
   const int n_threads = static_cast<int>(std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), runs.size()));
@@ -179,16 +189,8 @@ void Model::pack_weights() {
   work();
   for (auto& t : threads) t.join();
   for (const Item& it : items) {
-    kernels::MatView* w = it.w;
-    const auto* src = static_cast<const uint8_t*>(w->data);
-    uint8_t* dst = arena + it.offset;
-    w->packed = dst;
-    w->packed_rows = it.n_groups * it.pk->rows;
-    // Release the mapped pages now only read through the packed copy.
-    const uintptr_t page = 4096;
-    const uintptr_t b = (reinterpret_cast<uintptr_t>(src) + page - 1) / page * page;
-    const uintptr_t e = (reinterpret_cast<uintptr_t>(src) + w->packed_rows * w->row_bytes) / page * page;
-    if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+    it.w->packed = arena + it.offset;
+    it.w->packed_rows = it.n_groups * it.pk->rows;
   }
 }
 
