@@ -96,7 +96,6 @@ inline __m256i chunk_scale(__m256i s16, int j) {
 // dequantized weight; kFactor turns the odd scales 2s+1 of the dot product into the
 // format's.
 struct IQ2XXS {
-  static constexpr int kDecodeRows = 4;  // rows per decode micro-kernel
   static constexpr bool kOneScale = true;  // one scale for the chunk
   using Block = BlockIQ2_XXS;
   static constexpr float kFactor = 0.125f;
@@ -112,7 +111,6 @@ struct IQ2XXS {
 };
 
 struct IQ2XS {
-  static constexpr int kDecodeRows = 4;  // rows per decode micro-kernel
   static constexpr bool kOneScale = false;  // a scale per half chunk
   using Block = BlockIQ2_XS;
   static constexpr float kFactor = 0.125f;
@@ -127,7 +125,6 @@ struct IQ2XS {
 };
 
 struct IQ2S {
-  static constexpr int kDecodeRows = 4;  // rows per decode micro-kernel
   static constexpr bool kOneScale = false;  // a scale per half chunk
   using Block = BlockIQ2_S;
   static constexpr float kFactor = 0.125f;
@@ -143,7 +140,6 @@ struct IQ2S {
 };
 
 struct IQ3XXS {
-  static constexpr int kDecodeRows = 1;  // rows per decode micro-kernel
   static constexpr bool kOneScale = true;  // one scale for the chunk
   using Block = BlockIQ3_XXS;
   static constexpr float kFactor = 0.25f;
@@ -158,7 +154,6 @@ struct IQ3XXS {
 };
 
 struct IQ3S {
-  static constexpr int kDecodeRows = 4;  // rows per decode micro-kernel
   static constexpr bool kOneScale = true;  // one scale for the chunk
   using Block = BlockIQ3_S;
   static constexpr float kFactor = 1.0f;
@@ -252,7 +247,7 @@ void dequantize(const void* vx, float* y, int64_t n) {
 template <class F>
 void install(TypeTraits& t) {
   t.vec_dot = dot_1x1<IqDot<F>>;
-  t.vec_dot_tile = tile_driver<IqDot<F>, 1, 4, F::kDecodeRows>;
+  t.vec_dot_tile = tile_driver<IqDot<F>, 1, 4, 4>;
   t.to_float = dequantize<F>;
   t.impl = "avx2";
 }
